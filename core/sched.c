@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+/*
+ * multifd's slot swap. See sched.h for the contract; the ordering argument
+ * is in the comments at each acquire/release pair.
+ *
+ * pending_job moves IDLE -> CLAIMED (a producer's CAS) -> JOB (the
+ * producer's store-release after the swap) -> IDLE (the channel's
+ * store-release after transmitting). CLAIMED exists so that several
+ * producers can race for channels without a lock: only the CAS winner
+ * touches ch->data.
+ *
+ * channels_ready counts idle channels not yet claimed: a producer holding a
+ * token is guaranteed to find one. Each channel's sem counts the items
+ * (job or sync) posted to it; an item's flag is always set before its post,
+ * so each wake-up finds at least one item.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "barrier.h"
+#include "sched.h"
+
+enum { CH_IDLE = 0, CH_CLAIMED = 1, CH_JOB = 2 };
+
+/* Spin this long on a semaphore before sleeping: a hand-off is usually microseconds away. */
+#define SPIN_TRIES 256
+
+struct sched_chan {
+	_Atomic uint32_t pending_job;
+	_Atomic uint32_t pending_sync; /* 0 or enum rmig_sched_sync */
+	struct rmig_payload *data;     /* owned by whoever moved pending_job last */
+	sem_t sem;
+	pthread_t thread;
+	struct rmig_sched *s;
+	unsigned int id;
+	bool started;
+} __attribute__((aligned(RMIG_CACHELINE)));
+
+struct rmig_sched {
+	struct sched_chan *ch;
+	unsigned int nchan;
+	const struct rmig_sched_cb *cb;
+	void *ctx;
+	/* written by the syncing thread before it releases pending_sync */
+	uint64_t sync_round;
+	sem_t channels_ready;
+	sem_t sync_done;
+	_Atomic uint32_t next_channel __attribute__((aligned(RMIG_CACHELINE)));
+	_Atomic int error;
+	_Atomic bool exiting;
+};
+
+static void sem_wait_spin(sem_t *sem)
+{
+	for (int i = 0; i < SPIN_TRIES; i++) {
+		if (sem_trywait(sem) == 0)
+			return;
+		rmig_cpu_relax();
+	}
+	while (sem_wait(sem) && errno == EINTR)
+		;
+}
+
+void rmig_sched_abort(struct rmig_sched *s, int err)
+{
+	int expected = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(&s->error, &expected, err, memory_order_relaxed,
+						     memory_order_relaxed))
+		return;
+	/*
+	 * Wake any producer waiting for a channel; it sees the error and
+	 * returns. Producers are few (RAM thread, device-state threads), so a
+	 * generous batch of tokens is enough.
+	 */
+	for (unsigned int i = 0; i < s->nchan + 64; i++)
+		sem_post(&s->channels_ready);
+}
+
+int rmig_sched_error(struct rmig_sched *s)
+{
+	return rmig_load_relaxed(&s->error);
+}
+
+static void *chan_thread(void *arg)
+{
+	struct sched_chan *ch = arg;
+	struct rmig_sched *s = ch->s;
+	uint32_t kind;
+	int ret;
+
+	for (;;) {
+		sem_wait_spin(&ch->sem);
+		/* Pairs with the store-release in rmig_sched_destroy(). */
+		if (rmig_load_acquire(&s->exiting))
+			break;
+
+		/* Pairs with the store-release of CH_JOB in rmig_sched_send(): see the filled slot. */
+		if (rmig_load_acquire(&ch->pending_job) == CH_JOB) {
+			if (!rmig_load_relaxed(&s->error)) {
+				ret = s->cb->transmit(s->ctx, ch->id, ch->data);
+				if (ret)
+					rmig_sched_abort(s, ret);
+			}
+			rmig_payload_reset(ch->data);
+			/*
+			 * The emptied slot must be visible before the channel
+			 * looks idle. Pairs with the CAS-acquire in
+			 * rmig_sched_send().
+			 */
+			rmig_store_release(&ch->pending_job, CH_IDLE);
+			sem_post(&s->channels_ready);
+			continue;
+		}
+
+		/* Pairs with the store-release in rmig_sched_sync(): see sync_round. */
+		kind = rmig_load_acquire(&ch->pending_sync);
+		if (kind) {
+			if (!rmig_load_relaxed(&s->error)) {
+				ret = s->cb->sync(s->ctx, ch->id, kind, s->sync_round);
+				if (ret)
+					rmig_sched_abort(s, ret);
+			}
+			rmig_store_relaxed(&ch->pending_sync, 0);
+			sem_post(&s->sync_done);
+		}
+	}
+	return NULL;
+}
+
+int rmig_sched_send(struct rmig_sched *s, struct rmig_payload **slot)
+{
+	struct rmig_payload *tmp;
+	struct sched_chan *ch;
+	uint32_t start, idle;
+	int err;
+
+	err = rmig_load_relaxed(&s->error);
+	if (err)
+		return err;
+	sem_wait_spin(&s->channels_ready);
+	for (;;) {
+		err = rmig_load_relaxed(&s->error);
+		if (err)
+			return err;
+		start = atomic_fetch_add_explicit(&s->next_channel, 1, memory_order_relaxed);
+		for (unsigned int i = 0; i < s->nchan; i++) {
+			ch = &s->ch[(start + i) % s->nchan];
+			idle = CH_IDLE;
+			/*
+			 * Pairs with the store-release of CH_IDLE in
+			 * chan_thread(): the channel's reset of its slot is
+			 * visible before we hand that slot to our caller.
+			 */
+			if (!rmig_cas_acquire(&ch->pending_job, &idle, CH_CLAIMED))
+				continue;
+			tmp = *slot;
+			*slot = ch->data;
+			ch->data = tmp;
+			/*
+			 * The swapped-in payload must be visible before the
+			 * channel sees the job. Pairs with the load-acquire of
+			 * pending_job in chan_thread().
+			 */
+			rmig_store_release(&ch->pending_job, CH_JOB);
+			sem_post(&ch->sem);
+			return 0;
+		}
+		/*
+		 * We hold a token, so an unclaimed idle channel exists or is
+		 * between its store-release and its post; look again.
+		 */
+		rmig_cpu_relax();
+	}
+}
+
+int rmig_sched_sync(struct rmig_sched *s, unsigned int kind, uint64_t round)
+{
+	s->sync_round = round;
+	for (unsigned int i = 0; i < s->nchan; i++) {
+		/* Publish sync_round. Pairs with the load-acquire of pending_sync in chan_thread(). */
+		rmig_store_release(&s->ch[i].pending_sync, kind);
+		sem_post(&s->ch[i].sem);
+	}
+	for (unsigned int i = 0; i < s->nchan; i++)
+		while (sem_wait(&s->sync_done) && errno == EINTR)
+			;
+	return rmig_load_relaxed(&s->error);
+}
+
+int rmig_sched_create(unsigned int channels, unsigned int pages_per_packet,
+		      const struct rmig_sched_cb *cb, void *ctx, struct rmig_sched **sp)
+{
+	struct rmig_sched *s;
+	int ret = -ENOMEM;
+
+	if (!channels || channels > RMIG_MAX_CHANNELS || !cb || !cb->transmit || !cb->sync)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->ch = aligned_alloc(RMIG_CACHELINE, sizeof(*s->ch) * channels);
+	if (!s->ch)
+		goto err_free_s;
+	memset(s->ch, 0, sizeof(*s->ch) * channels);
+	s->nchan = channels;
+	s->cb = cb;
+	s->ctx = ctx;
+	sem_init(&s->channels_ready, 0, channels);
+	sem_init(&s->sync_done, 0, 0);
+	atomic_init(&s->next_channel, 0);
+	atomic_init(&s->error, 0);
+	atomic_init(&s->exiting, false);
+
+	for (unsigned int i = 0; i < channels; i++) {
+		struct sched_chan *ch = &s->ch[i];
+
+		atomic_init(&ch->pending_job, CH_IDLE);
+		atomic_init(&ch->pending_sync, 0);
+		ch->s = s;
+		ch->id = i;
+		ch->started = false;
+		sem_init(&ch->sem, 0, 0);
+		ch->data = rmig_payload_alloc(pages_per_packet);
+		if (!ch->data) {
+			ret = -ENOMEM;
+			goto err_destroy;
+		}
+	}
+	for (unsigned int i = 0; i < channels; i++) {
+		ret = -pthread_create(&s->ch[i].thread, NULL, chan_thread, &s->ch[i]);
+		if (ret)
+			goto err_destroy;
+		s->ch[i].started = true;
+	}
+	*sp = s;
+	return 0;
+
+err_destroy:
+	rmig_sched_destroy(s);
+	return ret;
+err_free_s:
+	free(s);
+	return ret;
+}
+
+void rmig_sched_destroy(struct rmig_sched *s)
+{
+	if (!s)
+		return;
+	/* Pairs with the load-acquire of exiting in chan_thread(). */
+	rmig_store_release(&s->exiting, true);
+	for (unsigned int i = 0; i < s->nchan; i++) {
+		if (!s->ch[i].started)
+			continue;
+		sem_post(&s->ch[i].sem);
+		pthread_join(s->ch[i].thread, NULL);
+	}
+	for (unsigned int i = 0; i < s->nchan; i++) {
+		rmig_payload_free(s->ch[i].data);
+		sem_destroy(&s->ch[i].sem);
+	}
+	sem_destroy(&s->channels_ready);
+	sem_destroy(&s->sync_done);
+	free(s->ch);
+	free(s);
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rmig's wire format. Every message on every stream starts with a 24-byte
+ * header; all integers are big-endian; bodies are padded to 8 bytes where a
+ * string would leave them unaligned. docs/design.md describes each message.
+ *
+ * Control stream:  HELLO (src->dst), WELCOME (dst->src), DONE (src->dst),
+ *                  RESULT (dst->src), ABORT (either way).
+ * Channel stream:  CHAN first, then RAM / DEV / SYNC in any order, FIN last.
+ *
+ * The header's seq numbers the messages of one stream from 0; the receiver
+ * checks every one, so a lost, repeated or reordered message is caught.
+ */
+#ifndef RMIG_CORE_WIRE_H
+#define RMIG_CORE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rmig/rmig.h"
+
+#define RMIG_WIRE_MAGIC 0x524d4947u /* "RMIG" */
+#define RMIG_WIRE_VERSION 1u
+#define RMIG_UUID_LEN 16
+#define RMIG_MAX_PAGES_PER_PACKET 4096u
+/* Largest body of any message (a DEV chunk with its id). */
+#define RMIG_WIRE_BODY_MAX (RMIG_DEV_CHUNK_MAX + 8192u)
+
+enum rmig_msg_type {
+	RMIG_MSG_HELLO = 1,
+	RMIG_MSG_WELCOME = 2,
+	RMIG_MSG_CHAN = 3,
+	RMIG_MSG_RAM = 4,
+	RMIG_MSG_DEV = 5,
+	RMIG_MSG_SYNC = 6,
+	RMIG_MSG_FIN = 7,
+	RMIG_MSG_DONE = 8,
+	RMIG_MSG_RESULT = 9,
+	RMIG_MSG_ABORT = 10,
+	RMIG_MSG_MAX_TYPE = RMIG_MSG_ABORT,
+};
+
+/* Header flags */
+#define RMIG_WF_PLACED (1u << 0) /* RAM: page data already written remotely, not in the stream */
+#define RMIG_WF_KNOWN (RMIG_WF_PLACED)
+
+struct rmig_wire_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t flags;
+	uint32_t len; /* body bytes after the header; page data not included */
+	uint64_t seq;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_hdr) == 24, "wire header is 24 bytes");
+
+/* HELLO body: fixed part, then nblocks x (rmig_wire_block + name padded to 8) */
+struct rmig_wire_hello {
+	uint8_t uuid[RMIG_UUID_LEN];
+	uint32_t channels;
+	uint32_t pages_per_packet;
+	uint32_t nblocks;
+	uint32_t flags;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_hello) == 32, "hello is 32 bytes");
+
+struct rmig_wire_block {
+	uint64_t length;
+	uint32_t page_size;
+	uint16_t name_len; /* without NUL */
+	uint16_t pad;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_block) == 16, "block entry is 16 bytes");
+
+/* WELCOME / RESULT / ABORT body: status, then msg_len bytes of text, then info_len bytes */
+struct rmig_wire_status {
+	int32_t status; /* 0 or a negative errno */
+	uint32_t msg_len;
+	uint32_t info_len;
+	uint32_t pad;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_status) == 16, "status is 16 bytes");
+
+struct rmig_wire_chan {
+	uint8_t uuid[RMIG_UUID_LEN];
+	uint32_t channel;
+	uint32_t pad;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_chan) == 24, "chan is 24 bytes");
+
+/* RAM body: then (normal + zero) big-endian u64 offsets, normal ones first */
+struct rmig_wire_ram {
+	uint32_t block;
+	uint32_t normal;
+	uint32_t zero;
+	uint32_t pad;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_ram) == 16, "ram is 16 bytes");
+
+/* DEV body: then id (idlen bytes, padded to 8), then data (len bytes) */
+struct rmig_wire_dev {
+	uint64_t seq;
+	uint32_t instance;
+	uint16_t idlen;
+	uint16_t pad;
+	uint32_t len;
+	uint32_t pad2;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_dev) == 24, "dev is 24 bytes");
+
+struct rmig_wire_sync {
+	uint64_t round;
+} __attribute__((packed));
+
+/* FIN body: the channel's own totals, which the destination checks */
+struct rmig_wire_fin {
+	uint64_t packets; /* RAM + DEV messages */
+	uint64_t normal_pages;
+	uint64_t zero_pages;
+	uint64_t data_bytes;
+	uint64_t dev_chunks;
+	uint64_t dev_bytes;
+	uint64_t syncs;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_fin) == 56, "fin is 56 bytes");
+
+/* DONE body: migration totals */
+struct rmig_wire_done {
+	uint64_t rounds;
+	uint64_t dev_chunks;
+	uint64_t channels;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_done) == 24, "done is 24 bytes");
+
+/* Host-order views used by encode/decode */
+struct rmig_hdr {
+	uint16_t type;
+	uint32_t flags;
+	uint32_t len;
+	uint64_t seq;
+};
+
+static inline size_t rmig_pad8(size_t n)
+{
+	return (n + 7u) & ~(size_t)7u;
+}
+
+/* Encode a header into 24 bytes at @out. */
+void rmig_hdr_encode(void *out, uint16_t type, uint32_t flags, uint32_t len, uint64_t seq);
+
+/*
+ * Decode and validate a header: magic, version, a known type, known flags,
+ * and a body length no larger than RMIG_WIRE_BODY_MAX. Returns 0 or
+ * -EPROTO, with a message naming the field in @why (at least 128 bytes).
+ */
+int rmig_hdr_decode(const void *in, struct rmig_hdr *h, char *why, size_t whylen);
+
+const char *rmig_msg_name(unsigned int type);
+
+/* Byte-order helpers on unaligned memory */
+static inline void rmig_put_be16(void *p, uint16_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)(v >> 8);
+	b[1] = (uint8_t)v;
+}
+static inline void rmig_put_be32(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)(v >> 24);
+	b[1] = (uint8_t)(v >> 16);
+	b[2] = (uint8_t)(v >> 8);
+	b[3] = (uint8_t)v;
+}
+static inline void rmig_put_be64(void *p, uint64_t v)
+{
+	rmig_put_be32(p, (uint32_t)(v >> 32));
+	rmig_put_be32((uint8_t *)p + 4, (uint32_t)v);
+}
+static inline uint16_t rmig_get_be16(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint16_t)((b[0] << 8) | b[1]);
+}
+static inline uint32_t rmig_get_be32(const void *p)
+{
+	const uint8_t *b = p;
+	return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+}
+static inline uint64_t rmig_get_be64(const void *p)
+{
+	return ((uint64_t)rmig_get_be32(p) << 32) | rmig_get_be32((const uint8_t *)p + 4);
+}
+
+#define RMIG_OFF(type, field) offsetof(struct type, field)
+
+#endif /* RMIG_CORE_WIRE_H */

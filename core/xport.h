@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport interface. core/ knows nothing of sockets or verbs; each
+ * transport in transport/<name>/ fills one struct rmig_xport_ops.
+ *
+ * Model: a transport instance (struct rmig_xport) connects or listens, and
+ * yields connections (struct rmig_conn). Each connection is a reliable,
+ * ordered byte stream: the first one a source opens is the control
+ * connection, then one per channel. The core frames its own protocol
+ * (core/wire.h) on these streams.
+ *
+ * Page data travels in one of two ways, told by the transport's caps:
+ *  - in the stream (tcp): send() carries header then page bytes; the
+ *    destination core reads the header, validates it, and calls recv_pages()
+ *    with iovecs pointing straight into destination RAM;
+ *  - placed (RMIG_XCAP_PLACES_DATA, rdma): send() writes each segment
+ *    straight into the destination's RAM (remote addresses from the info the
+ *    destination gave in the handshake), then sends the header behind it on
+ *    the same ordered connection, so the header's arrival proves the data
+ *    landed. The destination core never calls recv_pages().
+ *
+ * Threads: a conn is used by one thread at a time, except shutdown(), which
+ * any thread may call to make that thread's blocked call fail promptly.
+ *
+ * Errors: every op returns 0 (or a byte count where said) or a negative
+ * errno, and writes a one-line reason into the conn's or xport's msgbuf.
+ */
+#ifndef RMIG_CORE_XPORT_H
+#define RMIG_CORE_XPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "rmig/rmig.h"
+#include "util.h"
+
+/* One local RAM block as the core and transports see it. */
+struct rmig_block {
+	char name[RMIG_BLOCK_NAME_MAX];
+	uint8_t *host;
+	uint64_t length;
+	uint32_t page_size;
+	uint32_t page_shift;
+};
+
+/* What a transport is told when it is created. */
+struct rmig_xport_params {
+	const struct rmig_opts *opts;
+	const struct rmig_block *blocks; /* the local RAM blocks */
+	unsigned int nblocks;
+	unsigned int channels; /* source: channels it will open */
+};
+
+/*
+ * A run of page data: @len bytes at @local in this process, which belong at
+ * @offset in RAM block @block on the destination (both contiguous).
+ */
+struct rmig_seg {
+	void *local;
+	uint64_t offset;
+	uint64_t len;
+	uint32_t block;
+	uint32_t pad;
+};
+
+enum rmig_xport_caps {
+	RMIG_XCAP_PLACES_DATA = 1u << 0, /* send() places segments in remote RAM */
+	RMIG_XCAP_SINK = 1u << 1,	 /* no peer at all (null): no handshake */
+	RMIG_XCAP_ZERO_COPY = 1u << 2,	 /* honours RMIG_F_ZERO_COPY */
+};
+
+struct rmig_conn;
+struct rmig_xport;
+
+struct rmig_conn_ops {
+	/*
+	 * Send @hdr (copied or fully sent before return, so the caller may
+	 * reuse it) and then @nsegs segments of page data. Without
+	 * PLACES_DATA the segments follow the header in the stream; with
+	 * zero copy the segment memory may still be referenced after return,
+	 * until flush(). With PLACES_DATA the segments are written to the
+	 * destination and @hdr is sent after them in order.
+	 */
+	int (*send)(struct rmig_conn *c, const void *hdr, size_t hdr_len, const struct rmig_seg *segs,
+		    unsigned int nsegs);
+	/*
+	 * Wait until no segment memory given to send() is still referenced
+	 * (zero-copy completions, RDMA WRITE completions).
+	 */
+	int (*flush)(struct rmig_conn *c);
+	/*
+	 * Receive exactly @len stream bytes. @timeout_ms < 0 waits forever
+	 * (the transport still notices a dead peer). -ECONNRESET when the
+	 * peer closed, -ETIMEDOUT on timeout.
+	 */
+	int (*recv)(struct rmig_conn *c, void *buf, size_t len, int timeout_ms);
+	/* Receive page data straight into @iov (destination RAM). Not used with PLACES_DATA. */
+	int (*recv_pages)(struct rmig_conn *c, const struct iovec *iov, unsigned int iovcnt);
+	/* Any thread: make blocked and future calls on @c fail. */
+	void (*shutdown)(struct rmig_conn *c);
+	void (*close)(struct rmig_conn *c);
+};
+
+/* Base of every connection; transports embed it and use container_of. */
+struct rmig_conn {
+	const struct rmig_conn_ops *ops;
+	struct rmig_msgbuf err;
+	/* counters, written by the thread that uses the conn */
+	uint64_t wire_bytes;
+	uint64_t zc_sends;
+	uint64_t zc_copied;
+	uint64_t rdma_writes;
+};
+
+struct rmig_xport_ops {
+	const char *name;
+	unsigned int caps;
+	/* source: connect the control connection to @addr ("HOST:PORT") */
+	int (*connect)(const struct rmig_xport_params *p, const char *addr, struct rmig_xport **xp,
+		       struct rmig_conn **ctl, struct rmig_msgbuf *err);
+	/* source: take the destination's placement info (may be empty) */
+	int (*set_peer_info)(struct rmig_xport *x, const void *info, size_t len);
+	/* source: open channel @ch (after the handshake) */
+	int (*connect_channel)(struct rmig_xport *x, unsigned int ch, struct rmig_conn **c);
+	/* destination: bind @addr; port 0 picks one */
+	int (*listen)(const struct rmig_xport_params *p, const char *addr, struct rmig_xport **xp,
+		      struct rmig_msgbuf *err);
+	int (*port)(struct rmig_xport *x);
+	/* destination: next incoming connection */
+	int (*accept)(struct rmig_xport *x, int timeout_ms, struct rmig_conn **c);
+	/*
+	 * destination: placement info for the source (rdma: MR addresses and
+	 * rkeys), written to @buf (capacity *@len), size returned in *@len.
+	 * Called only after the source's block table has been validated.
+	 */
+	int (*local_info)(struct rmig_xport *x, void *buf, size_t *len);
+	/* Any thread: fail every blocked call on the xport and its conns. */
+	void (*shutdown)(struct rmig_xport *x);
+	/* Closes what is left; for rdma deregisters memory. Conns are closed first. */
+	void (*destroy)(struct rmig_xport *x);
+	/* memory-registration time so far, for the statistics */
+	uint64_t (*reg_ns)(struct rmig_xport *x);
+};
+
+/* Base of every transport instance. */
+struct rmig_xport {
+	const struct rmig_xport_ops *ops;
+	struct rmig_msgbuf err;
+};
+
+/* Largest placement-info blob carried in the handshake. */
+#define RMIG_PEER_INFO_MAX (1u << 19)
+
+/* Registered transports (NULL entries for those not built). */
+extern const struct rmig_xport_ops rmig_tcp_ops;
+extern const struct rmig_xport_ops rmig_null_ops;
+#ifdef RMIG_HAVE_RDMA
+extern const struct rmig_xport_ops rmig_rdma_ops;
+#endif
+
+/* "tcp:H:P" -> ops and "H:P". Returns 0, -EINVAL or -EPROTONOSUPPORT. */
+int rmig_uri_parse(const char *uri, const struct rmig_xport_ops **ops, const char **addr);
+
+#endif /* RMIG_CORE_XPORT_H */

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RMIG_CORE_ZERO_H
+#define RMIG_CORE_ZERO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sched.h"
+
+/* True if @len bytes at @buf are all zero. @len is a multiple of 64, @buf 8-byte aligned. */
+bool rmig_is_zero(const void *buf, size_t len);
+
+/*
+ * Partition @b's offsets in place so the pages with data come first
+ * (b->normal of them) and zero pages after (b->zero). Order within each part
+ * is kept for the normal pages, so contiguous runs still coalesce.
+ */
+void rmig_zero_detect(struct rmig_ram_batch *b, const unsigned char *block_host, size_t page_size);
+
+#endif

@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rmig: move a virtual machine's RAM and device state between hosts the way
+ * QEMU's multifd live migration does, over RDMA, TCP or a file.
+ *
+ * This header is the manual. Conventions that hold for every function:
+ *
+ *  - Functions returning int return 0 (or a documented non-negative value) on
+ *    success and a negative errno on failure. They never set errno for the
+ *    caller and never return -1 with errno.
+ *  - Handles are opaque and created/destroyed in pairs; every *_destroy()
+ *    accepts NULL.
+ *  - After a failure, rmig_src_error()/rmig_dst_error() return one line that
+ *    names the problem (the first failure wins; later ones are consequences).
+ *  - Once a handle has failed it stays failed: every later call returns the
+ *    same negative errno. Destroy it and start again.
+ *
+ * Threads: a source or destination handle is driven by one "main" thread.
+ * Exceptions are named on each function (device state may be queued from
+ * other threads; cancel may be called from anywhere).
+ */
+#ifndef RMIG_RMIG_H
+#define RMIG_RMIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RMIG_VERSION_MAJOR 0
+#define RMIG_VERSION_MINOR 1
+
+/** Largest number of channels a migration may use. */
+#define RMIG_MAX_CHANNELS 64
+/** Largest RAM block name, including the terminating NUL. */
+#define RMIG_BLOCK_NAME_MAX 256
+/** Largest device-state id string, including the terminating NUL. */
+#define RMIG_IDSTR_MAX 256
+/** Largest number of RAM blocks in one migration. */
+#define RMIG_MAX_BLOCKS 1024
+/** Device state larger than this is split into several chunks on the wire. */
+#define RMIG_DEV_CHUNK_MAX (1u << 20)
+
+struct rmig_src;
+struct rmig_dst;
+
+/**
+ * struct rmig_block_desc - one region of guest RAM
+ * @name: unique name, at most RMIG_BLOCK_NAME_MAX - 1 bytes (copied)
+ * @host: the region's address in this process; must stay mapped and must not
+ *        be unmapped until the handle is destroyed
+ * @length: size in bytes, a non-zero multiple of @page_size
+ * @page_size: power of two from 512 bytes to 1 GiB
+ *
+ * Source and destination describe the same blocks in the same order; the
+ * destination refuses a migration whose table differs in any name, length or
+ * page size.
+ */
+struct rmig_block_desc {
+	const char *name;
+	void *host;
+	uint64_t length;
+	uint32_t page_size;
+};
+
+/** enum rmig_flags - bits for &rmig_opts.flags */
+enum rmig_flags {
+	/** tcp: send pages with MSG_ZEROCOPY; completions are drained at every sync */
+	RMIG_F_ZERO_COPY = 1u << 0,
+	/** source: send every page as data, never as a zero-page offset */
+	RMIG_F_NO_ZERO_DETECT = 1u << 1,
+};
+
+/**
+ * struct rmig_opts - parameters shared by source and destination
+ * @size: sizeof(struct rmig_opts); set by rmig_opts_init()
+ * @flags: enum rmig_flags
+ * @channels: source: channels to open (1..RMIG_MAX_CHANNELS, default 2);
+ *            destination: the most it accepts (default RMIG_MAX_CHANNELS)
+ * @pages_per_packet: pages in one RAM batch (1..4096, default 128, i.e.
+ *                    512 KiB of 4 KiB pages); the destination takes the
+ *                    source's value if it is within its own limit
+ * @timeout_ms: limit for connecting, accepting, the handshake and the finish
+ *              exchange, and for a peer that stops answering (default 30000)
+ * @ib_dev: rdma: device name (NULL: the device that owns the address)
+ * @ib_port: rdma: port number (0: the port that owns the address)
+ * @gid_index: rdma: GID index (-1: resolved from the address)
+ * @signal_every: rdma: request a completion every this many WRs (default 64)
+ * @sq_depth: rdma: send queue depth per channel (default 512)
+ * @mr_slice: rdma: largest memory region; larger blocks are registered as
+ *            several MRs, in parallel (default 2 GiB)
+ * @reserved: must be zero
+ */
+struct rmig_opts {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t channels;
+	uint32_t pages_per_packet;
+	int32_t timeout_ms;
+	int32_t ib_port;
+	const char *ib_dev;
+	int32_t gid_index;
+	uint32_t signal_every;
+	uint32_t sq_depth;
+	uint32_t pad0;
+	uint64_t mr_slice;
+	uint64_t reserved[8];
+};
+
+/**
+ * rmig_opts_init() - fill @opts with the defaults
+ * @opts: caller-owned structure
+ */
+void rmig_opts_init(struct rmig_opts *opts);
+
+/**
+ * struct rmig_stats - counters of one side of a migration
+ * @size: sizeof(struct rmig_stats); the caller sets it
+ * @packets: RAM and device-state packets sent or received
+ * @normal_pages: pages carried as data
+ * @zero_pages: pages carried as an offset only
+ * @data_bytes: bytes of page data carried (normal_pages x page size)
+ * @wire_bytes: every byte the transport carried, headers included
+ * @dev_chunks: device-state chunks
+ * @dev_bytes: device-state bytes
+ * @sync_rounds: completed sync-all rounds
+ * @zc_sends: tcp: sends made with MSG_ZEROCOPY
+ * @zc_copied: tcp: zero-copy sends the kernel completed by copying
+ * @reg_ns: time spent registering memory (rdma)
+ * @rdma_writes: RDMA WRITE work requests posted (rdma)
+ * @zero_pages_written: destination: zero pages that had to be cleared
+ */
+struct rmig_stats {
+	uint32_t size;
+	uint32_t pad0;
+	uint64_t packets;
+	uint64_t normal_pages;
+	uint64_t zero_pages;
+	uint64_t data_bytes;
+	uint64_t wire_bytes;
+	uint64_t dev_chunks;
+	uint64_t dev_bytes;
+	uint64_t sync_rounds;
+	uint64_t zc_sends;
+	uint64_t zc_copied;
+	uint64_t reg_ns;
+	uint64_t rdma_writes;
+	uint64_t zero_pages_written;
+	uint64_t reserved[8];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Source                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * rmig_src_create() - make a source handle
+ * @opts: parameters (copied); NULL for the defaults
+ * @srcp: receives the handle
+ *
+ * Return: 0, -EINVAL for bad parameters, -ENOMEM.
+ */
+int rmig_src_create(const struct rmig_opts *opts, struct rmig_src **srcp);
+
+/**
+ * rmig_src_add_block() - describe one RAM block to send pages from
+ * @src: handle, before rmig_src_connect()
+ * @desc: the block (name copied; memory referenced, not copied)
+ *
+ * Return: the block's index (used by rmig_src_queue_page()), or -EINVAL for a
+ * bad description or duplicate name, -E2BIG past RMIG_MAX_BLOCKS, -EBUSY
+ * after connect.
+ */
+int rmig_src_add_block(struct rmig_src *src, const struct rmig_block_desc *desc);
+
+/**
+ * rmig_src_connect() - open the control connection and every channel
+ * @src: handle with its blocks added
+ * @uri: "tcp:HOST:PORT", "rdma:HOST:PORT" or "null:" (channels that complete
+ *       every payload without I/O; for measuring the scheduler)
+ *
+ * Sends the RAM-block table; the destination refuses a table that differs
+ * from its own, and that refusal is returned here with its reason.
+ * Starts one thread per channel.
+ *
+ * Return: 0; -EINVAL bad URI; -EPROTONOSUPPORT transport not built;
+ * -ECONNREFUSED, -ETIMEDOUT, -EPROTO (handshake refused), -ENOMEM, or the
+ * transport's error. rmig_src_error() names it.
+ */
+int rmig_src_connect(struct rmig_src *src, const char *uri);
+
+/**
+ * rmig_src_queue_page() - queue one page for sending
+ * @src: connected handle
+ * @block: index from rmig_src_add_block()
+ * @offset: byte offset of the page in the block, a multiple of its page size
+ *
+ * Pages are batched per block; a full batch (or a page of another block) is
+ * handed to the next idle channel without copying. The page's memory is read
+ * when the channel transmits, so a page rewritten after this call may travel
+ * with either content: queue it again in a later round (as a dirty log does).
+ * Call from the main thread only.
+ *
+ * Return: 0; -EINVAL bad block or offset; the migration's error if it failed.
+ */
+int rmig_src_queue_page(struct rmig_src *src, unsigned int block, uint64_t offset);
+
+/**
+ * rmig_src_queue_device_state() - queue a device's state
+ * @src: connected handle
+ * @idstr: device id, at most RMIG_IDSTR_MAX - 1 bytes
+ * @instance: device instance id
+ * @data: the bytes (copied before return)
+ * @len: number of bytes; may be 0
+ *
+ * The destination delivers device state to its callback in the order it was
+ * queued on the source, whatever channels it travelled on. Thread safety:
+ * may be called from threads other than the main one (calls from several
+ * threads are serialized among themselves, and run concurrently with RAM).
+ *
+ * Return: 0, -EINVAL, -ENOMEM, or the migration's error.
+ */
+int rmig_src_queue_device_state(struct rmig_src *src, const char *idstr, uint32_t instance,
+				const void *data, size_t len);
+
+/** enum rmig_sync_kind - what rmig_src_sync() waits for */
+enum rmig_sync_kind {
+	/** everything queued so far has been handed to the transport, and the
+	 *  transport no longer references source memory (zero-copy flush,
+	 *  RDMA WRITE completions) */
+	RMIG_SYNC_LOCAL = 0,
+	/** LOCAL, plus a fence on every channel behind its data: when the
+	 *  destination's rmig_dst_wait_sync() returns this round, every page
+	 *  queued before it is in destination RAM */
+	RMIG_SYNC_ALL = 1,
+};
+
+/**
+ * rmig_src_sync() - end a round
+ * @src: connected handle
+ * @kind: enum rmig_sync_kind
+ *
+ * Main thread only.
+ *
+ * Return: 0 or the migration's error.
+ */
+int rmig_src_sync(struct rmig_src *src, enum rmig_sync_kind kind);
+
+/**
+ * rmig_src_finish() - send everything left, end the migration, and wait for
+ * the destination to confirm that it received and verified all of it
+ * @src: connected handle
+ *
+ * Return: 0 only if the destination confirmed; otherwise the error
+ * (-EPROTO when the destination found a mismatch; rmig_src_error() says
+ * which). Main thread only.
+ */
+int rmig_src_finish(struct rmig_src *src);
+
+/**
+ * rmig_src_cancel() - abort the migration from any thread
+ * @src: handle
+ *
+ * Wakes every blocked call, which then returns -ECANCELED. Source RAM is
+ * never written by rmig, cancelled or not.
+ */
+void rmig_src_cancel(struct rmig_src *src);
+
+/**
+ * rmig_src_get_stats() - read the counters
+ * @src: handle
+ * @stats: caller-owned; set stats->size first (older callers get a prefix)
+ *
+ * Thread safe; counters are read without stopping the channels.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int rmig_src_get_stats(struct rmig_src *src, struct rmig_stats *stats);
+
+/**
+ * rmig_src_error() - the first failure, in words
+ * @src: handle
+ *
+ * Return: a string owned by @src, "" when nothing has failed.
+ */
+const char *rmig_src_error(struct rmig_src *src);
+
+/**
+ * rmig_src_destroy() - cancel if still running, join threads, free
+ * @src: handle or NULL
+ */
+void rmig_src_destroy(struct rmig_src *src);
+
+/* ------------------------------------------------------------------------ */
+/* Destination                                                                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * typedef rmig_dev_state_fn - receives one device-state chunk
+ * @arg: the pointer given to rmig_dst_set_device_state_cb()
+ * @idstr: device id
+ * @instance: instance id
+ * @seq: position of this chunk in the source's queue order (0, 1, 2, ...)
+ * @data: the bytes, valid only during the call
+ * @len: number of bytes
+ *
+ * Called from a channel thread, never concurrently with itself, in @seq
+ * order. A non-zero return aborts the migration.
+ */
+typedef int (*rmig_dev_state_fn)(void *arg, const char *idstr, uint32_t instance, uint64_t seq,
+				 const void *data, size_t len);
+
+/**
+ * rmig_dst_create() - make a destination handle
+ * @opts: parameters (copied); NULL for the defaults
+ * @dstp: receives the handle
+ *
+ * Return: 0, -EINVAL, -ENOMEM.
+ */
+int rmig_dst_create(const struct rmig_opts *opts, struct rmig_dst **dstp);
+
+/**
+ * rmig_dst_add_block() - describe one RAM block that pages land in
+ * @dst: handle, before rmig_dst_listen()
+ * @desc: the block; only pages inside it are ever written
+ *
+ * Return: the block's index, or as rmig_src_add_block().
+ */
+int rmig_dst_add_block(struct rmig_dst *dst, const struct rmig_block_desc *desc);
+
+/**
+ * rmig_dst_set_device_state_cb() - where device state goes
+ * @dst: handle, before rmig_dst_accept()
+ * @fn: callback, or NULL to drop device state
+ * @arg: passed to @fn
+ *
+ * Return: 0 or -EBUSY after accept.
+ */
+int rmig_dst_set_device_state_cb(struct rmig_dst *dst, rmig_dev_state_fn fn, void *arg);
+
+/**
+ * rmig_dst_listen() - start listening
+ * @dst: handle with its blocks added
+ * @uri: "tcp:HOST:PORT" or "rdma:HOST:PORT"; PORT 0 picks a free port
+ *       (see rmig_dst_port())
+ *
+ * Return: 0, -EINVAL, -EPROTONOSUPPORT, -EADDRINUSE, -ENODEV (no RDMA device
+ * for the address), or the transport's error.
+ */
+int rmig_dst_listen(struct rmig_dst *dst, const char *uri);
+
+/**
+ * rmig_dst_port() - the port rmig_dst_listen() bound
+ * @dst: listening handle
+ *
+ * Return: the port, or a negative errno if not listening.
+ */
+int rmig_dst_port(struct rmig_dst *dst);
+
+/**
+ * rmig_dst_accept() - accept one migration: control connection, handshake,
+ * then every channel; starts one receive thread per channel
+ * @dst: listening handle
+ *
+ * Refuses (and tells the source why) a RAM-block table that differs from
+ * the local one, a wrong protocol version, a wrong session id or a channel
+ * id given twice. Waits at most &rmig_opts.timeout_ms for each step.
+ *
+ * Return: 0 or a negative errno, with rmig_dst_error() naming the problem.
+ */
+int rmig_dst_accept(struct rmig_dst *dst);
+
+/**
+ * rmig_dst_wait_sync() - wait for the next sync round
+ * @dst: accepted handle
+ * @round: receives the round number (1, 2, ...); may be NULL
+ *
+ * Returns when every channel has reached the source's next SYNC_ALL fence;
+ * at that point every page queued before that sync on the source is in
+ * destination RAM, and every device-state chunk queued before it has been
+ * delivered. The channels then stay stopped at the fence until the next call
+ * (or rmig_dst_finish()), so RAM does not change under the caller.
+ *
+ * Return: 0 for a round, 1 when the source finished instead (call
+ * rmig_dst_finish()), or a negative errno.
+ */
+int rmig_dst_wait_sync(struct rmig_dst *dst, uint64_t *round);
+
+/**
+ * rmig_dst_finish() - run to the end of the migration and verify it
+ * @dst: accepted handle
+ *
+ * Lets the channels run through any remaining rounds until the source
+ * finishes, then checks the source's per-channel totals (packets, pages,
+ * bytes, device-state chunks) against what arrived, and confirms to the
+ * source.
+ *
+ * Return: 0 only if every byte arrived and the totals match; otherwise a
+ * negative errno (-EPROTO for a mismatch, -ECONNRESET if the source went
+ * away) with rmig_dst_error() naming it.
+ */
+int rmig_dst_finish(struct rmig_dst *dst);
+
+/**
+ * rmig_dst_cancel() - abort from any thread; blocked calls return -ECANCELED
+ * @dst: handle
+ */
+void rmig_dst_cancel(struct rmig_dst *dst);
+
+/**
+ * rmig_dst_get_stats() - as rmig_src_get_stats()
+ * @dst: handle
+ * @stats: caller-owned, size set
+ *
+ * Return: 0 or -EINVAL.
+ */
+int rmig_dst_get_stats(struct rmig_dst *dst, struct rmig_stats *stats);
+
+/**
+ * rmig_dst_error() - the first failure, in words
+ * @dst: handle
+ *
+ * Return: a string owned by @dst, "" when nothing has failed.
+ */
+const char *rmig_dst_error(struct rmig_dst *dst);
+
+/**
+ * rmig_dst_destroy() - cancel if running, join threads, release transport
+ * resources (for rdma: deregister memory and destroy QPs, so the peer can no
+ * longer write), free
+ * @dst: handle or NULL
+ */
+void rmig_dst_destroy(struct rmig_dst *dst);
+
+/**
+ * rmig_transport_available() - whether a transport was built in
+ * @name: "tcp", "rdma", "null"
+ *
+ * Return: 1 if built in, 0 if not.
+ */
+int rmig_transport_available(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RMIG_RMIG_H */
