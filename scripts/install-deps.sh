@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what rmig needs to build, test and benchmark on Debian 12 (run as root).
+set -euo pipefail
+
+pkgs=(
+	build-essential meson ninja-build pkg-config
+	libibverbs-dev librdmacm-dev ibverbs-providers rdma-core
+	libnuma-dev libcmocka-dev
+	iperf3 python3
+)
+# The rxe suite boots QEMU guests with Debian's kernel and soft-RoCE.
+rxe_pkgs=(
+	qemu-system-x86 linux-image-amd64 busybox-static kmod iproute2
+	ibverbs-utils rdmacm-utils perftest
+)
+
+want=("${pkgs[@]}")
+if [ "${1:-}" = "--with-rxe" ]; then
+	want+=("${rxe_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: everything is installed"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages: ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

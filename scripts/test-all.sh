@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Install what is needed, build with warnings as errors, and run every test:
+#   1. unit + integration suites (build-test/)
+#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   3. the rxe suite: real RDMA verbs on soft-RoCE inside QEMU guests (build-test/)
+# Ends with one line "N passed, N failed, N skipped" over all of them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh --with-rxe || { echo "0 passed, 1 failed"; exit 1; }
+
+total_pass=0 total_fail=0 total_skip=0
+failed_names=()
+
+# Count one meson test run from its JSON log (the console summary is per run).
+tally() {
+	local dir=$1 counts
+	counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import json, sys
+p = f = s = 0
+names = []
+try:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        res = r.get("result")
+        if res in ("OK", "EXPECTEDFAIL"):
+            p += 1
+        elif res == "SKIP":
+            s += 1
+        else:
+            f += 1
+            names.append(r.get("name", "?"))
+except FileNotFoundError:
+    f += 1
+    names.append("(no test log)")
+print(p, f, s, " ".join(n.replace(" ", "_") for n in names))
+PY
+)
+	read -r p f s names <<<"$counts"
+	total_pass=$((total_pass + p)); total_fail=$((total_fail + f)); total_skip=$((total_skip + s))
+	[ -n "${names:-}" ] && failed_names+=("$dir: $names")
+}
+
+setup() {
+	local dir=$1; shift
+	if [ -d "$dir" ]; then
+		meson setup --reconfigure "$dir" "$@" >"$dir.setup.log" 2>&1
+	else
+		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1
+	fi || { cat "$dir.setup.log"; return 1; }
+}
+
+run_suites() {
+	local dir=$1; shift
+	local timeout=${RMIG_TEST_TIMEOUT_MULT:-1}
+	echo "== meson test -C $dir $*"
+	meson test -C "$dir" --print-errorlogs --timeout-multiplier "$timeout" "$@"
+	tally "$dir"
+}
+
+echo "== build (warnings as errors)"
+if setup build-test --werror -Dbuildtype=debugoptimized && ninja -C build-test; then
+	run_suites build-test --suite unit --suite integration
+else
+	total_fail=$((total_fail + 1)); failed_names+=("build-test: build")
+fi
+
+echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer"
+if setup build-asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Drxe=false &&
+	ninja -C build-asan; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		RMIG_TEST_TIMEOUT_MULT=3 run_suites build-asan --suite unit --suite integration
+else
+	total_fail=$((total_fail + 1)); failed_names+=("build-asan: build")
+fi
+
+if [ -d build-test ] && meson introspect build-test --tests 2>/dev/null | grep -q '"rxe"'; then
+	echo "== soft-RoCE suite (QEMU guests)"
+	run_suites build-test --suite rxe --num-processes 1
+fi
+
+echo
+for n in "${failed_names[@]}"; do echo "failed: $n"; done
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+[ "$total_fail" -eq 0 ]
