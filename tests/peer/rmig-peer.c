@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: MIT
+/*
+ * rmig-peer: one side of a scripted migration, for tests that run source and
+ * destination as separate processes (or in separate QEMU guests over rxe).
+ *
+ * Both sides derive every page's content from (seed, page, round), so the
+ * destination can check its whole RAM at every sync round without seeing the
+ * source: round 1 sends every page; each later round rewrites about 1/8 of the
+ * pages (a quarter of all versions are zero pages) and sends those again.
+ * Device state comes from two threads at once, each numbering its chunks;
+ * the destination checks global order, per-thread order and every byte.
+ *
+ *   rmig-peer dst URI [options]     listen on URI, check every round, verify
+ *   rmig-peer src URI [options]     connect to URI and run the script
+ *
+ * Options: --size SIZE (MiB or with K/M/G), --rounds N, --channels N,
+ * --seed N, --dev-chunks N (per thread per round), --die-after-mib N (dst:
+ * exit abruptly after that much data arrived), --expect-fail (src: succeed
+ * only if the migration fails cleanly and source RAM is intact), --timeout MS,
+ * --ib-dev NAME, --gid-index N.
+ * Exit 0 on the expected outcome; prints "rmig-peer <role>: PASS ..." or FAIL.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rmig/rmig.h>
+
+#define PAGE 4096u
+
+struct cfg {
+	const char *role, *uri;
+	uint64_t size;
+	unsigned int rounds, channels, dev_chunks;
+	uint64_t seed;
+	uint64_t die_after;
+	bool expect_fail;
+	int timeout_ms;
+	const char *ib_dev;
+	int gid_index;
+};
+
+static struct cfg cfg = {
+	.size = 64ull << 20, .rounds = 4, .channels = 2, .dev_chunks = 8, .seed = 7,
+	.timeout_ms = 30000, .gid_index = -1,
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* The round in which page @p was last written, as of round @r. */
+static unsigned int page_version(uint64_t p, unsigned int r)
+{
+	for (unsigned int k = r; k > 1; k--)
+		if (mix(cfg.seed ^ (p << 8) ^ k) % 8 == 0)
+			return k;
+	return 1;
+}
+
+static void fill_page(uint8_t *dst, uint64_t p, unsigned int version)
+{
+	uint64_t *w = (uint64_t *)dst, s = mix(cfg.seed ^ (p << 20) ^ version);
+
+	if (s % 4 == 0) {
+		memset(dst, 0, PAGE);
+		return;
+	}
+	for (unsigned int i = 0; i < PAGE / 8; i++)
+		w[i] = mix(s + i);
+}
+
+static void dev_bytes(uint8_t *buf, size_t len, unsigned int thread, uint64_t idx)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)mix(cfg.seed ^ ((uint64_t)thread << 40) ^ (idx << 12) ^ i);
+}
+
+static size_t dev_len(unsigned int thread, uint64_t idx)
+{
+	/* mostly small, now and then larger than one wire chunk, sometimes empty */
+	uint64_t h = mix(idx * 31 + thread);
+
+	if (h % 17 == 0)
+		return 0;
+	if (h % 29 == 0)
+		return (1u << 20) + 12345;
+	return h % 70000;
+}
+
+static uint64_t ram_digest(const uint8_t *ram, uint64_t size)
+{
+	const uint64_t *w = (const uint64_t *)ram;
+	uint64_t h = 0;
+
+	for (uint64_t i = 0; i < size / 8; i++)
+		h = mix(h ^ w[i]);
+	return h;
+}
+
+static uint8_t *map_ram(uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+		       -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(2);
+	}
+	return p;
+}
+
+static struct rmig_opts make_opts(void)
+{
+	struct rmig_opts o;
+
+	rmig_opts_init(&o);
+	o.channels = cfg.channels;
+	o.timeout_ms = cfg.timeout_ms;
+	o.ib_dev = cfg.ib_dev;
+	o.gid_index = cfg.gid_index;
+	return o;
+}
+
+/* ---- source ------------------------------------------------------------ */
+
+struct dev_thread {
+	struct rmig_src *src;
+	unsigned int thread, round;
+	int ret;
+};
+
+static void *dev_producer(void *arg)
+{
+	struct dev_thread *t = arg;
+	char id[32];
+	uint8_t *buf = malloc((1u << 20) + 20000);
+
+	snprintf(id, sizeof(id), "dev%u", t->thread);
+	for (unsigned int i = 0; i < cfg.dev_chunks && !t->ret; i++) {
+		uint64_t idx = (uint64_t)(t->round - 1) * cfg.dev_chunks + i;
+		size_t len = dev_len(t->thread, idx);
+
+		dev_bytes(buf, len, t->thread, idx);
+		t->ret = rmig_src_queue_device_state(t->src, id, (uint32_t)idx, buf, len);
+	}
+	free(buf);
+	return NULL;
+}
+
+static int run_src(void)
+{
+	uint64_t pages = cfg.size / PAGE, before, after;
+	struct rmig_opts o = make_opts();
+	struct rmig_src *src;
+	uint8_t *ram = map_ram(cfg.size);
+	int ret;
+
+	for (uint64_t p = 0; p < pages; p++)
+		fill_page(ram + p * PAGE, p, 1);
+	if ((ret = rmig_src_create(&o, &src)) ||
+	    (ret = rmig_src_add_block(src, &(struct rmig_block_desc){ "pc.ram", ram, cfg.size, PAGE })) < 0 ||
+	    (ret = rmig_src_connect(src, cfg.uri))) {
+		fprintf(stderr, "rmig-peer src: FAIL setting up: %s (%s)\n", rmig_src_error(src),
+			strerror(-ret));
+		return 1;
+	}
+	for (unsigned int r = 1; r <= cfg.rounds; r++) {
+		struct dev_thread dt[2] = { { src, 0, r, 0 }, { src, 1, r, 0 } };
+		pthread_t th[2];
+
+		/* The "vCPUs" rewrite their pages for this round before it is sent. */
+		for (uint64_t p = 0; r > 1 && p < pages; p++)
+			if (page_version(p, r) == r)
+				fill_page(ram + p * PAGE, p, r);
+		for (int i = 0; i < 2; i++)
+			pthread_create(&th[i], NULL, dev_producer, &dt[i]);
+		for (uint64_t p = 0; p < pages && !ret; p++)
+			if (r == 1 || page_version(p, r) == r)
+				ret = rmig_src_queue_page(src, 0, p * PAGE);
+		for (int i = 0; i < 2; i++) {
+			pthread_join(th[i], NULL);
+			if (!ret)
+				ret = dt[i].ret;
+		}
+		if (!ret)
+			ret = rmig_src_sync(src, RMIG_SYNC_ALL);
+		if (ret)
+			break;
+	}
+	before = ram_digest(ram, cfg.size);
+	if (!ret)
+		ret = rmig_src_finish(src);
+	after = ram_digest(ram, cfg.size);
+	if (before != after) {
+		fprintf(stderr, "rmig-peer src: FAIL source RAM changed during migration\n");
+		return 1;
+	}
+	if (cfg.expect_fail) {
+		if (ret == 0) {
+			fprintf(stderr, "rmig-peer src: FAIL migration succeeded but was expected to fail\n");
+			return 1;
+		}
+		if (!*rmig_src_error(src)) {
+			fprintf(stderr, "rmig-peer src: FAIL no error message\n");
+			return 1;
+		}
+		printf("rmig-peer src: PASS failed as expected (%s): %s; source RAM intact\n",
+		       strerror(-ret), rmig_src_error(src));
+		rmig_src_destroy(src);
+		return 0;
+	}
+	if (ret) {
+		fprintf(stderr, "rmig-peer src: FAIL %s (%s)\n", rmig_src_error(src), strerror(-ret));
+		return 1;
+	}
+	printf("rmig-peer src: PASS %u rounds, %" PRIu64 " MiB, %u channels\n", cfg.rounds,
+	       cfg.size >> 20, cfg.channels);
+	rmig_src_destroy(src);
+	return 0;
+}
+
+/* ---- destination ------------------------------------------------------- */
+
+struct dst_check {
+	uint64_t next_seq;
+	uint64_t next_idx[2];
+	uint64_t delivered;
+	size_t got[2];
+	uint8_t *expect[2];
+	char problem[256];
+};
+
+static int on_dev(void *arg, const char *id, uint32_t instance, uint64_t seq, const void *data,
+		  size_t len)
+{
+	struct dst_check *c = arg;
+	unsigned int t;
+	size_t want;
+
+	if (seq != c->next_seq) {
+		snprintf(c->problem, sizeof(c->problem), "device-state seq %" PRIu64 ", expected %" PRIu64,
+			 seq, c->next_seq);
+		return -1;
+	}
+	c->next_seq++;
+	if (strcmp(id, "dev0") && strcmp(id, "dev1")) {
+		snprintf(c->problem, sizeof(c->problem), "unknown device '%s'", id);
+		return -1;
+	}
+	t = (unsigned int)(id[3] - '0');
+	/* Each producer's states arrive in its order; a large one comes in pieces. */
+	if (instance != c->next_idx[t]) {
+		snprintf(c->problem, sizeof(c->problem), "%s state %u out of order (expected %" PRIu64 ")",
+			 id, instance, c->next_idx[t]);
+		return -1;
+	}
+	want = dev_len(t, instance);
+	if (c->got[t] == 0)
+		dev_bytes(c->expect[t], want, t, instance);
+	if (c->got[t] + len > want || memcmp(c->expect[t] + c->got[t], data, len)) {
+		snprintf(c->problem, sizeof(c->problem), "%s state %u: bytes %zu..%zu differ", id,
+			 instance, c->got[t], c->got[t] + len);
+		return -1;
+	}
+	c->got[t] += len;
+	if (c->got[t] == want) {
+		c->got[t] = 0;
+		c->next_idx[t]++;
+	}
+	c->delivered++;
+	return 0;
+}
+
+static uint64_t stats_bytes(struct rmig_dst *d)
+{
+	struct rmig_stats st = { .size = sizeof(st) };
+
+	rmig_dst_get_stats(d, &st);
+	return st.data_bytes;
+}
+
+static void *killer(void *arg)
+{
+	struct rmig_dst *d = arg;
+
+	while (stats_bytes(d) < cfg.die_after)
+		usleep(1000);
+	fprintf(stderr, "rmig-peer dst: dying on purpose after %" PRIu64 " bytes\n", stats_bytes(d));
+	_exit(9);
+	return NULL;
+}
+
+static int check_round(const uint8_t *ram, unsigned int r, uint8_t *expect)
+{
+	for (uint64_t p = 0; p < cfg.size / PAGE; p++) {
+		fill_page(expect, p, page_version(p, r));
+		if (memcmp(expect, ram + p * PAGE, PAGE)) {
+			fprintf(stderr, "rmig-peer dst: FAIL round %u: page %" PRIu64 " differs\n", r, p);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int run_dst(void)
+{
+	struct rmig_opts o = make_opts();
+	struct dst_check chk = { 0 };
+	uint8_t *ram = map_ram(cfg.size), expect[PAGE];
+	struct rmig_dst *d;
+	uint64_t round = 0;
+	pthread_t kt;
+	int ret;
+
+	chk.expect[0] = malloc((1u << 20) + 20000);
+	chk.expect[1] = malloc((1u << 20) + 20000);
+	/* garbage, so pages that must become zero are really cleared */
+	memset(ram, 0xa5, cfg.size);
+	o.channels = RMIG_MAX_CHANNELS;
+	if ((ret = rmig_dst_create(&o, &d)) ||
+	    (ret = rmig_dst_add_block(d, &(struct rmig_block_desc){ "pc.ram", ram, cfg.size, PAGE })) < 0 ||
+	    (ret = rmig_dst_set_device_state_cb(d, on_dev, &chk)) ||
+	    (ret = rmig_dst_listen(d, cfg.uri))) {
+		fprintf(stderr, "rmig-peer dst: FAIL setting up: %s\n", rmig_dst_error(d));
+		return 1;
+	}
+	printf("rmig-peer dst: listening on %s\n", cfg.uri);
+	fflush(stdout);
+	ret = rmig_dst_accept(d);
+	if (ret) {
+		fprintf(stderr, "rmig-peer dst: FAIL accept: %s\n", rmig_dst_error(d));
+		return 1;
+	}
+	if (cfg.die_after)
+		pthread_create(&kt, NULL, killer, d);
+	for (unsigned int r = 1; r <= cfg.rounds; r++) {
+		ret = rmig_dst_wait_sync(d, &round);
+		if (ret != 0 || round != r) {
+			fprintf(stderr, "rmig-peer dst: FAIL waiting for round %u: ret %d round %" PRIu64 ": %s %s\n",
+				r, ret, round, rmig_dst_error(d), chk.problem);
+			return 1;
+		}
+		if (check_round(ram, r, expect))
+			return 1;
+		if (chk.next_idx[0] < (uint64_t)r * cfg.dev_chunks ||
+		    chk.next_idx[1] < (uint64_t)r * cfg.dev_chunks) {
+			fprintf(stderr, "rmig-peer dst: FAIL round %u: device state of the round not all delivered\n", r);
+			return 1;
+		}
+	}
+	ret = rmig_dst_finish(d);
+	if (ret) {
+		fprintf(stderr, "rmig-peer dst: FAIL finish: %s %s\n", rmig_dst_error(d), chk.problem);
+		return 1;
+	}
+	if (check_round(ram, cfg.rounds, expect))
+		return 1;
+	printf("rmig-peer dst: PASS %u rounds verified, %" PRIu64 " device-state chunks in order\n",
+	       cfg.rounds, chk.delivered);
+	rmig_dst_destroy(d);
+	free(chk.expect[0]);
+	free(chk.expect[1]);
+	return 0;
+}
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 10);
+
+	switch (*end) {
+	case 'G': case 'g': return v << 30;
+	case 'K': case 'k': return v << 10;
+	case 'M': case 'm': case '\0': return v << 20;
+	default:
+		fprintf(stderr, "rmig-peer: bad size '%s'\n", s);
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3 || (strcmp(argv[1], "src") && strcmp(argv[1], "dst"))) {
+		fprintf(stderr, "usage: rmig-peer src|dst URI [--size MIB] [--rounds N] [--channels N]\n"
+				"       [--seed N] [--dev-chunks N] [--die-after-mib N] [--expect-fail]\n"
+				"       [--timeout MS] [--ib-dev NAME] [--gid-index N]\n");
+		return 2;
+	}
+	cfg.role = argv[1];
+	cfg.uri = argv[2];
+	for (int i = 3; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--expect-fail")) {
+			cfg.expect_fail = true;
+			continue;
+		}
+		if (!v) {
+			fprintf(stderr, "rmig-peer: %s needs a value\n", a);
+			return 2;
+		}
+		i++;
+		if (!strcmp(a, "--size"))
+			cfg.size = parse_size(v);
+		else if (!strcmp(a, "--rounds"))
+			cfg.rounds = (unsigned int)atoi(v);
+		else if (!strcmp(a, "--channels"))
+			cfg.channels = (unsigned int)atoi(v);
+		else if (!strcmp(a, "--seed"))
+			cfg.seed = strtoull(v, NULL, 0);
+		else if (!strcmp(a, "--dev-chunks"))
+			cfg.dev_chunks = (unsigned int)atoi(v);
+		else if (!strcmp(a, "--die-after-mib"))
+			cfg.die_after = strtoull(v, NULL, 0) << 20;
+		else if (!strcmp(a, "--timeout"))
+			cfg.timeout_ms = atoi(v);
+		else if (!strcmp(a, "--ib-dev"))
+			cfg.ib_dev = v;
+		else if (!strcmp(a, "--gid-index"))
+			cfg.gid_index = atoi(v);
+		else {
+			fprintf(stderr, "rmig-peer: unknown option %s\n", a);
+			return 2;
+		}
+	}
+	if (!cfg.size || cfg.size % PAGE || !cfg.rounds || !cfg.channels) {
+		fprintf(stderr, "rmig-peer: size must be a non-zero multiple of 4 KiB; rounds and channels > 0\n");
+		return 2;
+	}
+	return !strcmp(cfg.role, "src") ? run_src() : run_dst();
+}
