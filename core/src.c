@@ -594,6 +594,11 @@ int rmig_src_finish(struct rmig_src *src)
 	if (ret)
 		return src_error(src);
 	if (src->xops->caps & RMIG_XCAP_SINK) {
+		if (src->xops->finish) {
+			ret = src->xops->finish(src->xp);
+			if (ret)
+				return src_fail(src, ret, "finishing: %s", src->xp->err.msg);
+		}
 		src->state = SRC_FINISHED;
 		return 0;
 	}

@@ -69,6 +69,7 @@ enum rmig_xport_caps {
 	RMIG_XCAP_PLACES_DATA = 1u << 0, /* send() places segments in remote RAM */
 	RMIG_XCAP_SINK = 1u << 1,	 /* no peer at all (null): no handshake */
 	RMIG_XCAP_ZERO_COPY = 1u << 2,	 /* honours RMIG_F_ZERO_COPY */
+	RMIG_XCAP_LOAD = 1u << 3,	 /* destination loads from storage (file): no peer */
 };
 
 struct rmig_conn;
@@ -142,6 +143,19 @@ struct rmig_xport_ops {
 	void (*destroy)(struct rmig_xport *x);
 	/* memory-registration time so far, for the statistics */
 	uint64_t (*reg_ns)(struct rmig_xport *x);
+	/*
+	 * source, transports without a peer (RMIG_XCAP_SINK): called by
+	 * rmig_src_finish() after every channel's FIN; a file transport
+	 * completes its file here. NULL: nothing to do.
+	 */
+	int (*finish)(struct rmig_xport *x);
+	/*
+	 * destination, RMIG_XCAP_LOAD transports (file): load everything into
+	 * the local blocks with @threads threads and hand device state to @fn
+	 * in order. Called by rmig_dst_finish(). Returns 0 only when every
+	 * byte was read and checked.
+	 */
+	int (*load)(struct rmig_xport *x, unsigned int threads, rmig_dev_state_fn fn, void *arg);
 };
 
 /* Base of every transport instance. */
