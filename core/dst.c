@@ -803,7 +803,7 @@ int rmig_dst_get_stats(struct rmig_dst *d, struct rmig_stats *st)
 		s.dev_bytes += rmig_load_relaxed(&t->dev_bytes);
 		s.zero_pages_written += rmig_load_relaxed(&t->zero_written);
 		if (c)
-			s.wire_bytes += __atomic_load_n(&c->wire_bytes, __ATOMIC_RELAXED);
+			s.wire_bytes += rmig_load_relaxed(&c->wire_bytes);
 	}
 	pthread_mutex_lock(&d->lock);
 	s.sync_rounds = d->reached;

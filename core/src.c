@@ -42,7 +42,7 @@ struct rmig_src {
 	pthread_mutex_t dev_lock;
 	struct rmig_payload *dev_slot;
 	uint64_t dev_seq;
-	uint64_t round;
+	_Atomic uint64_t round; /* written by the main thread, read by get_stats */
 	uint8_t uuid[RMIG_UUID_LEN];
 	enum src_state state;
 	bool placed;
@@ -564,9 +564,9 @@ int rmig_src_sync(struct rmig_src *src, enum rmig_sync_kind kind)
 			return src_error(src);
 	}
 	if (kind == RMIG_SYNC_ALL)
-		ret = rmig_sched_sync(src->sched, RMIG_SCHED_SYNC_FENCE, ++src->round);
+		ret = rmig_sched_sync(src->sched, RMIG_SCHED_SYNC_FENCE, rmig_add_relaxed(&src->round, 1) + 1);
 	else
-		ret = rmig_sched_sync(src->sched, RMIG_SCHED_SYNC_LOCAL, src->round);
+		ret = rmig_sched_sync(src->sched, RMIG_SCHED_SYNC_LOCAL, rmig_load_relaxed(&src->round));
 	return ret ? src_error(src) : 0;
 }
 
@@ -590,7 +590,7 @@ int rmig_src_finish(struct rmig_src *src)
 		if (ret)
 			return src_error(src);
 	}
-	ret = rmig_sched_sync(src->sched, RMIG_SCHED_SYNC_FIN, src->round);
+	ret = rmig_sched_sync(src->sched, RMIG_SCHED_SYNC_FIN, rmig_load_relaxed(&src->round));
 	if (ret)
 		return src_error(src);
 	if (src->xops->caps & RMIG_XCAP_SINK) {
@@ -603,7 +603,7 @@ int rmig_src_finish(struct rmig_src *src)
 		return 0;
 	}
 
-	rmig_put_be64(done + RMIG_OFF(rmig_wire_done, rounds), src->round);
+	rmig_put_be64(done + RMIG_OFF(rmig_wire_done, rounds), rmig_load_relaxed(&src->round));
 	rmig_put_be64(done + RMIG_OFF(rmig_wire_done, dev_chunks), src->dev_seq);
 	rmig_put_be64(done + RMIG_OFF(rmig_wire_done, channels), src->nchan);
 	ret = rmig_msg_send(src->ctl, RMIG_MSG_DONE, 0, src->ctl_seq++, done, sizeof(done));
@@ -654,15 +654,14 @@ int rmig_src_get_stats(struct rmig_src *src, struct rmig_stats *st)
 		s.data_bytes += rmig_load_relaxed(&t->data_bytes);
 		s.dev_chunks += rmig_load_relaxed(&t->dev_chunks);
 		s.dev_bytes += rmig_load_relaxed(&t->dev_bytes);
-		/* transport counters are plain fields written by the channel thread: a racy read is fine for stats */
 		if (c) {
-			s.wire_bytes += __atomic_load_n(&c->wire_bytes, __ATOMIC_RELAXED);
-			s.zc_sends += __atomic_load_n(&c->zc_sends, __ATOMIC_RELAXED);
-			s.zc_copied += __atomic_load_n(&c->zc_copied, __ATOMIC_RELAXED);
-			s.rdma_writes += __atomic_load_n(&c->rdma_writes, __ATOMIC_RELAXED);
+			s.wire_bytes += rmig_load_relaxed(&c->wire_bytes);
+			s.zc_sends += rmig_load_relaxed(&c->zc_sends);
+			s.zc_copied += rmig_load_relaxed(&c->zc_copied);
+			s.rdma_writes += rmig_load_relaxed(&c->rdma_writes);
 		}
 	}
-	s.sync_rounds = src->round;
+	s.sync_rounds = rmig_load_relaxed(&src->round);
 	if (src->xp && src->xops->reg_ns)
 		s.reg_ns = src->xops->reg_ns(src->xp);
 	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));

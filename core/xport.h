@@ -28,6 +28,7 @@
 #ifndef RMIG_CORE_XPORT_H
 #define RMIG_CORE_XPORT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -108,12 +109,18 @@ struct rmig_conn_ops {
 struct rmig_conn {
 	const struct rmig_conn_ops *ops;
 	struct rmig_msgbuf err;
-	/* counters, written by the thread that uses the conn */
-	uint64_t wire_bytes;
-	uint64_t zc_sends;
-	uint64_t zc_copied;
-	uint64_t rdma_writes;
+	/*
+	 * Counters: written only by the thread that uses the conn, read by
+	 * rmig_*_get_stats() from any thread; bump them with rmig_count().
+	 */
+	_Atomic uint64_t wire_bytes;
+	_Atomic uint64_t zc_sends;
+	_Atomic uint64_t zc_copied;
+	_Atomic uint64_t rdma_writes;
 };
+
+/* A statistics counter: nothing is ordered by it, so relaxed. */
+#define rmig_count(ctr, n) atomic_fetch_add_explicit((ctr), (n), memory_order_relaxed)
 
 struct rmig_xport_ops {
 	const char *name;

@@ -24,7 +24,7 @@ static int null_send(struct rmig_conn *c, const void *hdr, size_t hdr_len,
 
 	for (unsigned int i = 0; i < nsegs; i++)
 		total += segs[i].len;
-	c->wire_bytes += total;
+	rmig_count(&c->wire_bytes, total);
 	return 0;
 }
 

@@ -401,12 +401,12 @@ static int send_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 		if (flags & MSG_ZEROCOPY) {
 			/* every successful zero-copy sendmsg gets one notification id */
 			c->zc_next++;
-			c->base.zc_sends++;
+			rmig_count(&c->base.zc_sends, 1);
 		}
 		done += (size_t)n;
 		iov_advance(&iov, &cnt, (size_t)n);
 	}
-	c->base.wire_bytes += total;
+	rmig_count(&c->base.wire_bytes, total);
 	return 0;
 }
 
@@ -448,6 +448,7 @@ static int zc_reap(struct tcp_conn *c, bool block)
 	struct cmsghdr *cm;
 	struct sock_extended_err *ee;
 	struct pollfd pfd = { .fd = c->fd, .events = 0 };
+	uint32_t n;
 
 	for (;;) {
 		mh = (struct msghdr){ .msg_control = control, .msg_controllen = sizeof(control) };
@@ -474,10 +475,11 @@ static int zc_reap(struct tcp_conn *c, bool block)
 				return io_error(c, ee->ee_errno ? (int)ee->ee_errno : EIO,
 						"zero-copy send", 0, 0);
 			}
-			/* [ee_info, ee_data] is an inclusive range of completed ids */
-			c->zc_done += ee->ee_data - ee->ee_info + 1;
+			/* [ee_info, ee_data] is an inclusive range of completed sends */
+			n = ee->ee_data - ee->ee_info + 1;
+			c->zc_done += n;
 			if (ee->ee_code & SO_EE_CODE_ZEROCOPY_COPIED)
-				c->base.zc_copied++;
+				rmig_count(&c->base.zc_copied, n);
 		}
 		return 0;
 	}
@@ -538,7 +540,7 @@ static int recv_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 		done += (size_t)n;
 		iov_advance(&iov, &cnt, (size_t)n);
 	}
-	c->base.wire_bytes += total;
+	rmig_count(&c->base.wire_bytes, total);
 	return 0;
 }
 

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rmig-bench internals: options, the RAM region (generation, mapping,
+ * digests), the manifest the source sends as device state, and reporting.
+ */
+#ifndef RMIG_BENCH_H
+#define RMIG_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rmig/rmig.h"
+
+#define BENCH_IDSTR "rmig-bench"
+#define BENCH_BLOCK "pc.ram"
+/* Digest granularity: a mismatch is pinpointed to one such chunk. */
+#define BENCH_HASH_CHUNK (1u << 20)
+
+enum bench_role {
+	ROLE_INPROC,	  /* source and destination in this process */
+	ROLE_SOURCE,	  /* --connect */
+	ROLE_DESTINATION, /* --listen */
+};
+
+enum bench_transport {
+	XPORT_TCP,
+	XPORT_RDMA,
+	XPORT_NULL,
+};
+
+struct bench_cfg {
+	enum bench_role role;
+	enum bench_transport transport;
+	const char *addr;   /* --listen / --connect argument, as given */
+	const char *host;   /* in-process: address both sides use */
+	const char *region; /* --region file, or NULL for generated RAM */
+	uint64_t size;
+	bool size_given;
+	uint32_t page_size;
+	bool channels_given;
+	double zero_fraction;
+	double dirty_fraction;
+	uint32_t rounds;
+	uint64_t seed;
+	bool json;
+	bool quiet;
+	bool progress; /* stderr is a terminal and neither --json nor --quiet */
+	struct rmig_opts opts;
+};
+
+/* One side's figures, filled by the run and printed by report.c. */
+struct bench_result {
+	const char *role;
+	const char *transport;
+	unsigned int channels;
+	uint32_t page_size;
+	uint64_t bytes; /* RAM covered: pages x page size */
+	uint64_t pages;
+	uint64_t zero_pages;
+	uint64_t wire_bytes;
+	uint64_t zc_sends, zc_copied; /* tcp --zero-copy: sends, and those the kernel copied */
+	uint32_t rounds;
+	double seconds;
+	double cpu_s;
+	int verified; /* 1 yes, 0 no, -1 not applicable (null transport) */
+	bool zero_copy;
+	double zero_fraction;
+	uint64_t seed;
+	char error[512];
+};
+
+/* ---- region.c ---------------------------------------------------------- */
+
+/*
+ * The RAM being migrated. In generated mode the content of page p after
+ * round r is a pure function of (seed, version(p, r), p), so a destination
+ * can rebuild it from the manifest alone.
+ */
+struct region {
+	uint8_t *base;
+	uint64_t size;
+	uint32_t page_size;
+	bool mapped_file;
+};
+
+struct gen_params {
+	uint64_t seed;
+	uint32_t page_size;
+	uint64_t zero_thr;  /* page is zero when draw32 < zero_thr (0..2^32) */
+	uint64_t dirty_thr; /* page is rewritten in a round when draw32 < dirty_thr */
+	uint32_t rounds;
+};
+
+uint64_t frac_to_thr(double f);
+void gen_params_init(struct gen_params *gp, const struct bench_cfg *cfg);
+
+int region_map_anon(struct region *r, uint64_t size, uint32_t page_size, bool populate,
+		    char *err, size_t errlen);
+int region_map_file(struct region *r, const char *path, uint32_t page_size, bool writable,
+		    bool populate, char *err, size_t errlen);
+void region_unmap(struct region *r);
+
+bool gen_page_is_zero(const struct gen_params *gp, uint32_t version, uint64_t page);
+bool gen_page_is_dirty(const struct gen_params *gp, uint32_t round, uint64_t page);
+void gen_fill_page(const struct gen_params *gp, uint32_t version, uint64_t page, uint8_t *dst);
+uint32_t gen_final_version(const struct gen_params *gp, uint64_t page);
+void gen_fill_region(const struct gen_params *gp, struct region *r);
+
+uint64_t hash_chunk(const void *p, size_t len);
+uint64_t region_nchunks(const struct region *r);
+void region_digest(const struct region *r, uint64_t *out);
+int gen_digest_final(const struct gen_params *gp, uint64_t size, uint64_t *out);
+
+/* ---- manifest (region.c) ------------------------------------------------- */
+
+#define MANIFEST_MAGIC 0x4d424d52u /* "RMBM" little-endian */
+#define MANIFEST_VERSION 1u
+#define MANIFEST_F_GENERATED (1u << 0)
+#define MANIFEST_HDR_LEN 64u
+
+struct manifest {
+	uint32_t version;
+	uint32_t flags;
+	uint32_t rounds;
+	uint32_t page_size;
+	uint64_t seed;
+	uint64_t size;
+	uint64_t zero_thr;
+	uint64_t dirty_thr;
+	uint32_t hash_chunk;
+	uint64_t nchunks;
+	const uint8_t *digests; /* nchunks little-endian u64, inside the buffer */
+};
+
+size_t manifest_encode(uint8_t **bufp, const struct gen_params *gp, uint64_t size,
+		       bool generated, const uint64_t *digests, uint64_t nchunks);
+int manifest_decode(struct manifest *m, const uint8_t *buf, size_t len, char *err,
+		    size_t errlen);
+uint64_t manifest_digest(const struct manifest *m, uint64_t i);
+
+/* ---- report.c ---------------------------------------------------------- */
+
+double now_s(void);
+double cpu_now_s(void);
+void report_print(const struct bench_cfg *cfg, const struct bench_result *res);
+
+struct progress;
+struct progress *progress_start(struct rmig_src *src, struct rmig_dst *dst, uint64_t total_pages,
+				uint32_t page_size);
+void progress_stop(struct progress *p);
+
+/* ---- run.c ------------------------------------------------------------- */
+
+int run_inproc(const struct bench_cfg *cfg);
+int run_source(const struct bench_cfg *cfg);
+int run_destination(const struct bench_cfg *cfg);
+
+#endif /* RMIG_BENCH_H */

@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rmig-bench: migrate a RAM region with librmig and report how fast it went.
+ * This file holds the flags; run.c does the work.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define DEFAULT_SIZE (1ull << 30)
+#define DEFAULT_NULL_SIZE (16ull << 30)
+#define DEFAULT_PAGE 4096u
+#define DEFAULT_DIRTY 0.125
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: rmig-bench [OPTION]...\n"
+"Migrate a RAM region with librmig, check it arrived intact, and print the\n"
+"throughput. With no options: 1 GiB of random pages over loopback TCP with 2\n"
+"channels, source and destination in this process, compared byte for byte.\n"
+"\n"
+"What to send:\n"
+"  -s, --size SIZE          region size; suffixes K, M, G, T (binary)\n"
+"                           [1G; 16G with --transport null]\n"
+"      --page-size SIZE     page size, a power of two, 512 to 1G  [4096]\n"
+"      --zero-fraction F    fraction of pages left zero (sent as offsets only) [0]\n"
+"      --rounds N           sync-all rounds; before each round after the first,\n"
+"                           rewrite a fraction of pages and queue them again [1]\n"
+"      --dirty-fraction F   fraction of pages rewritten per extra round  [0.125]\n"
+"      --seed N             seed of the generated content  [1]\n"
+"      --region PATH        migrate an existing file instead (e.g. a VM's\n"
+"                           file-backed RAM in /dev/shm), mapped MAP_SHARED: the\n"
+"                           source reads it (never writes it, also not between\n"
+"                           rounds); the destination receives into it. Its size\n"
+"                           is the region size and must match on both sides.\n"
+"\n"
+"How to send:\n"
+"  -t, --transport NAME     tcp, rdma or null  [tcp]. null: source only, no I/O,\n"
+"                           zero detection off, pages never touched; measures\n"
+"                           the scheduler (see Mpages/s)\n"
+"  -c, --channels N         channels, 1 to %d  [2]; with --listen: the most\n"
+"                           accepted  [%d]\n"
+"      --pages-per-packet N pages per RAM packet, 1 to 4096  [128]\n"
+"      --zero-copy          tcp: send with MSG_ZEROCOPY\n"
+"      --no-zero-detect     send zero pages as data\n"
+"      --timeout MS         connect/accept/handshake/finish limit  [30000]\n"
+"      --host ADDR          in-process mode: address to listen on and connect\n"
+"                           to  [127.0.0.1] (rdma: an address of the RDMA device)\n"
+"\n"
+"RDMA tuning (passed to the library as they are):\n"
+"  -d, --ib-dev NAME        device  [the one owning the address]\n"
+"      --ib-port N          port  [the one owning the address]\n"
+"  -x, --gid-index N        GID index  [resolved from the address]\n"
+"      --signal-every N     signal a completion every N work requests  [64]\n"
+"      --sq-depth N         send queue depth per channel  [512]\n"
+"      --mr-slice SIZE      largest memory region  [2G]\n"
+"\n"
+"Two processes or hosts:\n"
+"      --listen ADDR        run only the destination, on HOST:PORT or PORT\n"
+"                           (all addresses); waits --timeout for the source\n"
+"      --connect ADDR       run only the source, to HOST:PORT or PORT (local)\n"
+"  Give both the same --size and --page-size (or --region files of one size);\n"
+"  the handshake refuses a mismatch. The source sends a manifest (seed, sizes,\n"
+"  a 64-bit digest per MiB of its final RAM) as device state \"%s\"; the\n"
+"  destination checks every digest and, for generated content, regenerates\n"
+"  the pages from the seed and compares them byte for byte. Each side prints\n"
+"  its own result; the destination's says whether the data verified.\n"
+"\n"
+"Output:\n"
+"      --json               one JSON object on stdout instead of the table\n"
+"  -q, --quiet              one summary line; no progress bar or notices\n"
+"  -h, --help               this text\n"
+"\n"
+"Measurement: the source's seconds run from connect to the return of finish,\n"
+"less the time spent rewriting pages between rounds (after a sync, so nothing\n"
+"is in flight); the manifest is built before the clock starts. The\n"
+"destination's run from accept to finish; it verifies after that. GB/s =\n"
+"pages queued x page size / seconds / 1e9, zero pages included. CPU is the\n"
+"whole process (user + system, all threads) over the same interval; in\n"
+"in-process mode that is both sides. Source and destination regions are\n"
+"prefaulted (MAP_POPULATE) before timing starts, as a VMM's RAM is already\n"
+"allocated. A lone source retries a refused connect until --timeout.\n"
+"A progress bar appears on stderr when it is a terminal and a run passes 2 s.\n"
+"\n"
+"Exit status: 0 success, 1 migration or verification failed, 2 usage error.\n"
+"\n"
+"Examples:\n"
+"  rmig-bench\n"
+"  rmig-bench --channels 4 --size 4G --zero-fraction 0.3 --rounds 3\n"
+"  rmig-bench --transport null --size 64G        # scheduler pages/s\n"
+"  rmig-bench --listen 4444 --size 2G --json     # host B (destination)\n"
+"  rmig-bench --connect hostB:4444 --size 2G --json   # host A (source)\n"
+"  rmig-bench --listen 4444 --region /dev/shm/vm-ram-copy &\n"
+"  rmig-bench --connect 4444 --region /dev/shm/vm-ram\n"
+"  rmig-bench --transport rdma --host 10.0.2.15 -d rxe0 -x 1\n",
+		RMIG_MAX_CHANNELS, RMIG_MAX_CHANNELS, BENCH_IDSTR);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rmig-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'rmig-bench --help'.\n", stderr);
+	exit(2);
+}
+
+static uint64_t parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		usage_error("%s: '%s' is not a non-negative integer", opt, s);
+	v = strtoull(s, &end, 10);
+	if (*end)
+		usage_error("%s: '%s' is not a non-negative integer", opt, s);
+	if (errno == ERANGE)
+		usage_error("%s: '%s' is too large", opt, s);
+	if (v < min || v > max)
+		usage_error("%s: %s is out of range %llu..%llu", opt, s, (unsigned long long)min,
+			    (unsigned long long)max);
+	return v;
+}
+
+static int64_t parse_s64(const char *opt, const char *s, int64_t min, int64_t max)
+{
+	long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (!*s || *end || *s == ' ')
+		usage_error("%s: '%s' is not an integer", opt, s);
+	if (errno == ERANGE || v < min || v > max)
+		usage_error("%s: %s is out of range %lld..%lld", opt, s, (long long)min,
+			    (long long)max);
+	return v;
+}
+
+/* A byte count with an optional binary suffix: 4096, 512K, 1G, 2GiB. */
+static uint64_t parse_size(const char *opt, const char *s)
+{
+	static const char units[] = "KMGTP";
+	unsigned long long v;
+	const char *u;
+	char *end;
+	unsigned int shift = 0;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		usage_error("%s: '%s' is not a size (e.g. 4096, 512K, 1G)", opt, s);
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		usage_error("%s: '%s' is too large", opt, s);
+	if (*end) {
+		u = strchr(units, end[0] & ~0x20);
+		if (!end[0] || !u)
+			usage_error("%s: '%s' has an unknown suffix (use K, M, G, T)", opt, s);
+		shift = 10 * (unsigned int)(u - units + 1);
+		end++;
+		if (*end == 'i' || *end == 'I')
+			end++;
+		if (*end == 'B' || *end == 'b')
+			end++;
+		if (*end)
+			usage_error("%s: '%s' has an unknown suffix (use K, M, G, T)", opt, s);
+	}
+	if (shift && v > (UINT64_MAX >> shift))
+		usage_error("%s: '%s' is too large", opt, s);
+	return (uint64_t)v << shift;
+}
+
+static double parse_fraction(const char *opt, const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!*s || *end || errno || !isfinite(v) || v < 0.0 || v > 1.0)
+		usage_error("%s: '%s' is not a fraction between 0 and 1", opt, s);
+	return v;
+}
+
+static enum bench_transport parse_transport(const char *s)
+{
+	if (!strcmp(s, "tcp"))
+		return XPORT_TCP;
+	if (!strcmp(s, "rdma"))
+		return XPORT_RDMA;
+	if (!strcmp(s, "null"))
+		return XPORT_NULL;
+	usage_error("--transport: '%s' is not one of tcp, rdma, null", s);
+}
+
+enum {
+	OPT_PAGE_SIZE = 256,
+	OPT_ZERO_FRACTION,
+	OPT_DIRTY_FRACTION,
+	OPT_ZERO_COPY,
+	OPT_NO_ZERO_DETECT,
+	OPT_ROUNDS,
+	OPT_LISTEN,
+	OPT_CONNECT,
+	OPT_JSON,
+	OPT_REGION,
+	OPT_IB_PORT,
+	OPT_SIGNAL_EVERY,
+	OPT_SQ_DEPTH,
+	OPT_MR_SLICE,
+	OPT_PPP,
+	OPT_TIMEOUT,
+	OPT_SEED,
+	OPT_HOST,
+};
+
+static const struct option long_opts[] = {
+	{ "transport", required_argument, NULL, 't' },
+	{ "channels", required_argument, NULL, 'c' },
+	{ "size", required_argument, NULL, 's' },
+	{ "page-size", required_argument, NULL, OPT_PAGE_SIZE },
+	{ "zero-fraction", required_argument, NULL, OPT_ZERO_FRACTION },
+	{ "dirty-fraction", required_argument, NULL, OPT_DIRTY_FRACTION },
+	{ "zero-copy", no_argument, NULL, OPT_ZERO_COPY },
+	{ "no-zero-detect", no_argument, NULL, OPT_NO_ZERO_DETECT },
+	{ "rounds", required_argument, NULL, OPT_ROUNDS },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "connect", required_argument, NULL, OPT_CONNECT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "region", required_argument, NULL, OPT_REGION },
+	{ "ib-dev", required_argument, NULL, 'd' },
+	{ "ib-port", required_argument, NULL, OPT_IB_PORT },
+	{ "gid-index", required_argument, NULL, 'x' },
+	{ "signal-every", required_argument, NULL, OPT_SIGNAL_EVERY },
+	{ "sq-depth", required_argument, NULL, OPT_SQ_DEPTH },
+	{ "mr-slice", required_argument, NULL, OPT_MR_SLICE },
+	{ "pages-per-packet", required_argument, NULL, OPT_PPP },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "host", required_argument, NULL, OPT_HOST },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
+{
+	const char *listen = NULL, *connect = NULL;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":t:c:s:d:x:qh", long_opts, NULL)) != -1) {
+		const char *name = optind > 1 ? argv[optind - 1] : "";
+
+		switch (c) {
+		case 't':
+			cfg->transport = parse_transport(optarg);
+			break;
+		case 'c':
+			cfg->opts.channels = (uint32_t)parse_u64("--channels", optarg, 1,
+								  RMIG_MAX_CHANNELS);
+			cfg->channels_given = true;
+			break;
+		case 's':
+			cfg->size = parse_size("--size", optarg);
+			cfg->size_given = true;
+			break;
+		case OPT_PAGE_SIZE: {
+			uint64_t ps = parse_size("--page-size", optarg);
+
+			if (ps < 512 || ps > (1u << 30) || (ps & (ps - 1)))
+				usage_error("--page-size: '%s' is not a power of two from 512 to 1G",
+					    optarg);
+			cfg->page_size = (uint32_t)ps;
+			break;
+		}
+		case OPT_ZERO_FRACTION:
+			cfg->zero_fraction = parse_fraction("--zero-fraction", optarg);
+			break;
+		case OPT_DIRTY_FRACTION:
+			cfg->dirty_fraction = parse_fraction("--dirty-fraction", optarg);
+			break;
+		case OPT_ZERO_COPY:
+			cfg->opts.flags |= RMIG_F_ZERO_COPY;
+			break;
+		case OPT_NO_ZERO_DETECT:
+			cfg->opts.flags |= RMIG_F_NO_ZERO_DETECT;
+			break;
+		case OPT_ROUNDS:
+			cfg->rounds = (uint32_t)parse_u64("--rounds", optarg, 1, 1000000);
+			break;
+		case OPT_LISTEN:
+			listen = optarg;
+			break;
+		case OPT_CONNECT:
+			connect = optarg;
+			break;
+		case OPT_JSON:
+			cfg->json = true;
+			break;
+		case OPT_REGION:
+			cfg->region = optarg;
+			break;
+		case 'd':
+			cfg->opts.ib_dev = optarg;
+			break;
+		case OPT_IB_PORT:
+			cfg->opts.ib_port = (int32_t)parse_u64("--ib-port", optarg, 0, 255);
+			break;
+		case 'x':
+			cfg->opts.gid_index = (int32_t)parse_s64("--gid-index", optarg, -1, 65535);
+			break;
+		case OPT_SIGNAL_EVERY:
+			cfg->opts.signal_every = (uint32_t)parse_u64("--signal-every", optarg, 1,
+								      UINT32_MAX);
+			break;
+		case OPT_SQ_DEPTH:
+			cfg->opts.sq_depth = (uint32_t)parse_u64("--sq-depth", optarg, 1, UINT32_MAX);
+			break;
+		case OPT_MR_SLICE:
+			cfg->opts.mr_slice = parse_size("--mr-slice", optarg);
+			if (!cfg->opts.mr_slice)
+				usage_error("--mr-slice: must be larger than 0");
+			break;
+		case OPT_PPP:
+			cfg->opts.pages_per_packet = (uint32_t)parse_u64("--pages-per-packet",
+									  optarg, 1, 4096);
+			break;
+		case OPT_TIMEOUT:
+			cfg->opts.timeout_ms = (int32_t)parse_u64("--timeout", optarg, 1, INT32_MAX);
+			break;
+		case OPT_SEED:
+			cfg->seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
+			break;
+		case OPT_HOST:
+			cfg->host = optarg;
+			break;
+		case 'q':
+			cfg->quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			usage_error("option '%s' needs an argument", name);
+		default:
+			if (optopt && optopt < 256)
+				usage_error("unknown option '-%c'", optopt);
+			usage_error("unknown option '%s'", name);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (listen && connect)
+		usage_error("--listen and --connect exclude each other (one process per side)");
+	if (listen) {
+		cfg->role = ROLE_DESTINATION;
+		cfg->addr = listen;
+	} else if (connect) {
+		cfg->role = ROLE_SOURCE;
+		cfg->addr = connect;
+	}
+	if (cfg->addr && !cfg->addr[0])
+		usage_error("--%s needs HOST:PORT or PORT", listen ? "listen" : "connect");
+}
+
+/* MemAvailable from /proc/meminfo in bytes, or 0 when unknown. */
+static uint64_t mem_available(void)
+{
+	unsigned long long kib = 0;
+	char line[256];
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib * 1024;
+}
+
+/*
+ * Anonymous regions are populated up front; asking for more than the
+ * machine has would end in the OOM killer rather than an error message.
+ */
+static void check_memory(const struct bench_cfg *cfg)
+{
+	uint64_t need = 0, avail = mem_available();
+
+	if (cfg->transport == XPORT_NULL)
+		return; /* never touched */
+	if (!cfg->region)
+		need += cfg->size;
+	if (cfg->role == ROLE_INPROC)
+		need += cfg->size; /* the destination's copy */
+	if (avail && need > avail)
+		usage_error("this run needs %.1f GiB of RAM (%s), only %.1f GiB is available",
+			    (double)need / (1 << 30),
+			    cfg->role == ROLE_INPROC ? "source and destination in one process"
+						     : "the region",
+			    (double)avail / (1 << 30));
+}
+
+static void check_cfg(struct bench_cfg *cfg)
+{
+	static const char *const names[] = { "tcp", "rdma", "null" };
+
+	if (cfg->transport == XPORT_NULL && cfg->role != ROLE_INPROC)
+		usage_error("--transport null has no destination: drop --listen/--connect");
+	if (!rmig_transport_available(names[cfg->transport]))
+		usage_error("--transport %s: not built into this librmig%s", names[cfg->transport],
+			    cfg->transport == XPORT_RDMA
+				    ? " (rebuild with libibverbs and librdmacm headers installed)"
+				    : "");
+	if (cfg->region) {
+		struct stat st;
+
+		if (stat(cfg->region, &st) < 0)
+			usage_error("--region %s: %s", cfg->region, strerror(errno));
+		if (!S_ISREG(st.st_mode))
+			usage_error("--region %s: not a regular file", cfg->region);
+		if (st.st_size == 0)
+			usage_error("--region %s: the file is empty", cfg->region);
+		if ((uint64_t)st.st_size % cfg->page_size)
+			usage_error("--region %s: its size %lld is not a multiple of the page size %u"
+				    " (see --page-size)",
+				    cfg->region, (long long)st.st_size, cfg->page_size);
+		if (cfg->size_given && cfg->size != (uint64_t)st.st_size)
+			usage_error("--size %llu differs from the size of --region %s (%lld);"
+				    " leave --size out",
+				    (unsigned long long)cfg->size, cfg->region, (long long)st.st_size);
+		cfg->size = (uint64_t)st.st_size;
+	}
+	if (cfg->transport == XPORT_NULL && !cfg->size_given && !cfg->region)
+		cfg->size = DEFAULT_NULL_SIZE; /* never touched; enough pages to time */
+	if (!cfg->size)
+		usage_error("--size: must be larger than 0");
+	if (cfg->size % cfg->page_size)
+		usage_error("--size %llu is not a multiple of the page size %u",
+			    (unsigned long long)cfg->size, cfg->page_size);
+	if (cfg->size > (uint64_t)SIZE_MAX / 2)
+		usage_error("--size %llu is too large for this machine",
+			    (unsigned long long)cfg->size);
+	check_memory(cfg);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_cfg cfg = {
+		.role = ROLE_INPROC,
+		.transport = XPORT_TCP,
+		.host = "127.0.0.1",
+		.size = DEFAULT_SIZE,
+		.page_size = DEFAULT_PAGE,
+		.dirty_fraction = DEFAULT_DIRTY,
+		.rounds = 1,
+		.seed = 1,
+	};
+
+	rmig_opts_init(&cfg.opts);
+	parse_args(argc, argv, &cfg);
+	check_cfg(&cfg);
+	cfg.progress = isatty(STDERR_FILENO) && !cfg.json && !cfg.quiet;
+
+	switch (cfg.role) {
+	case ROLE_SOURCE:
+		return run_source(&cfg);
+	case ROLE_DESTINATION:
+		return run_destination(&cfg);
+	case ROLE_INPROC:
+	default:
+		return run_inproc(&cfg);
+	}
+}
