@@ -10,7 +10,7 @@ pkgs=(
 )
 # The rxe suite boots QEMU guests with Debian's kernel and soft-RoCE.
 rxe_pkgs=(
-	qemu-system-x86 linux-image-amd64 busybox-static kmod iproute2
+	qemu-system-x86 linux-image-amd64 busybox-static kmod iproute2 xz-utils
 	ibverbs-utils rdmacm-utils perftest
 )
 
