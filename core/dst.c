@@ -26,6 +26,7 @@ struct dst_chan {
 	pthread_t thread;
 	bool started;
 	uint64_t seq;
+	uint64_t out_seq; /* messages sent back to the source (RELEASE) */
 	struct rmig_totals tot;
 	uint8_t *body;
 	struct iovec *iov;
@@ -55,6 +56,7 @@ struct rmig_dst {
 	unsigned int nchan;
 	struct rmig_hello hello;
 	bool placed;
+	bool loading; /* RMIG_XCAP_LOAD: no source, the transport loads from storage */
 	enum dst_state state;
 
 	rmig_dev_state_fn dev_fn;
@@ -326,7 +328,18 @@ static int recv_sync(struct dst_chan *ch, const struct rmig_hdr *h)
 		pthread_cond_wait(&d->cond, &d->lock);
 	ret = d->failed ? -ECANCELED : 0;
 	pthread_mutex_unlock(&d->lock);
-	return ret;
+	if (ret || !d->placed)
+		return ret;
+	/*
+	 * Holding this thread holds a stream, but not RAM that the source
+	 * writes one-sidedly: it waits for this RELEASE before it places any
+	 * data of the next round on this channel.
+	 */
+	ret = rmig_msg_send(ch->conn, RMIG_MSG_RELEASE, 0, ch->out_seq++, ch->body,
+			    sizeof(struct rmig_wire_sync));
+	if (ret)
+		return dst_fail(d, ret, "channel %u: sending RELEASE: %s", ch->id, ch->conn->err.msg);
+	return 0;
 }
 
 static const char *const fin_fields[] = { "packets",	"normal pages", "zero pages", "data bytes",
@@ -478,11 +491,13 @@ int rmig_dst_listen(struct rmig_dst *d, const char *uri)
 		return rmig_err_set(&d->err, ret, "'%s': this build of rmig has no such transport", uri);
 	if (ret)
 		return rmig_err_set(&d->err, ret,
-				    "'%s' is not a URI rmig knows (tcp:HOST:PORT, rdma:HOST:PORT)", uri);
+				    "'%s' is not a URI rmig knows (tcp:HOST:PORT, rdma:HOST:PORT, file:PATH)",
+				    uri);
 	if (!d->xops->listen)
 		return rmig_err_set(&d->err, -EINVAL, "the %s transport cannot receive",
 				    d->xops->name);
 	d->placed = d->xops->caps & RMIG_XCAP_PLACES_DATA;
+	d->loading = d->xops->caps & RMIG_XCAP_LOAD;
 	params = (struct rmig_xport_params){
 		.opts = &d->opts, .blocks = d->blocks, .nblocks = d->nblocks, .channels = 0,
 	};
@@ -618,6 +633,11 @@ int rmig_dst_accept(struct rmig_dst *d)
 		return -EINVAL;
 	if (d->state != DST_LISTENING)
 		return d->state == DST_NEW ? -ENOTCONN : -EBUSY;
+	/* Nobody to accept: listen() already opened and checked the file. */
+	if (d->loading) {
+		d->state = DST_RUNNING;
+		return 0;
+	}
 	ret = dst_handshake(d);
 	if (ret)
 		return ret;
@@ -674,6 +694,11 @@ int rmig_dst_wait_sync(struct rmig_dst *d, uint64_t *round)
 		return -EINVAL;
 	if (d->state != DST_RUNNING)
 		return d->state == DST_DONE ? 1 : -ENOTCONN;
+	/* A load has no rounds: the only sync is the end of rmig_dst_finish() (seed 000). */
+	if (d->loading) {
+		ret = rmig_err_code(&d->err);
+		return ret ? ret : 1;
+	}
 	pthread_mutex_lock(&d->lock);
 	if (d->held) {
 		/* The caller is done looking at the last round: let the channels go on. */
@@ -745,6 +770,20 @@ static int dst_check_done(struct rmig_dst *d)
 	return 0;
 }
 
+/* RMIG_XCAP_LOAD: read everything with one thread per destination channel. */
+static int dst_load(struct rmig_dst *d)
+{
+	int ret = rmig_err_code(&d->err);
+
+	if (ret)
+		return ret;
+	ret = d->xops->load(d->xp, d->opts.channels, d->dev_fn, d->dev_arg);
+	if (ret)
+		return dst_fail(d, ret, "loading: %s", d->xp->err.msg);
+	d->state = DST_DONE;
+	return 0;
+}
+
 int rmig_dst_finish(struct rmig_dst *d)
 {
 	int ret;
@@ -753,6 +792,8 @@ int rmig_dst_finish(struct rmig_dst *d)
 		return -EINVAL;
 	if (d->state != DST_RUNNING)
 		return d->state == DST_DONE ? 0 : -ENOTCONN;
+	if (d->loading)
+		return dst_load(d);
 	do
 		ret = rmig_dst_wait_sync(d, NULL);
 	while (ret == 0);
@@ -808,6 +849,8 @@ int rmig_dst_get_stats(struct rmig_dst *d, struct rmig_stats *st)
 	pthread_mutex_lock(&d->lock);
 	s.sync_rounds = d->reached;
 	pthread_mutex_unlock(&d->lock);
+	if (d->loading && d->xp && d->xops->load_stats)
+		d->xops->load_stats(d->xp, &s);
 	if (d->xp && d->xops->reg_ns)
 		s.reg_ns = d->xops->reg_ns(d->xp);
 	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));

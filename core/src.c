@@ -20,6 +20,8 @@ enum src_state { SRC_NEW, SRC_CONNECTED, SRC_FINISHED };
 struct src_chan {
 	struct rmig_conn *conn;
 	uint64_t seq;
+	uint64_t in_seq;	/* messages received back (RELEASE) */
+	uint64_t await_release; /* placed data: round whose RELEASE must come first, or 0 */
 	struct rmig_totals tot;
 	uint8_t *hdrbuf; /* header + RAM body: offsets of one batch */
 	struct rmig_seg *segs;
@@ -113,6 +115,35 @@ static int src_error(struct rmig_src *src)
 
 /* ---- channel thread callbacks ------------------------------------------ */
 
+/*
+ * One-sided writes would land in destination RAM while the destination's
+ * caller is still looking at the last round, so on a placing transport a
+ * channel waits for the destination to release the round before it places
+ * more. A round trip per channel per round.
+ */
+static int src_await_release(struct rmig_src *src, unsigned int id)
+{
+	struct src_chan *ch = &src->chans[id];
+	char why[RMIG_ERRMSG_MAX];
+	struct rmig_hdr h;
+	void *body = NULL;
+	int ret;
+
+	ret = rmig_msg_recv(ch->conn, -1, sizeof(struct rmig_wire_sync), &h, &body, why,
+			    sizeof(why));
+	if (ret)
+		return src_fail(src, ret, "channel %u: waiting for the destination to release round %llu: %s",
+				id, (unsigned long long)ch->await_release, why);
+	if (h.type != RMIG_MSG_RELEASE || h.seq != ch->in_seq || h.len != sizeof(struct rmig_wire_sync) ||
+	    rmig_get_be64(body) != ch->await_release)
+		ret = src_fail(src, -EPROTO, "channel %u: expected RELEASE of round %llu, got %s",
+			       id, (unsigned long long)ch->await_release, rmig_msg_name(h.type));
+	free(body);
+	ch->in_seq++;
+	ch->await_release = 0;
+	return ret;
+}
+
 static int src_send_ram(struct rmig_src *src, unsigned int id, struct rmig_payload *p)
 {
 	struct src_chan *ch = &src->chans[id];
@@ -123,6 +154,11 @@ static int src_send_ram(struct rmig_src *src, unsigned int id, struct rmig_paylo
 	size_t len = sizeof(struct rmig_wire_ram) + (size_t)n * 8;
 	int ret;
 
+	if (ch->await_release) {
+		ret = src_await_release(src, id);
+		if (ret)
+			return ret;
+	}
 	if (src->opts.flags & RMIG_F_NO_ZERO_DETECT) {
 		b->normal = n;
 		b->zero = 0;
@@ -234,6 +270,8 @@ static int src_sync(void *ctx, unsigned int id, unsigned int kind, uint64_t roun
 		ret = rmig_msg_send(c, RMIG_MSG_SYNC, 0, ch->seq++, body, sizeof(struct rmig_wire_sync));
 		if (!ret)
 			rmig_add_relaxed(&ch->tot.syncs, 1);
+		if (!ret && src->placed)
+			ch->await_release = round;
 	} else if (kind == RMIG_SCHED_SYNC_FIN) {
 		rmig_put_be64(body + RMIG_OFF(rmig_wire_fin, packets), rmig_load_relaxed(&ch->tot.packets));
 		rmig_put_be64(body + RMIG_OFF(rmig_wire_fin, normal_pages),
@@ -389,7 +427,7 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 	if (ret == -EPROTONOSUPPORT)
 		return src_fail(src, ret, "'%s': this build of rmig has no such transport", uri);
 	if (ret)
-		return src_fail(src, ret, "'%s' is not a URI rmig knows (tcp:HOST:PORT, rdma:HOST:PORT, null:)",
+		return src_fail(src, ret, "'%s' is not a URI rmig knows (tcp:HOST:PORT, rdma:HOST:PORT, file:PATH, null:)",
 				uri);
 	if ((src->opts.flags & RMIG_F_ZERO_COPY) && !(src->xops->caps & RMIG_XCAP_ZERO_COPY))
 		return src_fail(src, -EINVAL, "zero copy is not supported by the %s transport",

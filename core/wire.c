@@ -8,7 +8,8 @@ static const char *const msg_names[] = {
 	[RMIG_MSG_HELLO] = "HELLO", [RMIG_MSG_WELCOME] = "WELCOME", [RMIG_MSG_CHAN] = "CHAN",
 	[RMIG_MSG_RAM] = "RAM",	    [RMIG_MSG_DEV] = "DEV",	    [RMIG_MSG_SYNC] = "SYNC",
 	[RMIG_MSG_FIN] = "FIN",	    [RMIG_MSG_DONE] = "DONE",	    [RMIG_MSG_RESULT] = "RESULT",
-	[RMIG_MSG_ABORT] = "ABORT",
+	[RMIG_MSG_ABORT] = "ABORT",   [RMIG_MSG_SWITCHOVER_ACK] = "SWITCHOVER_ACK",
+	[RMIG_MSG_RELEASE] = "RELEASE",
 };
 
 const char *rmig_msg_name(unsigned int type)

@@ -7,6 +7,9 @@
  * Control stream:  HELLO (src->dst), WELCOME (dst->src), DONE (src->dst),
  *                  RESULT (dst->src), ABORT (either way).
  * Channel stream:  CHAN first, then RAM / DEV / SYNC in any order, FIN last.
+ *                  Back from dst to src, only with placed data (rdma):
+ *                  RELEASE for each SYNC once the destination's caller
+ *                  let the round go.
  *
  * The header's seq numbers the messages of one stream from 0; the receiver
  * checks every one, so a lost, repeated or reordered message is caught.
@@ -37,7 +40,9 @@ enum rmig_msg_type {
 	RMIG_MSG_DONE = 8,
 	RMIG_MSG_RESULT = 9,
 	RMIG_MSG_ABORT = 10,
-	RMIG_MSG_MAX_TYPE = RMIG_MSG_ABORT,
+	RMIG_MSG_SWITCHOVER_ACK = 11, /* control, dst->src: a device's initial data is loaded */
+	RMIG_MSG_RELEASE = 12,	      /* channel, dst->src: placed data may go past SYNC round */
+	RMIG_MSG_MAX_TYPE = RMIG_MSG_RELEASE,
 };
 
 /* Header flags */

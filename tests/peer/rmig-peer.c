@@ -15,7 +15,8 @@
  *
  * Options: --size SIZE (MiB or with K/M/G), --rounds N, --channels N,
  * --seed N, --dev-chunks N (per thread per round), --die-after-mib N (dst:
- * exit abruptly after that much data arrived), --expect-fail (src: succeed
+ * exit abruptly after that much data arrived), --check-delay-ms N (dst: wait
+ * before checking each round, as a slow caller would), --expect-fail (src: succeed
  * only if the migration fails cleanly and source RAM is intact), --timeout MS,
  * --ib-dev NAME, --gid-index N.
  * Exit 0 on the expected outcome; prints "rmig-peer <role>: PASS ..." or FAIL.
@@ -41,6 +42,7 @@ struct cfg {
 	unsigned int rounds, channels, dev_chunks;
 	uint64_t seed;
 	uint64_t die_after;
+	unsigned int check_delay_ms;
 	bool expect_fail;
 	int timeout_ms;
 	const char *ib_dev;
@@ -352,6 +354,13 @@ static int run_dst(void)
 				r, ret, round, rmig_dst_error(d), chk.problem);
 			return 1;
 		}
+		/*
+		 * A slow look at RAM: the channels stay at the fence meanwhile,
+		 * and over a placing transport the source must not write the
+		 * next round before this returns.
+		 */
+		if (cfg.check_delay_ms)
+			usleep(cfg.check_delay_ms * 1000u);
 		if (check_round(ram, r, expect))
 			return 1;
 		if (chk.next_idx[0] < (uint64_t)r * cfg.dev_chunks ||
@@ -395,7 +404,7 @@ int main(int argc, char **argv)
 	if (argc < 3 || (strcmp(argv[1], "src") && strcmp(argv[1], "dst"))) {
 		fprintf(stderr, "usage: rmig-peer src|dst URI [--size MIB] [--rounds N] [--channels N]\n"
 				"       [--seed N] [--dev-chunks N] [--die-after-mib N] [--expect-fail]\n"
-				"       [--timeout MS] [--ib-dev NAME] [--gid-index N]\n");
+				"       [--timeout MS] [--ib-dev NAME] [--gid-index N] [--check-delay-ms N]\n");
 		return 2;
 	}
 	cfg.role = argv[1];
@@ -424,6 +433,8 @@ int main(int argc, char **argv)
 			cfg.dev_chunks = (unsigned int)atoi(v);
 		else if (!strcmp(a, "--die-after-mib"))
 			cfg.die_after = strtoull(v, NULL, 0) << 20;
+		else if (!strcmp(a, "--check-delay-ms"))
+			cfg.check_delay_ms = (unsigned int)atoi(v);
 		else if (!strcmp(a, "--timeout"))
 			cfg.timeout_ms = atoi(v);
 		else if (!strcmp(a, "--ib-dev"))

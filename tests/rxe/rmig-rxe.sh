@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# rmig over real RDMA verbs: soft-RoCE (rxe) inside QEMU guests.
+#
+#   rmig-rxe.sh SCENARIO RMIG_BENCH RMIG_PEER
+#
+# Scenarios (each boots its own guests; see README.md):
+#   channels    two guests: 64 MiB with 1, 2 and 4 channels, verified byte for byte
+#   rounds      two guests: 4 sync rounds with rewritten pages, zero pages and
+#               device state from two threads, checked at every round; the
+#               destination looks at RAM slowly, so a source that wrote the next
+#               round before the destination released the last one would fail
+#   dst-dies    two guests: the destination exits mid-transfer; the source must
+#               fail with a clear error and keep its RAM intact
+#   vs-perftest one guest: rmig-bench beside ib_write_bw, same message size
+#               (512 KiB: a full 128-page batch) and QP count (2), and the ratio
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+vm=$here/rxe-vm.sh
+scenario=${1:?scenario}
+bench=${2:?rmig-bench path}
+peer=${3:?rmig-peer path}
+cache=${RXE_CACHE_DIR:-$here/../../build/rxe-cache}
+out=${RXE_OUT:-$cache/$scenario}
+
+rc=0
+"$vm" check || rc=$?
+[ "$rc" -eq 0 ] || exit "$rc"
+
+case $scenario in
+channels)
+	# The destination listens three times in a row; the source retries a
+	# refused connect until the destination is back.
+	"$vm" pair --out "$out" --timeout 240 \
+		--dst "for c in 1 2 4; do $bench --transport rdma --listen \$RXE_ADDR:18600 --size 64M -q || exit 1; done" \
+		--src "for c in 1 2 4; do $bench --transport rdma --connect \$RXE_PEER_ADDR:18600 --size 64M --channels \$c -q || exit 1; done"
+	;;
+rounds)
+	"$vm" pair --out "$out" --timeout 240 \
+		--dst "$peer dst rdma:\$RXE_ADDR:18601 --size 32 --rounds 4 --check-delay-ms 1500" \
+		--src "$peer src rdma:\$RXE_PEER_ADDR:18601 --size 32 --rounds 4 --channels 2"
+	;;
+dst-dies)
+	"$vm" pair --out "$out" --timeout 240 \
+		--dst "$peer dst rdma:\$RXE_ADDR:18602 --size 128 --rounds 2 --die-after-mib 8; r=\$?; echo \"destination exit \$r\"; [ \$r -eq 9 ]" \
+		--src "timeout 120 $peer src rdma:\$RXE_PEER_ADDR:18602 --size 128 --rounds 2 --expect-fail --timeout 20000"
+	;;
+vs-perftest)
+	"$vm" single --out "$out" --timeout 300 --mem 2048 --sh "
+		set -u
+		pin_srv= pin_cli=
+		[ \$(nproc) -ge 2 ] && pin_srv='taskset -c 1' pin_cli='taskset -c 0'
+		bw='ib_write_bw -d rxe0 -x 1 -s 524288 -q 2 -D 8 -F --report_gbits'
+		\$pin_srv \$bw > \"\$OUT/perftest-server.log\" 2>&1 &
+		server=\$!
+		rxe_wait_listen 18515 30 || { kill \$server; cat \"\$OUT/perftest-server.log\"; exit 1; }
+		\$pin_cli \$bw \"\$RXE_ADDR\" > \"\$OUT/perftest.log\" 2>&1 || { cat \"\$OUT/perftest.log\"; exit 1; }
+		wait \$server || true
+		cat \"\$OUT/perftest.log\"
+		pt=\$(awk '/#bytes/ { getline; print \$4; exit }' \"\$OUT/perftest.log\")
+		$bench --transport rdma --host \$RXE_ADDR --channels 2 --size 256M --json > \"\$OUT/rmig.json\" || { cat \"\$OUT/rmig.json\"; exit 1; }
+		cat \"\$OUT/rmig.json\"
+		python3 - \"\$pt\" \"\$OUT/rmig.json\" <<'PY'
+import json, sys
+pt = float(sys.argv[1])
+r = json.load(open(sys.argv[2]))
+ratio = r['gbits_per_s'] / pt if pt > 0 else float('nan')
+print(f'ib_write_bw 512 KiB x 2 QPs: {pt:.3f} Gb/s; rmig rdma 2 channels: {r[\"gbits_per_s\"]:.3f} Gb/s; ratio {ratio:.2f}; verified {r[\"verified\"]}')
+sys.exit(0 if r['verified'] else 1)
+PY
+	"
+	;;
+*)
+	echo "unknown scenario '$scenario'" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The rdma transport's ops tables: "rdma:HOST:PORT".
+ *
+ * Source: connect() opens the control conn (which picks the device), then
+ * registers the RAM blocks for local access; set_peer_info() takes the
+ * destination's MR table; connect_channel() opens one RC QP per channel.
+ * Destination: listen() binds, and registers the RAM blocks for remote
+ * writes as soon as the device is known (at once for a specific address);
+ * local_info() hands out the MR table, which the core asks for only after
+ * it has validated the source's block table.
+ *
+ * Sync fences need nothing of their own: the core's SYNC message is stream
+ * bytes, i.e. a SEND_WITH_IMM posted behind the round's WRITEs on the same
+ * RC QP, and the destination sees it only after they have landed.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "rmig-config.h"
+#include "core/barrier.h"
+#include "transport/rdma/rdma.h"
+
+static int parse_addr(struct rd_xport *x, const char *addr, struct rmig_msgbuf *err)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res;
+	char host[256], port[16];
+	int ret;
+
+	if (strlen(addr) >= sizeof(x->addr) ||
+	    rmig_split_hostport(addr, host, sizeof(host), port, sizeof(port)))
+		return rmig_msg(err, -EINVAL, "bad rdma address '%s' (want HOST:PORT)", addr);
+	snprintf(x->addr, sizeof(x->addr), "%s", addr);
+	if (x->is_dst)
+		hints.ai_flags |= AI_PASSIVE;
+	ret = getaddrinfo(host, port, &hints, &res);
+	if (ret)
+		return rmig_msg(err, ret == EAI_NONAME ? -EHOSTUNREACH : -EINVAL,
+				"cannot resolve '%s': %s", host, gai_strerror(ret));
+	memcpy(&x->sa, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void xport_free(struct rd_xport *x)
+{
+	const struct rmig_verbs_ops *v = x->v;
+
+	/* the core closes conns first; anything left must not outlive the PD */
+	while (x->conns)
+		rmig_rd_conn_close(x->conns);
+	/* after this no rkey this xport handed out is valid: the peer cannot write */
+	rmig_rd_mrs_release(&x->local, v);
+	rmig_rd_remote_release(&x->remote);
+	if (x->pd)
+		v->dealloc_pd(x->pd);
+	if (x->lid)
+		v->destroy_id(x->lid);
+	if (x->lech)
+		v->destroy_event_channel(x->lech);
+	if (x->efd >= 0)
+		close(x->efd);
+	pthread_mutex_destroy(&x->lock);
+	free(x->blocks);
+	free(x);
+}
+
+static int xport_new(const struct rmig_xport_params *p, const char *addr, bool dst,
+		     struct rd_xport **xp, struct rmig_msgbuf *err)
+{
+	struct rd_xport *x = calloc(1, sizeof(*x));
+	int ret;
+
+	if (!x)
+		return rmig_msg(err, -ENOMEM, "out of memory");
+	x->base.ops = &rmig_rdma_ops;
+	x->v = rmig_rdma_verbs;
+	x->is_dst = dst;
+	x->efd = -1;
+	pthread_mutex_init(&x->lock, NULL);
+	atomic_init(&x->down, false);
+	atomic_init(&x->reg_ns, 0);
+	x->opts = *p->opts;
+	x->opts.ib_dev = NULL; /* kept in x->ib_dev; the caller's string may go */
+	if (p->opts->ib_dev) {
+		if (strlen(p->opts->ib_dev) >= sizeof(x->ib_dev)) {
+			ret = rmig_msg(err, -EINVAL, "ib_dev name too long");
+			goto err_free;
+		}
+		snprintf(x->ib_dev, sizeof(x->ib_dev), "%s", p->opts->ib_dev);
+	}
+	x->channels = p->channels ? p->channels : 1;
+	x->nblocks = p->nblocks;
+	x->blocks = calloc(p->nblocks ? p->nblocks : 1, sizeof(*x->blocks));
+	if (!x->blocks) {
+		ret = rmig_msg(err, -ENOMEM, "out of memory");
+		goto err_free;
+	}
+	if (p->nblocks)
+		memcpy(x->blocks, p->blocks, p->nblocks * sizeof(*x->blocks));
+	ret = parse_addr(x, addr, err);
+	if (ret)
+		goto err_free;
+	x->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (x->efd < 0) {
+		ret = rmig_msg(err, -errno, "eventfd: %s", strerror(errno));
+		goto err_free;
+	}
+	*xp = x;
+	return 0;
+
+err_free:
+	xport_free(x);
+	return ret;
+}
+
+/* ------------------------------------------------------------- source */
+
+static int rd_connect(const struct rmig_xport_params *p, const char *addr, struct rmig_xport **xp,
+		      struct rmig_conn **ctl, struct rmig_msgbuf *err)
+{
+	struct rd_xport *x;
+	struct rd_conn *c;
+	char label[400];
+	int ret;
+
+	ret = xport_new(p, addr, false, &x, err);
+	if (ret)
+		return ret;
+	snprintf(label, sizeof(label), "control conn to %s", addr);
+	ret = rmig_rd_connect(x, label, &c, err);
+	if (ret)
+		goto err_free;
+	/*
+	 * Registered only once the destination answered: a refused connection
+	 * fails fast instead of after pinning all of RAM.
+	 */
+	ret = rmig_rd_register_blocks(x, err);
+	if (ret)
+		goto err_close;
+	*xp = &x->base;
+	*ctl = &c->base;
+	return 0;
+
+err_close:
+	rmig_rd_conn_close(c);
+err_free:
+	xport_free(x);
+	return ret;
+}
+
+static int rd_set_peer_info(struct rmig_xport *xp, const void *info, size_t len)
+{
+	struct rd_xport *x = rd_xport_of(xp);
+	int ret;
+
+	if (!len)
+		return rmig_msg(&x->base.err, -EPROTO,
+				"the destination sent no rdma MR table (is it listening on rdma?)");
+	rmig_rd_remote_release(&x->remote);
+	x->have_remote = false;
+	ret = rmig_rd_mrt_decode(info, len, x->blocks, x->nblocks, &x->remote, &x->base.err);
+	if (ret)
+		return ret;
+	x->have_remote = true;
+	return 0;
+}
+
+static int rd_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rmig_conn **cp)
+{
+	struct rd_xport *x = rd_xport_of(xp);
+	struct rd_conn *c;
+	char label[400];
+	int ret;
+
+	snprintf(label, sizeof(label), "channel %u conn to %s", ch, x->addr);
+	ret = rmig_rd_connect(x, label, &c, &x->base.err);
+	if (ret)
+		return ret;
+	*cp = &c->base;
+	return 0;
+}
+
+/* -------------------------------------------------------- destination */
+
+static int rd_listen(const struct rmig_xport_params *p, const char *addr, struct rmig_xport **xp,
+		     struct rmig_msgbuf *err)
+{
+	struct rd_xport *x;
+	int ret;
+
+	ret = xport_new(p, addr, true, &x, err);
+	if (ret)
+		return ret;
+	ret = rmig_rd_listen_setup(x, err);
+	/* registered now, before any source shows up, when the device is known */
+	if (!ret && x->ctx)
+		ret = rmig_rd_register_blocks(x, err);
+	if (ret) {
+		xport_free(x);
+		return ret;
+	}
+	*xp = &x->base;
+	return 0;
+}
+
+static int rd_port(struct rmig_xport *xp)
+{
+	return rd_xport_of(xp)->port;
+}
+
+static int rd_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **cp)
+{
+	struct rd_xport *x = rd_xport_of(xp);
+	struct rd_conn *c;
+	int ret;
+
+	if (rmig_load_relaxed(&x->down))
+		return rmig_msg(&x->base.err, -ECANCELED, "shut down");
+	ret = rmig_rd_accept(x, timeout_ms, &c, &x->base.err);
+	if (ret)
+		return ret;
+	*cp = &c->base;
+	return 0;
+}
+
+static int rd_local_info(struct rmig_xport *xp, void *buf, size_t *len)
+{
+	struct rd_xport *x = rd_xport_of(xp);
+
+	if (x->nblocks && !x->local.slices)
+		return rmig_msg(&x->base.err, -EINVAL, "rdma: RAM is not registered yet");
+	return rmig_rd_mrt_encode(&x->local, buf, len, &x->base.err);
+}
+
+/* --------------------------------------------------------------- both */
+
+static void rd_xshutdown(struct rmig_xport *xp)
+{
+	struct rd_xport *x = rd_xport_of(xp);
+	uint64_t one = 1;
+
+	/* relaxed: the eventfd, which every conn and accept polls, wakes them; they re-read it */
+	rmig_store_relaxed(&x->down, true);
+	if (write(x->efd, &one, sizeof(one)) < 0) {
+		/* only EAGAIN is possible, and then it is readable already */
+	}
+}
+
+static void rd_destroy(struct rmig_xport *xp)
+{
+	if (xp)
+		xport_free(rd_xport_of(xp));
+}
+
+static uint64_t rd_reg_ns(struct rmig_xport *xp)
+{
+	return rmig_load_relaxed(&rd_xport_of(xp)->reg_ns);
+}
+
+static int rd_recv_pages(struct rmig_conn *bc, const struct iovec *iov, unsigned int iovcnt)
+{
+	return rmig_msg(&bc->err, -ENOSYS,
+			"rdma places page data itself; recv_pages is not used with it");
+}
+
+static void rd_conn_shutdown(struct rmig_conn *bc)
+{
+	rmig_rd_conn_shutdown(rd_conn_of(bc));
+}
+
+static void rd_conn_close(struct rmig_conn *bc)
+{
+	rmig_rd_conn_close(rd_conn_of(bc));
+}
+
+const struct rmig_conn_ops rmig_rd_conn_ops = {
+	.send = rmig_rd_send,
+	.flush = rmig_rd_flush,
+	.recv = rmig_rd_recv,
+	.recv_pages = rd_recv_pages,
+	.shutdown = rd_conn_shutdown,
+	.close = rd_conn_close,
+};
+
+const struct rmig_xport_ops rmig_rdma_ops = {
+	.name = "rdma",
+	.caps = RMIG_XCAP_PLACES_DATA,
+	.connect = rd_connect,
+	.set_peer_info = rd_set_peer_info,
+	.connect_channel = rd_connect_channel,
+	.listen = rd_listen,
+	.port = rd_port,
+	.accept = rd_accept,
+	.local_info = rd_local_info,
+	.shutdown = rd_xshutdown,
+	.destroy = rd_destroy,
+	.reg_ns = rd_reg_ns,
+	.finish = NULL,	    /* the peer confirms the end, not the transport */
+	.load = NULL,	    /* not RMIG_XCAP_LOAD */
+	.load_stats = NULL, /* not RMIG_XCAP_LOAD */
+};
