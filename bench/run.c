@@ -480,6 +480,8 @@ static void dst_result(struct dst_side *ds, struct bench_result *res, uint32_t p
 	rmig_dst_get_stats(ds->dst, &st);
 	res->pages = st.normal_pages + st.zero_pages;
 	res->zero_pages = st.zero_pages;
+	if (st.channels)
+		res->channels = (unsigned int)st.channels;
 	res->bytes = res->pages * page_size;
 	res->wire_bytes = st.wire_bytes;
 }

@@ -847,6 +847,7 @@ int rmig_dst_get_stats(struct rmig_dst *d, struct rmig_stats *st)
 			s.wire_bytes += rmig_load_relaxed(&c->wire_bytes);
 	}
 	pthread_mutex_lock(&d->lock);
+	s.channels = d->nchan;
 	s.sync_rounds = d->reached;
 	pthread_mutex_unlock(&d->lock);
 	if (d->loading && d->xp && d->xops->load_stats)

@@ -700,6 +700,7 @@ int rmig_src_get_stats(struct rmig_src *src, struct rmig_stats *st)
 		}
 	}
 	s.sync_rounds = rmig_load_relaxed(&src->round);
+	s.channels = src->nchan;
 	if (src->xp && src->xops->reg_ns)
 		s.reg_ns = src->xops->reg_ns(src->xp);
 	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));

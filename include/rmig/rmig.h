@@ -71,6 +71,11 @@ enum rmig_flags {
 	RMIG_F_ZERO_COPY = 1u << 0,
 	/** source: send every page as data, never as a zero-page offset */
 	RMIG_F_NO_ZERO_DETECT = 1u << 1,
+	/** file: move page data with O_DIRECT (bypassing the page cache) when its
+	 *  memory, file offset and length are 4 KiB aligned; metadata still goes
+	 *  through the page cache. Refused with -EINVAL where the filesystem
+	 *  has no O_DIRECT (tmpfs). Other transports ignore it. */
+	RMIG_F_DIRECT_IO = 1u << 2,
 };
 
 /**
@@ -78,7 +83,9 @@ enum rmig_flags {
  * @size: sizeof(struct rmig_opts); set by rmig_opts_init()
  * @flags: enum rmig_flags
  * @channels: source: channels to open (1..RMIG_MAX_CHANNELS, default 2);
- *            destination: the most it accepts (default RMIG_MAX_CHANNELS)
+ *            destination: the most it accepts (default RMIG_MAX_CHANNELS);
+ *            file destination: threads that load the file (2 after
+ *            rmig_opts_init(), RMIG_MAX_CHANNELS with NULL opts)
  * @pages_per_packet: pages in one RAM batch (1..4096, default 128, i.e.
  *                    512 KiB of 4 KiB pages); the destination takes the
  *                    source's value if it is within its own limit
@@ -131,6 +138,7 @@ void rmig_opts_init(struct rmig_opts *opts);
  * @reg_ns: time spent registering memory (rdma)
  * @rdma_writes: RDMA WRITE work requests posted (rdma)
  * @zero_pages_written: destination: zero pages that had to be cleared
+ * @channels: channels in use (on the destination: as the source opened them)
  */
 struct rmig_stats {
 	uint32_t size;
@@ -148,6 +156,7 @@ struct rmig_stats {
 	uint64_t reg_ns;
 	uint64_t rdma_writes;
 	uint64_t zero_pages_written;
+	uint64_t channels;
 	uint64_t reserved[8];
 };
 
@@ -178,12 +187,20 @@ int rmig_src_add_block(struct rmig_src *src, const struct rmig_block_desc *desc)
 /**
  * rmig_src_connect() - open the control connection and every channel
  * @src: handle with its blocks added
- * @uri: "tcp:HOST:PORT", "rdma:HOST:PORT" or "null:" (channels that complete
- *       every payload without I/O; for measuring the scheduler)
+ * @uri: "tcp:HOST:PORT", "rdma:HOST:PORT", "file:PATH" or "null:" (channels
+ *       that complete every payload without I/O; for measuring the scheduler)
  *
  * Sends the RAM-block table; the destination refuses a table that differs
  * from its own, and that refusal is returned here with its reason.
  * Starts one thread per channel.
+ *
+ * "file:PATH" saves the migration to a file (created or truncated, mode
+ * 0600) instead of a peer: every page has a fixed place in it
+ * (docs/file-format.md), the channels write pages there in parallel, a page
+ * sent again in a later round overwrites its earlier copy, and there is no
+ * handshake. The file is marked complete, and synced to disk, only by a
+ * successful rmig_src_finish(); a file whose save stopped earlier is refused
+ * when loaded. See RMIG_F_DIRECT_IO.
  *
  * Return: 0; -EINVAL bad URI; -EPROTONOSUPPORT transport not built;
  * -ECONNREFUSED, -ETIMEDOUT, -EPROTO (handshake refused), -ENOMEM, or the
@@ -252,6 +269,9 @@ int rmig_src_sync(struct rmig_src *src, enum rmig_sync_kind kind);
  * rmig_src_finish() - send everything left, end the migration, and wait for
  * the destination to confirm that it received and verified all of it
  * @src: connected handle
+ *
+ * With "file:", returns 0 only once the page bitmaps, the device state and
+ * the header with its "complete" flag are written and fdatasync()ed.
  *
  * Return: 0 only if the destination confirmed; otherwise the error
  * (-EPROTO when the destination found a mismatch; rmig_src_error() says
@@ -344,10 +364,22 @@ int rmig_dst_set_device_state_cb(struct rmig_dst *dst, rmig_dev_state_fn fn, voi
  * rmig_dst_listen() - start listening
  * @dst: handle with its blocks added
  * @uri: "tcp:HOST:PORT" or "rdma:HOST:PORT"; PORT 0 picks a free port
- *       (see rmig_dst_port())
+ *       (see rmig_dst_port()); or "file:PATH" to load a saved migration
+ *
+ * "file:PATH" opens the file and checks everything but the page data before
+ * any RAM is touched: magic, format version, header checksum, the complete
+ * flag, the RAM-block table against the local blocks (names, lengths, page
+ * sizes), every area lying inside the file and apart from the others, the
+ * bitmaps (checksums), that no page the bitmap marks present lies past the
+ * end of the file, and every device-state record (checksums, sequence).
+ * Then rmig_dst_accept() returns at once, rmig_dst_wait_sync() returns 1
+ * (a file has no rounds), and rmig_dst_finish() loads it.
+ * rmig_dst_port() returns -ENOSYS.
  *
  * Return: 0, -EINVAL, -EPROTONOSUPPORT, -EADDRINUSE, -ENODEV (no RDMA device
- * for the address), or the transport's error.
+ * for the address), or the transport's error; for "file:", -ENOENT and
+ * other open() errors, or -EPROTO for a file that is not a complete rmig
+ * save matching the local blocks (rmig_dst_error() names the problem).
  */
 int rmig_dst_listen(struct rmig_dst *dst, const char *uri);
 
@@ -397,8 +429,16 @@ int rmig_dst_wait_sync(struct rmig_dst *dst, uint64_t *round);
  * bytes, device-state chunks) against what arrived, and confirms to the
  * source.
  *
- * Return: 0 only if every byte arrived and the totals match; otherwise a
- * negative errno (-EPROTO for a mismatch, -ECONNRESET if the source went
+ * "file:": loads the file with &rmig_opts.channels threads (of this
+ * destination's options): each reads the pages the file holds straight into
+ * the blocks (pread, a run of present pages in one call) and clears the pages
+ * the file marks absent unless they are already zero; nothing outside the
+ * blocks is written. Then device state goes to the callback in sequence
+ * order, from the calling thread.
+ *
+ * Return: 0 only if every byte arrived and the totals match (file: every
+ * page and record was read and checked); otherwise a negative errno
+ * (-EPROTO for a mismatch or a malformed file, -ECONNRESET if the source went
  * away) with rmig_dst_error() naming it.
  */
 int rmig_dst_finish(struct rmig_dst *dst);
@@ -413,6 +453,10 @@ void rmig_dst_cancel(struct rmig_dst *dst);
  * rmig_dst_get_stats() - as rmig_src_get_stats()
  * @dst: handle
  * @stats: caller-owned, size set
+ *
+ * "file:": normal_pages/data_bytes count pages read from the file,
+ * zero_pages the pages it marks absent, packets the read calls plus the
+ * device-state records, wire_bytes every byte read.
  *
  * Return: 0 or -EINVAL.
  */
@@ -436,7 +480,7 @@ void rmig_dst_destroy(struct rmig_dst *dst);
 
 /**
  * rmig_transport_available() - whether a transport was built in
- * @name: "tcp", "rdma", "null"
+ * @name: "tcp", "rdma", "file", "null"
  *
  * Return: 1 if built in, 0 if not.
  */
