@@ -482,6 +482,9 @@ int rmig_dst_listen(struct rmig_dst *d, const char *uri)
 
 	if (!d || !uri)
 		return -EINVAL;
+	ret = rmig_err_code(&d->err);
+	if (ret)
+		return ret; /* a failed handle stays failed */
 	if (d->state != DST_NEW)
 		return -EBUSY;
 	if (!d->nblocks)
@@ -854,7 +857,8 @@ int rmig_dst_get_stats(struct rmig_dst *d, struct rmig_stats *st)
 		d->xops->load_stats(d->xp, &s);
 	if (d->xp && d->xops->reg_ns)
 		s.reg_ns = d->xops->reg_ns(d->xp);
-	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));
+	s.size = st->size < sizeof(s) ? st->size : (uint32_t)sizeof(s);
+	memcpy(st, &s, s.size);
 	return 0;
 }
 
@@ -871,11 +875,16 @@ void rmig_dst_destroy(struct rmig_dst *d)
 		return;
 	if (d->state == DST_RUNNING)
 		rmig_dst_cancel(d);
+	/*
+	 * Every receive thread must be gone before any conn is closed: a
+	 * failing thread shuts down all the others' conns (dst_fail()).
+	 */
+	for (unsigned int i = 0; d->chans && i < d->nchan; i++)
+		if (d->chans[i].started)
+			pthread_join(d->chans[i].thread, NULL);
 	for (unsigned int i = 0; d->chans && i < d->nchan; i++) {
 		struct dst_chan *ch = &d->chans[i];
 
-		if (ch->started)
-			pthread_join(ch->thread, NULL);
 		if (ch->conn)
 			ch->conn->ops->close(ch->conn);
 		free(ch->body);

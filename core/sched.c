@@ -68,7 +68,12 @@ void rmig_sched_abort(struct rmig_sched *s, int err)
 {
 	int expected = 0;
 
-	if (!atomic_compare_exchange_strong_explicit(&s->error, &expected, err, memory_order_relaxed,
+	/*
+	 * Release: whoever records the error's text does so before aborting;
+	 * pairs with the load-acquire in rmig_sched_error(), so a caller that
+	 * sees the code also sees the text.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&s->error, &expected, err, memory_order_release,
 						     memory_order_relaxed))
 		return;
 	/*
@@ -82,7 +87,8 @@ void rmig_sched_abort(struct rmig_sched *s, int err)
 
 int rmig_sched_error(struct rmig_sched *s)
 {
-	return rmig_load_relaxed(&s->error);
+	/* Pairs with the CAS-release in rmig_sched_abort(). */
+	return rmig_load_acquire(&s->error);
 }
 
 static void *chan_thread(void *arg)
@@ -138,12 +144,12 @@ int rmig_sched_send(struct rmig_sched *s, struct rmig_payload **slot)
 	uint32_t start, idle;
 	int err;
 
-	err = rmig_load_relaxed(&s->error);
+	err = rmig_sched_error(s);
 	if (err)
 		return err;
 	sem_wait_spin(&s->channels_ready);
 	for (;;) {
-		err = rmig_load_relaxed(&s->error);
+		err = rmig_sched_error(s);
 		if (err)
 			return err;
 		start = atomic_fetch_add_explicit(&s->next_channel, 1, memory_order_relaxed);
@@ -188,7 +194,7 @@ int rmig_sched_sync(struct rmig_sched *s, unsigned int kind, uint64_t round)
 	for (unsigned int i = 0; i < s->nchan; i++)
 		while (sem_wait(&s->sync_done) && errno == EINTR)
 			;
-	return rmig_load_relaxed(&s->error);
+	return rmig_sched_error(s);
 }
 
 int rmig_sched_create(unsigned int channels, unsigned int pages_per_packet,

@@ -419,6 +419,9 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 
 	if (!src || !uri)
 		return -EINVAL;
+	ret = rmig_err_code(&src->err);
+	if (ret)
+		return ret; /* a failed handle stays failed */
 	if (src->state != SRC_NEW)
 		return -EBUSY;
 	if (!src->nblocks)
@@ -502,6 +505,9 @@ static inline int src_check(struct rmig_src *src)
 
 		return code ? code : -ENOTCONN;
 	}
+	/* A channel may have failed since the last hand-over: stay failed. */
+	if (unlikely(rmig_sched_error(src->sched)))
+		return src_error(src);
 	return 0;
 }
 
@@ -703,7 +709,8 @@ int rmig_src_get_stats(struct rmig_src *src, struct rmig_stats *st)
 	s.channels = src->nchan;
 	if (src->xp && src->xops->reg_ns)
 		s.reg_ns = src->xops->reg_ns(src->xp);
-	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));
+	s.size = st->size < sizeof(s) ? st->size : (uint32_t)sizeof(s);
+	memcpy(st, &s, s.size);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/wire.h"
 #include "core/xport.h"
 
 #ifndef SO_ZEROCOPY
@@ -29,8 +30,12 @@
 #define MSG_ZEROCOPY 0x4000000
 #endif
 
-/* Cap on iovecs per sendmsg/recvmsg; batches are far smaller in practice. */
-#define TCP_IOV_MAX 1024
+/*
+ * A batch of scattered pages can need one iovec per page, plus the header;
+ * the kernel takes at most UIO_MAXIOV (1024) per call, so calls are cut.
+ */
+#define TCP_IOV_MAX (RMIG_MAX_PAGES_PER_PACKET + 1)
+#define TCP_IOV_PER_CALL 1024u
 
 struct tcp_xport {
 	struct rmig_xport base;
@@ -391,7 +396,7 @@ static int send_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 
 	while (cnt) {
 		mh.msg_iov = iov;
-		mh.msg_iovlen = cnt;
+		mh.msg_iovlen = cnt < TCP_IOV_PER_CALL ? cnt : TCP_IOV_PER_CALL;
 		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | flags);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -528,7 +533,7 @@ static int recv_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 		if (ret)
 			return ret;
 		mh.msg_iov = iov;
-		mh.msg_iovlen = cnt;
+		mh.msg_iovlen = cnt < TCP_IOV_PER_CALL ? cnt : TCP_IOV_PER_CALL;
 		n = recvmsg(c->fd, &mh, timeout_ms < 0 ? MSG_WAITALL : 0);
 		if (n < 0) {
 			if (errno == EINTR)

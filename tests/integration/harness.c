@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* ---- memory ----------------------------------------------------------------- */
+
+void *h_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "harness: mmap of %zu bytes failed\n", len);
+		abort();
+	}
+	return p;
+}
+
+void h_unmap(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
+}
+
+uint64_t h_rand(uint64_t *state)
+{
+	/* splitmix64: good enough spread, and any seed (even 0) works */
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void h_fill_random(void *p, size_t len, uint64_t seed)
+{
+	uint64_t *w = p, st = seed;
+	size_t n = len / 8;
+
+	for (size_t i = 0; i < n; i++) {
+		w[i] = h_rand(&st);
+		/* one word in 512 being exactly 0 is fine; a whole page never is */
+	}
+	for (size_t i = n * 8; i < len; i++)
+		((uint8_t *)p)[i] = (uint8_t)h_rand(&st);
+}
+
+void h_fill_byte(void *p, size_t len, uint8_t v)
+{
+	memset(p, v, len);
+}
+
+uint64_t h_hash(const void *p, size_t len)
+{
+	const uint64_t *w = p;
+	uint64_t h = 0xcbf29ce484222325ull ^ len;
+
+	for (size_t i = 0; i < len / 8; i++)
+		h = (h ^ w[i]) * 0x100000001b3ull + (h >> 29);
+	for (size_t i = len / 8 * 8; i < len; i++)
+		h = (h ^ ((const uint8_t *)p)[i]) * 0x100000001b3ull;
+	return h;
+}
+
+long h_first_diff(const void *a, const void *b, size_t len)
+{
+	const uint8_t *x = a, *y = b;
+	size_t chunk = 1 << 16;
+
+	for (size_t off = 0; off < len; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+
+		if (memcmp(x + off, y + off, n) == 0)
+			continue;
+		for (size_t i = off; i < off + n; i++)
+			if (x[i] != y[i])
+				return (long)i;
+	}
+	return -1;
+}
+
+/* ---- hang guards ------------------------------------------------------------- */
+
+int h_guard_s(int seconds)
+{
+	const char *m = getenv("RMIG_TEST_TIMEOUT_MULT");
+	int mult = m ? atoi(m) : 1;
+
+	return seconds * (mult > 1 ? mult : 1);
+}
+
+/* ---- options ---------------------------------------------------------------- */
+
+void h_opts(struct rmig_opts *o, unsigned int channels)
+{
+	rmig_opts_init(o);
+	o->timeout_ms = H_TIMEOUT_MS;
+	if (channels)
+		o->channels = channels;
+}
+
+/* ---- destination on a thread ------------------------------------------------ */
+
+void h_dst_init(struct h_dst *d)
+{
+	memset(d, 0, sizeof(*d));
+	h_opts(&d->opts, 0);
+	d->opts.channels = RMIG_MAX_CHANNELS;
+	d->port = -1;
+}
+
+void h_dst_add(struct h_dst *d, const char *name, void *host, uint64_t length,
+	       uint32_t page_size)
+{
+	assert_true(d->nblocks < H_MAX_BLOCKS);
+	d->blocks[d->nblocks++] = (struct rmig_block_desc){
+		.name = name, .host = host, .length = length, .page_size = page_size,
+	};
+}
+
+static void *dst_thread(void *arg)
+{
+	struct h_dst *d = arg;
+
+	d->accept_ret = rmig_dst_accept(d->dst);
+	if (d->accept_ret == 0) {
+		if (d->hook)
+			d->hook_ret = d->hook(d);
+		if (!d->skip_finish)
+			d->finish_ret = rmig_dst_finish(d->dst);
+	}
+	snprintf(d->error, sizeof(d->error), "%s", rmig_dst_error(d->dst));
+	d->stats.size = sizeof(d->stats);
+	rmig_dst_get_stats(d->dst, &d->stats);
+	/* Destroying here, not on the test thread, lets a source blocked on us move on. */
+	rmig_dst_destroy(d->dst);
+	d->dst = NULL;
+	return NULL;
+}
+
+void h_dst_start(struct h_dst *d)
+{
+	int ret;
+
+	assert_int_equal(rmig_dst_create(&d->opts, &d->dst), 0);
+	for (unsigned int i = 0; i < d->nblocks; i++)
+		assert_int_equal(rmig_dst_add_block(d->dst, &d->blocks[i]), (int)i);
+	assert_int_equal(rmig_dst_set_device_state_cb(d->dst, d->dev_fn, d->dev_arg), 0);
+	ret = rmig_dst_listen(d->dst, "tcp:127.0.0.1:0");
+	if (ret)
+		fail_msg("listen: %d %s", ret, rmig_dst_error(d->dst));
+	d->port = rmig_dst_port(d->dst);
+	assert_in_range(d->port, 1, 65535);
+	d->finish_ret = d->hook_ret = d->accept_ret = 1; /* "did not run" */
+	assert_int_equal(pthread_create(&d->thread, NULL, dst_thread, d), 0);
+}
+
+void h_dst_join(struct h_dst *d)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += h_guard_s(H_TIMEOUT_MS / 1000 * 3);
+	if (pthread_timedjoin_np(d->thread, NULL, &ts))
+		fail_msg("the destination thread did not finish (hung)");
+}
+
+/* ---- source ----------------------------------------------------------------- */
+
+struct rmig_src *h_src_new(const struct rmig_opts *opts, const struct h_dst *d)
+{
+	struct rmig_opts def;
+	struct rmig_src *src = NULL;
+
+	if (!opts) {
+		h_opts(&def, 0);
+		opts = &def;
+	}
+	assert_int_equal(rmig_src_create(opts, &src), 0);
+	for (unsigned int i = 0; i < d->nblocks; i++)
+		assert_int_equal(rmig_src_add_block(src, &d->blocks[i]), (int)i);
+	return src;
+}
+
+int h_src_connect_port(struct rmig_src *src, int port)
+{
+	char uri[64];
+
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", port);
+	return rmig_src_connect(src, uri);
+}
+
+int h_src_queue_all(struct rmig_src *src, unsigned int b, uint64_t len, uint32_t page)
+{
+	int ret;
+
+	for (uint64_t off = 0; off < len; off += page) {
+		ret = rmig_src_queue_page(src, b, off);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+struct rmig_stats h_src_stats(struct rmig_src *src)
+{
+	struct rmig_stats st = { .size = sizeof(st) };
+
+	assert_int_equal(rmig_src_get_stats(src, &st), 0);
+	return st;
+}
+
+void h_src_settle(struct rmig_src **srcp, int ret, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s", rmig_src_error(*srcp));
+	if (ret) {
+		rmig_src_destroy(*srcp);
+		*srcp = NULL;
+	}
+}
+
+void h_check_stats_match(const struct rmig_stats *s, const struct rmig_stats *d)
+{
+	assert_int_equal(s->packets, d->packets);
+	assert_int_equal(s->normal_pages, d->normal_pages);
+	assert_int_equal(s->zero_pages, d->zero_pages);
+	assert_int_equal(s->data_bytes, d->data_bytes);
+	assert_int_equal(s->dev_chunks, d->dev_chunks);
+	assert_int_equal(s->dev_bytes, d->dev_bytes);
+	assert_int_equal(s->sync_rounds, d->sync_rounds);
+	/* Every byte one side's channels sent, the other side's received. */
+	assert_int_equal(s->wire_bytes, d->wire_bytes);
+}
+
+/* ---- hang guard --------------------------------------------------------------- */
+
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond;
+static bool wd_started;
+static struct timespec wd_deadline;
+static char wd_what[128];
+static bool wd_armed;
+
+static void *wd_thread(void *arg)
+{
+	pthread_mutex_lock(&wd_lock);
+	for (;;) {
+		struct timespec now;
+
+		if (!wd_armed) {
+			pthread_cond_wait(&wd_cond, &wd_lock);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > wd_deadline.tv_sec ||
+		    (now.tv_sec == wd_deadline.tv_sec && now.tv_nsec >= wd_deadline.tv_nsec)) {
+			fprintf(stderr, "watchdog: '%s' still running after its limit: hung\n",
+				wd_what);
+			fflush(stderr);
+			abort();
+		}
+		pthread_cond_timedwait(&wd_cond, &wd_lock, &wd_deadline);
+	}
+	return NULL;
+}
+
+void h_watchdog_arm(int seconds, const char *what)
+{
+	pthread_mutex_lock(&wd_lock);
+	if (!wd_started) {
+		pthread_condattr_t ca;
+		pthread_t t;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&wd_cond, &ca);
+		pthread_condattr_destroy(&ca);
+		if (pthread_create(&t, NULL, wd_thread, NULL) == 0) {
+			pthread_detach(t);
+			wd_started = true;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &wd_deadline);
+	wd_deadline.tv_sec += h_guard_s(seconds);
+	snprintf(wd_what, sizeof(wd_what), "%s", what);
+	wd_armed = true;
+	pthread_cond_broadcast(&wd_cond);
+	pthread_mutex_unlock(&wd_lock);
+}
+
+void h_watchdog_disarm(void)
+{
+	pthread_mutex_lock(&wd_lock);
+	wd_armed = false;
+	pthread_cond_broadcast(&wd_cond);
+	pthread_mutex_unlock(&wd_lock);
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared helper of the integration tests: a destination that runs on its
+ * own thread (create, add blocks, listen on tcp:127.0.0.1:0, accept,
+ * optional hook, finish, destroy), a source on the test thread, generated
+ * page contents, and a watchdog that turns a hang into a named failure.
+ *
+ * Only the public API (rmig/rmig.h) is used here, so the tests that link
+ * the shared library exercise its exported symbols.
+ */
+#ifndef RMIG_TESTS_HARNESS_H
+#define RMIG_TESTS_HARNESS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rmig/rmig.h"
+
+#define H_MAX_BLOCKS 8
+#define H_TIMEOUT_MS 20000 /* rmig's own limit for each step in these tests */
+
+#define h_assert_contains(hay, needle)                                                  \
+	do {                                                                            \
+		if (!strstr((hay), (needle)))                                           \
+			fail_msg("\"%s\" does not mention \"%s\"", (hay), (needle));    \
+	} while (0)
+
+/* ---- memory ----------------------------------------------------------------- */
+
+/* Page-aligned anonymous memory (zero-filled); aborts on failure. */
+void *h_map(size_t len);
+void h_unmap(void *p, size_t len);
+/* Deterministic pseudo-random bytes; pages are never all zero unless len < 8. */
+void h_fill_random(void *p, size_t len, uint64_t seed);
+void h_fill_byte(void *p, size_t len, uint8_t v);
+/* A 64-bit digest of @len bytes. */
+uint64_t h_hash(const void *p, size_t len);
+/* First differing byte, or -1. */
+long h_first_diff(const void *a, const void *b, size_t len);
+uint64_t h_rand(uint64_t *state);
+
+/* ---- destination on a thread ------------------------------------------------ */
+
+struct h_dst;
+/* Runs on the destination thread after a successful accept; its return is kept. */
+typedef int (*h_dst_hook)(struct h_dst *d);
+
+struct h_dst {
+	/* set by the caller before h_dst_start() */
+	struct rmig_opts opts;
+	struct rmig_block_desc blocks[H_MAX_BLOCKS];
+	unsigned int nblocks;
+	rmig_dev_state_fn dev_fn;
+	void *dev_arg;
+	h_dst_hook hook; /* NULL: straight to finish */
+	void *arg;	 /* for the hook */
+	bool skip_finish;
+
+	/* set by h_dst_start() */
+	struct rmig_dst *dst;
+	int port;
+	pthread_t thread;
+
+	/* results, valid after h_dst_join() */
+	int accept_ret;
+	int hook_ret;
+	int finish_ret;
+	char error[512];
+	struct rmig_stats stats;
+};
+
+/* Defaults: opts with H_TIMEOUT_MS and no blocks. */
+void h_dst_init(struct h_dst *d);
+void h_dst_add(struct h_dst *d, const char *name, void *host, uint64_t length,
+	       uint32_t page_size);
+/* Create, add blocks, listen, start the thread. Fails the test on error. */
+void h_dst_start(struct h_dst *d);
+/* Join the thread (the handle is destroyed on it); fails the test on a hang. */
+void h_dst_join(struct h_dst *d);
+
+/* ---- source on the test thread ---------------------------------------------- */
+
+/* Create a source with @opts (NULL: defaults with H_TIMEOUT_MS) and @d's block table. */
+struct rmig_src *h_src_new(const struct rmig_opts *opts, const struct h_dst *d);
+int h_src_connect_port(struct rmig_src *src, int port);
+/* Queue every page of block @b (@len bytes, @page each) in order. */
+int h_src_queue_all(struct rmig_src *src, unsigned int b, uint64_t len, uint32_t page);
+struct rmig_stats h_src_stats(struct rmig_src *src);
+
+/*
+ * The source's side is over with @ret. A failed source keeps its sockets
+ * until it is destroyed (and the destination waits on them), so on failure
+ * save its error and destroy it now; *@srcp becomes NULL.
+ */
+void h_src_settle(struct rmig_src **srcp, int ret, char *err, size_t errlen);
+
+/* Source and destination counters of one migration agree. */
+void h_check_stats_match(const struct rmig_stats *s, const struct rmig_stats *d);
+
+/* ---- hang guard --------------------------------------------------------------- */
+
+/*
+ * Hang guards (never timing assertions) are stretched by the integer in
+ * RMIG_TEST_TIMEOUT_MULT, as meson's own test timeouts are for slow
+ * sanitizer builds. Returns @seconds times it.
+ */
+int h_guard_s(int seconds);
+/* Abort the whole program with @what if not disarmed within h_guard_s(@seconds). */
+void h_watchdog_arm(int seconds, const char *what);
+void h_watchdog_disarm(void);
+
+/* Default source/destination options for the tests. */
+void h_opts(struct rmig_opts *o, unsigned int channels);
+
+#endif
