@@ -27,6 +27,22 @@ enum bench_transport {
 	XPORT_TCP,
 	XPORT_RDMA,
 	XPORT_NULL,
+	XPORT_FILE, /* save to --file, then restore from it (file.c) */
+};
+
+/* --live and the flags that go with it (live.c) */
+struct bench_live {
+	bool on;
+	uint64_t dirty_rate; /* bytes/s the workload rewrites */
+	int pattern;	     /* enum wl_pattern (workload.h) */
+	unsigned int threads; /* workload threads ("vCPUs") */
+	uint32_t downtime_limit_ms;
+	uint32_t max_rounds;
+	bool fail_on_max_rounds;
+	bool legacy_sync;
+	uint64_t dev_size; /* --device: initial data of a synthetic iterable device, 0: none */
+	bool dev_ack;	   /* --switchover-ack: the switchover waits for its ack */
+	bool verbose;	   /* --verbose: one line per round on stderr */
 };
 
 struct bench_cfg {
@@ -43,10 +59,13 @@ struct bench_cfg {
 	double dirty_fraction;
 	uint32_t rounds;
 	uint64_t seed;
+	const char *file;  /* --transport file: the file to save to and restore from */
+	bool drop_cache;   /* --drop-cache: evict it from the page cache before the restore */
 	bool json;
 	bool quiet;
 	bool progress; /* stderr is a terminal and neither --json nor --quiet */
 	struct rmig_opts opts;
+	struct bench_live live;
 };
 
 /* One side's figures, filled by the run and printed by report.c. */
@@ -62,6 +81,7 @@ struct bench_result {
 	uint64_t zc_sends, zc_copied; /* tcp --zero-copy: sends, and those the kernel copied */
 	uint32_t rounds;
 	double seconds;
+	double connect_s; /* source: of seconds, the part spent in rmig_src_connect */
 	double cpu_s;
 	int verified; /* 1 yes, 0 no, -1 not applicable (null transport) */
 	bool zero_copy;
@@ -155,5 +175,13 @@ void progress_stop(struct progress *p);
 int run_inproc(const struct bench_cfg *cfg);
 int run_source(const struct bench_cfg *cfg);
 int run_destination(const struct bench_cfg *cfg);
+
+/* ---- file.c ------------------------------------------------------------ */
+
+int run_file(const struct bench_cfg *cfg);
+
+/* ---- live.c ------------------------------------------------------------ */
+
+int run_live(const struct bench_cfg *cfg);
 
 #endif /* RMIG_BENCH_H */

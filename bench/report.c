@@ -61,6 +61,9 @@ static void print_json(const struct bench_result *r)
 	fprintf(f, "\"page_size\":%u,\"bytes\":%llu,\"seconds\":%.6f,", r->page_size,
 		(unsigned long long)r->bytes, r->seconds);
 	fprintf(f, "\"gbytes_per_s\":%.4f,\"gbits_per_s\":%.4f,", gbs, gbs * 8);
+	/* the data phase alone, as perftest reports it (no connection set-up) */
+	fprintf(f, "\"connect_s\":%.6f,\"transfer_gbits_per_s\":%.4f,", r->connect_s,
+		safe_div((double)r->bytes * 8, r->seconds - r->connect_s) / 1e9);
 	fprintf(f, "\"pages\":%llu,\"zero_pages\":%llu,", (unsigned long long)r->pages,
 		(unsigned long long)r->zero_pages);
 	fprintf(f, "\"pages_per_s\":%.1f,\"mpages_per_s\":%.4f,", pps, pps / 1e6);

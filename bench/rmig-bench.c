@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "workload.h"
 
 #define DEFAULT_SIZE (1ull << 30)
 #define DEFAULT_NULL_SIZE (16ull << 30)
@@ -45,9 +46,15 @@ static void usage(FILE *f)
 "                           is the region size and must match on both sides.\n"
 "\n"
 "How to send:\n"
-"  -t, --transport NAME     tcp, rdma or null  [tcp]. null: source only, no I/O,\n"
-"                           zero detection off, pages never touched; measures\n"
-"                           the scheduler (see Mpages/s)\n"
+"  -t, --transport NAME     tcp, rdma, null or file  [tcp]. null: source only, no\n"
+"                           I/O, zero detection off, pages never touched;\n"
+"                           measures the scheduler (see Mpages/s). file: save to\n"
+"                           --file, restore from it, compare; one result each\n"
+"      --file PATH          file: where to save (created or overwritten, left\n"
+"                           in place); --channels is also the restore's threads\n"
+"      --direct-io          file: RMIG_F_DIRECT_IO (O_DIRECT page data)\n"
+"      --drop-cache         file: evict PATH from the page cache before the\n"
+"                           restore, so it reads from the disk\n"
 "  -c, --channels N         channels, 1 to %d  [2]; with --listen: the most\n"
 "                           accepted  [%d]\n"
 "      --pages-per-packet N pages per RAM packet, 1 to 4096  [128]\n"
@@ -76,6 +83,25 @@ static void usage(FILE *f)
 "  the pages from the seed and compares them byte for byte. Each side prints\n"
 "  its own result; the destination's says whether the data verified.\n"
 "\n"
+"Live migration (in-process; see bench/README.md):\n"
+"      --live               migrate while a workload rewrites pages and marks\n"
+"                           them dirty (rmig/live.h); rounds until the expected\n"
+"                           downtime fits, then stop the workload, switch over,\n"
+"                           and compare the destination with the final source\n"
+"      --dirty-rate RATE    bytes/s rewritten, suffixes as --size; 0: flat out\n"
+"                           [200M]\n"
+"      --pattern NAME       random, seq or hot (90%% of writes in 1/16)  [random]\n"
+"      --vcpus N            workload threads  [1]\n"
+"      --downtime-limit MS  switch over when the expected downtime fits  [300]\n"
+"      --max-rounds N       then force the switchover ...  [30]\n"
+"      --fail-on-max-rounds ... or fail instead\n"
+"      --legacy-sync        sync after each section, not once per round\n"
+"      --device SIZE        also an iterable device with SIZE of pre-copy data\n"
+"                           that keeps growing (like VFIO)\n"
+"      --switchover-ack     the switchover waits for the destination's ack of\n"
+"                           the device's initial data\n"
+"      --verbose            one line per round on stderr\n"
+"\n"
 "Output:\n"
 "      --json               one JSON object on stdout instead of the table\n"
 "  -q, --quiet              one summary line; no progress bar or notices\n"
@@ -102,7 +128,9 @@ static void usage(FILE *f)
 "  rmig-bench --connect hostB:4444 --size 2G --json   # host A (source)\n"
 "  rmig-bench --listen 4444 --region /dev/shm/vm-ram-copy &\n"
 "  rmig-bench --connect 4444 --region /dev/shm/vm-ram\n"
-"  rmig-bench --transport rdma --host 10.0.2.15 -d rxe0 -x 1\n",
+"  rmig-bench --transport rdma --host 10.0.2.15 -d rxe0 -x 1\n"
+"  rmig-bench --transport file --file /var/tmp/vm.rmig --size 2G --drop-cache\n"
+"  rmig-bench --live --dirty-rate 200M --downtime-limit 300\n",
 		RMIG_MAX_CHANNELS, RMIG_MAX_CHANNELS, BENCH_IDSTR);
 }
 
@@ -205,7 +233,9 @@ static enum bench_transport parse_transport(const char *s)
 		return XPORT_RDMA;
 	if (!strcmp(s, "null"))
 		return XPORT_NULL;
-	usage_error("--transport: '%s' is not one of tcp, rdma, null", s);
+	if (!strcmp(s, "file"))
+		return XPORT_FILE;
+	usage_error("--transport: '%s' is not one of tcp, rdma, null, file", s);
 }
 
 enum {
@@ -227,6 +257,20 @@ enum {
 	OPT_TIMEOUT,
 	OPT_SEED,
 	OPT_HOST,
+	OPT_FILE,
+	OPT_DIRECT_IO,
+	OPT_DROP_CACHE,
+	OPT_LIVE,
+	OPT_DIRTY_RATE,
+	OPT_PATTERN,
+	OPT_VCPUS,
+	OPT_DOWNTIME_LIMIT,
+	OPT_MAX_ROUNDS,
+	OPT_FAIL_ON_MAX_ROUNDS,
+	OPT_LEGACY_SYNC,
+	OPT_DEVICE,
+	OPT_SWITCHOVER_ACK,
+	OPT_VERBOSE,
 };
 
 static const struct option long_opts[] = {
@@ -253,6 +297,20 @@ static const struct option long_opts[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "host", required_argument, NULL, OPT_HOST },
+	{ "file", required_argument, NULL, OPT_FILE },
+	{ "direct-io", no_argument, NULL, OPT_DIRECT_IO },
+	{ "drop-cache", no_argument, NULL, OPT_DROP_CACHE },
+	{ "live", no_argument, NULL, OPT_LIVE },
+	{ "dirty-rate", required_argument, NULL, OPT_DIRTY_RATE },
+	{ "pattern", required_argument, NULL, OPT_PATTERN },
+	{ "vcpus", required_argument, NULL, OPT_VCPUS },
+	{ "downtime-limit", required_argument, NULL, OPT_DOWNTIME_LIMIT },
+	{ "max-rounds", required_argument, NULL, OPT_MAX_ROUNDS },
+	{ "fail-on-max-rounds", no_argument, NULL, OPT_FAIL_ON_MAX_ROUNDS },
+	{ "legacy-sync", no_argument, NULL, OPT_LEGACY_SYNC },
+	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "switchover-ack", no_argument, NULL, OPT_SWITCHOVER_ACK },
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -350,6 +408,51 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 		case OPT_HOST:
 			cfg->host = optarg;
 			break;
+		case OPT_FILE:
+			cfg->file = optarg;
+			break;
+		case OPT_DIRECT_IO:
+			cfg->opts.flags |= RMIG_F_DIRECT_IO;
+			break;
+		case OPT_DROP_CACHE:
+			cfg->drop_cache = true;
+			break;
+		case OPT_LIVE:
+			cfg->live.on = true;
+			break;
+		case OPT_DIRTY_RATE:
+			cfg->live.dirty_rate = parse_size("--dirty-rate", optarg);
+			break;
+		case OPT_PATTERN:
+			cfg->live.pattern = wl_pattern_parse(optarg);
+			if (cfg->live.pattern < 0)
+				usage_error("--pattern: '%s' is not one of random, seq, hot", optarg);
+			break;
+		case OPT_VCPUS:
+			cfg->live.threads = (unsigned int)parse_u64("--vcpus", optarg, 1, 256);
+			break;
+		case OPT_DOWNTIME_LIMIT:
+			cfg->live.downtime_limit_ms = (uint32_t)parse_u64("--downtime-limit", optarg,
+									   0, UINT32_MAX / 2);
+			break;
+		case OPT_MAX_ROUNDS:
+			cfg->live.max_rounds = (uint32_t)parse_u64("--max-rounds", optarg, 1, 1000000);
+			break;
+		case OPT_FAIL_ON_MAX_ROUNDS:
+			cfg->live.fail_on_max_rounds = true;
+			break;
+		case OPT_LEGACY_SYNC:
+			cfg->live.legacy_sync = true;
+			break;
+		case OPT_DEVICE:
+			cfg->live.dev_size = parse_size("--device", optarg);
+			break;
+		case OPT_SWITCHOVER_ACK:
+			cfg->live.dev_ack = true;
+			break;
+		case OPT_VERBOSE:
+			cfg->live.verbose = true;
+			break;
 		case 'q':
 			cfg->quiet = true;
 			break;
@@ -419,10 +522,26 @@ static void check_memory(const struct bench_cfg *cfg)
 
 static void check_cfg(struct bench_cfg *cfg)
 {
-	static const char *const names[] = { "tcp", "rdma", "null" };
+	static const char *const names[] = { "tcp", "rdma", "null", "file" };
 
 	if (cfg->transport == XPORT_NULL && cfg->role != ROLE_INPROC)
 		usage_error("--transport null has no destination: drop --listen/--connect");
+	if (cfg->transport == XPORT_FILE && cfg->role != ROLE_INPROC)
+		usage_error("--transport file saves and restores in one process: drop --listen/--connect");
+	if ((cfg->transport == XPORT_FILE) != !!cfg->file)
+		usage_error(cfg->file ? "--file needs --transport file"
+				      : "--transport file needs --file PATH");
+	if (cfg->drop_cache && cfg->transport != XPORT_FILE)
+		usage_error("--drop-cache needs --transport file");
+	if (cfg->live.on && (cfg->role != ROLE_INPROC || cfg->transport == XPORT_FILE || cfg->region))
+		usage_error("--live runs source and destination in this process over tcp, rdma or"
+			    " null: drop --listen/--connect/--region/--transport file");
+	if (!cfg->live.on && (cfg->live.fail_on_max_rounds || cfg->live.legacy_sync ||
+			      cfg->live.dev_size || cfg->live.dev_ack || cfg->live.verbose))
+		usage_error("--fail-on-max-rounds, --legacy-sync, --device, --switchover-ack and"
+			    " --verbose need --live");
+	if (cfg->live.dev_ack && !cfg->live.dev_size)
+		usage_error("--switchover-ack needs --device SIZE");
 	if (!rmig_transport_available(names[cfg->transport]))
 		usage_error("--transport %s: not built into this librmig%s", names[cfg->transport],
 			    cfg->transport == XPORT_RDMA
@@ -474,10 +593,16 @@ int main(int argc, char **argv)
 	};
 
 	rmig_opts_init(&cfg.opts);
+	cfg.live = (struct bench_live){ .dirty_rate = 200ull << 20, .pattern = WL_RANDOM,
+					.threads = 1, .downtime_limit_ms = 300, .max_rounds = 30 };
 	parse_args(argc, argv, &cfg);
 	check_cfg(&cfg);
 	cfg.progress = isatty(STDERR_FILENO) && !cfg.json && !cfg.quiet;
 
+	if (cfg.live.on)
+		return run_live(&cfg);
+	if (cfg.transport == XPORT_FILE)
+		return run_file(&cfg);
 	switch (cfg.role) {
 	case ROLE_SOURCE:
 		return run_source(&cfg);

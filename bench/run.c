@@ -231,6 +231,7 @@ static int source_migrate(const struct bench_cfg *cfg, const char *uri, struct r
 		cpu0 = cpu_now_s();
 		t0 = now_s();
 		ret = rmig_src_connect(src, uri);
+		res->connect_s = now_s() - t0;
 		if (ret != -ECONNREFUSED || cfg->role != ROLE_SOURCE || t0 >= deadline)
 			break;
 		rmig_src_destroy(src);

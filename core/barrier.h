@@ -25,6 +25,14 @@
 #define rmig_load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
 #define rmig_store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 #define rmig_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
+/* Bit updates whose result is read only after a sync that orders them (file bitmaps). */
+#define rmig_or_relaxed(p, v) atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
+#define rmig_and_relaxed(p, v) atomic_fetch_and_explicit((p), (v), memory_order_relaxed)
+
+/* Set bits and publish what was written before (a page before its dirty bit). */
+#define rmig_or_release(p, v) atomic_fetch_or_explicit((p), (v), memory_order_release)
+/* Take a word of bits, seeing what their setters published with rmig_or_release(). */
+#define rmig_xchg_acquire(p, v) atomic_exchange_explicit((p), (v), memory_order_acquire)
 
 /*
  * Claim a slot: on success, acquire what the previous owner released when it

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rmig/live.h"
+
 #include "barrier.h"
 #include "core.h"
 #include "zero.h"
@@ -41,6 +43,13 @@ struct dev_pending {
 	char idstr[RMIG_IDSTR_MAX];
 	size_t len;
 	uint8_t data[];
+};
+
+/* A SWITCHOVER_ACK waiting for the main thread, its body encoded. */
+struct dst_ack {
+	struct dst_ack *next;
+	size_t len;
+	uint8_t body[];
 };
 
 struct rmig_dst {
@@ -76,6 +85,7 @@ struct rmig_dst {
 	bool held;	      /* reached > released: the caller is looking at RAM */
 	bool failed;
 	bool abort_sent;
+	struct dst_ack *acks; /* to send, oldest first; any thread queues, main sends */
 };
 
 static void dst_shutdown_chans(struct rmig_dst *d)
@@ -689,6 +699,67 @@ int rmig_dst_accept(struct rmig_dst *d)
 	return 0;
 }
 
+/*
+ * Main thread, holding d->lock: send the queued switchover acks on the
+ * control connection (which only the main thread uses), without the lock
+ * while sending.
+ */
+static void dst_flush_acks(struct rmig_dst *d)
+{
+	struct dst_ack *a;
+	int ret = 0;
+
+	while (!ret && (a = d->acks)) {
+		d->acks = a->next;
+		pthread_mutex_unlock(&d->lock);
+		ret = rmig_msg_send(d->ctl, RMIG_MSG_SWITCHOVER_ACK, 0, d->ctl_seq_out++, a->body,
+				    a->len);
+		free(a);
+		if (ret)
+			dst_fail(d, ret, "sending SWITCHOVER_ACK: %s", d->ctl->err.msg);
+		pthread_mutex_lock(&d->lock);
+	}
+}
+
+int rmig_dst_switchover_ack(struct rmig_dst *d, const char *idstr, uint32_t instance)
+{
+	struct dst_ack *a, **pp;
+	size_t idlen, len;
+	bool failed;
+
+	if (!d || !idstr)
+		return -EINVAL;
+	idlen = strlen(idstr);
+	if (!idlen || idlen >= RMIG_IDSTR_MAX)
+		return -EINVAL;
+	if (d->loading)
+		return 0; /* a saved file has no source waiting */
+	len = sizeof(struct rmig_wire_ack) + rmig_pad8(idlen);
+	a = calloc(1, sizeof(*a) + len);
+	if (!a)
+		return -ENOMEM;
+	a->len = len;
+	rmig_put_be32(a->body + RMIG_OFF(rmig_wire_ack, instance), instance);
+	rmig_put_be16(a->body + RMIG_OFF(rmig_wire_ack, idlen), (uint16_t)idlen);
+	memcpy(a->body + sizeof(struct rmig_wire_ack), idstr, idlen);
+
+	pthread_mutex_lock(&d->lock);
+	failed = d->failed;
+	if (!failed) {
+		for (pp = &d->acks; *pp; pp = &(*pp)->next)
+			;
+		*pp = a;
+		/* the main thread may be waiting for a round: it sends on its way */
+		pthread_cond_broadcast(&d->cond);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (failed) {
+		free(a);
+		return rmig_err_code(&d->err);
+	}
+	return 0;
+}
+
 int rmig_dst_wait_sync(struct rmig_dst *d, uint64_t *round)
 {
 	int ret = 0;
@@ -710,8 +781,12 @@ int rmig_dst_wait_sync(struct rmig_dst *d, uint64_t *round)
 		d->held = false;
 		pthread_cond_broadcast(&d->cond);
 	}
-	while (!d->failed && d->at_sync + d->at_fin < d->nchan)
-		pthread_cond_wait(&d->cond, &d->lock);
+	while (!d->failed && (d->acks || d->at_sync + d->at_fin < d->nchan)) {
+		if (d->acks)
+			dst_flush_acks(d);
+		else
+			pthread_cond_wait(&d->cond, &d->lock);
+	}
 	if (d->failed) {
 		ret = rmig_err_code(&d->err);
 	} else if (d->at_fin == d->nchan) {
@@ -870,6 +945,7 @@ const char *rmig_dst_error(struct rmig_dst *d)
 void rmig_dst_destroy(struct rmig_dst *d)
 {
 	struct dev_pending *p;
+	struct dst_ack *a;
 
 	if (!d)
 		return;
@@ -899,6 +975,10 @@ void rmig_dst_destroy(struct rmig_dst *d)
 	while ((p = d->dev_pending)) {
 		d->dev_pending = p->next;
 		free(p);
+	}
+	while ((a = d->acks)) {
+		d->acks = a->next;
+		free(a);
 	}
 	free(d->chans);
 	free(d->blocks);

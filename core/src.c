@@ -13,6 +13,7 @@
 
 #include "barrier.h"
 #include "core.h"
+#include "src_live.h"
 #include "zero.h"
 
 enum src_state { SRC_NEW, SRC_CONNECTED, SRC_FINISHED };
@@ -91,7 +92,8 @@ static int src_error(struct rmig_src *src)
 	size_t info_len;
 	struct rmig_hdr h;
 	void *body = NULL;
-	int status;
+	int status, skipped = 0;
+	bool got;
 
 	if (!code && src->sched)
 		code = rmig_sched_error(src->sched);
@@ -100,8 +102,13 @@ static int src_error(struct rmig_src *src)
 	src->peer_checked = true;
 	if (rmig_load_relaxed(&src->cancelled))
 		return code;
-	if (rmig_msg_recv(src->ctl, 500, 8192, &h, &body, why, sizeof(why)) == 0 &&
-	    (h.type == RMIG_MSG_ABORT || h.type == RMIG_MSG_RESULT) &&
+	/* Switchover acks may be queued ahead of the reason. */
+	do {
+		free(body);
+		body = NULL;
+		got = rmig_msg_recv(src->ctl, 500, 8192, &h, &body, why, sizeof(why)) == 0;
+	} while (got && h.type == RMIG_MSG_SWITCHOVER_ACK && ++skipped < 1024);
+	if (got && (h.type == RMIG_MSG_ABORT || h.type == RMIG_MSG_RESULT) &&
 	    rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len) == 0 &&
 	    status < 0) {
 		/* The destination's reason comes first; ours was a consequence. */
@@ -654,7 +661,13 @@ int rmig_src_finish(struct rmig_src *src)
 	if (ret)
 		return src_fail(src, ret, "sending DONE: %s", src->ctl->err.msg);
 
-	ret = rmig_msg_recv(src->ctl, src->opts.timeout_ms, 8192, &h, &body, why, sizeof(why));
+	/* Switchover acks sent before the verdict have nothing left to wait for. */
+	while ((ret = rmig_msg_recv(src->ctl, src->opts.timeout_ms, 8192, &h, &body, why,
+				    sizeof(why))) == 0 &&
+	       h.type == RMIG_MSG_SWITCHOVER_ACK) {
+		free(body);
+		body = NULL;
+	}
 	if (ret)
 		return src_fail(src, ret, "waiting for the destination's verdict: %s", why);
 	if (h.type != RMIG_MSG_RESULT && h.type != RMIG_MSG_ABORT)
@@ -666,6 +679,104 @@ int rmig_src_finish(struct rmig_src *src)
 	free(body);
 	if (!ret)
 		src->state = SRC_FINISHED;
+	return ret;
+}
+
+/* ---- for the live engine (src_live.h) ------------------------------------ */
+
+int rmig_src_live_info(struct rmig_src *src, const struct rmig_block **blocks,
+		       unsigned int *nblocks, bool *has_peer)
+{
+	if (!src || src->state != SRC_CONNECTED)
+		return -ENOTCONN;
+	*blocks = src->blocks;
+	*nblocks = src->nblocks;
+	*has_peer = src->ctl != NULL;
+	return 0;
+}
+
+int rmig_src_peer_error(struct rmig_src *src)
+{
+	return src_error(src);
+}
+
+static int src_parse_ack(const uint8_t *body, uint32_t len, struct rmig_src_ack *ack)
+{
+	uint16_t idlen;
+
+	if (len < sizeof(struct rmig_wire_ack))
+		return -EPROTO;
+	idlen = rmig_get_be16(body + RMIG_OFF(rmig_wire_ack, idlen));
+	if (idlen == 0 || idlen >= RMIG_IDSTR_MAX ||
+	    len != sizeof(struct rmig_wire_ack) + rmig_pad8(idlen) ||
+	    memchr(body + sizeof(struct rmig_wire_ack), '\0', idlen))
+		return -EPROTO;
+	ack->instance = rmig_get_be32(body + RMIG_OFF(rmig_wire_ack, instance));
+	memcpy(ack->idstr, body + sizeof(struct rmig_wire_ack), idlen);
+	ack->idstr[idlen] = '\0';
+	return 0;
+}
+
+int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack *ack)
+{
+	char why[RMIG_ERRMSG_MAX], msg[RMIG_ERRMSG_MAX];
+	uint8_t raw[sizeof(struct rmig_wire_hdr)];
+	const void *info;
+	size_t info_len;
+	struct rmig_hdr h;
+	uint8_t *body = NULL;
+	int ret, status;
+
+	ret = src_check(src);
+	if (ret)
+		return ret;
+	if (!src->ctl)
+		return 0;
+	/* Consume nothing unless a message has begun to arrive: the stream keeps its step. */
+	ret = src->ctl->ops->recv(src->ctl, raw, 1, timeout_ms);
+	if (ret == -ETIMEDOUT)
+		return 0;
+	if (!ret)
+		ret = src->ctl->ops->recv(src->ctl, raw + 1, sizeof(raw) - 1, src->opts.timeout_ms);
+	if (ret)
+		return src_fail(src, ret, "control connection: %s", src->ctl->err.msg);
+	ret = rmig_hdr_decode(raw, &h, why, sizeof(why));
+	if (ret)
+		return src_fail(src, ret, "control connection: %s", why);
+	if (h.len > 8192)
+		return src_fail(src, -EPROTO, "control connection: %s message of %u bytes",
+				rmig_msg_name(h.type), h.len);
+	if (h.len) {
+		body = malloc(h.len);
+		if (!body)
+			return src_fail(src, -ENOMEM, "out of memory");
+		ret = src->ctl->ops->recv(src->ctl, body, h.len, src->opts.timeout_ms);
+		if (ret) {
+			free(body);
+			return src_fail(src, ret, "control connection: %s", src->ctl->err.msg);
+		}
+	}
+	switch (h.type) {
+	case RMIG_MSG_SWITCHOVER_ACK:
+		ret = src_parse_ack(body, h.len, ack);
+		if (ret)
+			ret = src_fail(src, ret, "malformed SWITCHOVER_ACK of %u bytes", h.len);
+		else
+			ret = 1;
+		break;
+	case RMIG_MSG_ABORT:
+		src->peer_checked = true;
+		if (rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len) ||
+		    status >= 0)
+			ret = src_fail(src, -EPROTO, "destination sent a malformed ABORT");
+		else
+			ret = src_fail(src, status, "destination aborted: %.400s", msg);
+		break;
+	default:
+		ret = src_fail(src, -EPROTO, "control connection: unexpected %s while migrating",
+			       rmig_msg_name(h.type));
+	}
+	free(body);
 	return ret;
 }
 

@@ -11,6 +11,7 @@ static const struct {
 } transports[] = {
 	{ "tcp", &rmig_tcp_ops },
 	{ "null", &rmig_null_ops },
+	{ "file", &rmig_file_ops },
 #ifdef RMIG_HAVE_RDMA
 	{ "rdma", &rmig_rdma_ops },
 #else

@@ -5,7 +5,8 @@
  * string would leave them unaligned. docs/design.md describes each message.
  *
  * Control stream:  HELLO (src->dst), WELCOME (dst->src), DONE (src->dst),
- *                  RESULT (dst->src), ABORT (either way).
+ *                  RESULT (dst->src), ABORT (either way),
+ *                  SWITCHOVER_ACK (dst->src, any number, before RESULT).
  * Channel stream:  CHAN first, then RAM / DEV / SYNC in any order, FIN last.
  *                  Back from dst to src, only with placed data (rdma):
  *                  RELEASE for each SYNC once the destination's caller
@@ -136,6 +137,14 @@ struct rmig_wire_done {
 	uint64_t channels;
 } __attribute__((packed));
 _Static_assert(sizeof(struct rmig_wire_done) == 24, "done is 24 bytes");
+
+/* SWITCHOVER_ACK body: then the device id (idlen bytes, padded to 8) */
+struct rmig_wire_ack {
+	uint32_t instance;
+	uint16_t idlen; /* 1..RMIG_IDSTR_MAX - 1, without NUL */
+	uint16_t pad;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_ack) == 8, "ack is 8 bytes");
 
 /* Host-order views used by encode/decode */
 struct rmig_hdr {

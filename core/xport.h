@@ -163,6 +163,11 @@ struct rmig_xport_ops {
 	 * byte was read and checked.
 	 */
 	int (*load)(struct rmig_xport *x, unsigned int threads, rmig_dev_state_fn fn, void *arg);
+	/*
+	 * destination, RMIG_XCAP_LOAD transports: add what load() has done so
+	 * far (pages, bytes, device state) to @s. Any thread. NULL: nothing.
+	 */
+	void (*load_stats)(struct rmig_xport *x, struct rmig_stats *s);
 };
 
 /* Base of every transport instance. */
@@ -177,6 +182,7 @@ struct rmig_xport {
 /* Registered transports (NULL entries for those not built). */
 extern const struct rmig_xport_ops rmig_tcp_ops;
 extern const struct rmig_xport_ops rmig_null_ops;
+extern const struct rmig_xport_ops rmig_file_ops;
 #ifdef RMIG_HAVE_RDMA
 extern const struct rmig_xport_ops rmig_rdma_ops;
 #endif

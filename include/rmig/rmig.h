@@ -74,7 +74,8 @@ enum rmig_flags {
 	/** file: move page data with O_DIRECT (bypassing the page cache) when its
 	 *  memory, file offset and length are 4 KiB aligned; metadata still goes
 	 *  through the page cache. Refused with -EINVAL where the filesystem
-	 *  has no O_DIRECT (tmpfs). Other transports ignore it. */
+	 *  has no O_DIRECT (tmpfs before Linux 6.6), leaving an existing file
+	 *  untouched. Other transports ignore it. */
 	RMIG_F_DIRECT_IO = 1u << 2,
 };
 

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the live engine (core/live.c) needs from the source (core/src.c)
+ * beyond the public API: the block table, and the messages the destination
+ * sends back on the control connection while the migration runs.
+ */
+#ifndef RMIG_CORE_SRC_LIVE_H
+#define RMIG_CORE_SRC_LIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xport.h"
+
+/*
+ * The blocks of a connected source (owned by it, valid until it is
+ * destroyed) and whether a destination is at the other end (false for
+ * "file:" and "null:"). Returns 0, or -ENOTCONN before a successful connect
+ * or after finish.
+ */
+int rmig_src_live_info(struct rmig_src *src, const struct rmig_block **blocks,
+		       unsigned int *nblocks, bool *has_peer);
+
+/*
+ * Main thread: the source's error code, 0 if it has not failed. After a
+ * failure, reads the destination's reason once (as the source's own calls
+ * do), so rmig_src_error() names it; for failures seen by calls that cannot
+ * read it themselves, such as rmig_src_queue_device_state() from a device.
+ */
+int rmig_src_peer_error(struct rmig_src *src);
+
+/* A SWITCHOVER_ACK the destination sent. */
+struct rmig_src_ack {
+	uint32_t instance;
+	char idstr[RMIG_IDSTR_MAX];
+};
+
+/*
+ * Main thread: read one control message if one has begun to arrive within
+ * @timeout_ms (0: only if already there). Reading starts only once a byte is
+ * available; the rest of the message is read with the handle's timeout, so
+ * the stream never loses step. Returns 1 with *@ack filled for a
+ * SWITCHOVER_ACK; 0 when nothing arrived (or there is no destination); an
+ * ABORT fails the source with the destination's reason and returns its code;
+ * anything else fails it with -EPROTO.
+ */
+int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack *ack);
+
+#endif

@@ -1,0 +1,719 @@
+// SPDX-License-Identifier: MIT
+/*
+ * file transport, source side: multifd without packets. Each channel's
+ * send() decodes the message the core framed and writes page data at the
+ * page's fixed place in the file, so a page sent again in a later round
+ * overwrites its earlier copy. Which pages hold data is kept in memory and
+ * written, with the device-state index and finally the header's COMPLETE
+ * flag, by finish().
+ *
+ * Ordering between rounds needs nothing here: pwrite() has finished when
+ * send() returns, and the core's sync waits for every channel's send()
+ * before the next round's pages are handed out (seed 000: the send side
+ * syncs each round).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "file.h"
+
+struct file_conn {
+	struct rmig_conn base;
+	struct file_xport *x;
+	unsigned int id;
+	uint64_t seq;
+	bool hello;
+	bool fin;
+	_Atomic bool down;
+	/* what this channel wrote; checked against the FIN the core sends */
+	uint64_t packets, normal_pages, zero_pages, data_bytes, dev_chunks, dev_bytes, syncs;
+};
+
+static struct file_conn *to_fc(struct rmig_conn *c)
+{
+	return rmig_container_of(c, struct file_conn, base);
+}
+
+/* ---- layout and header ------------------------------------------------- */
+
+static int save_layout(struct file_xport *x, const struct rmig_xport_params *p,
+		       struct rmig_msgbuf *mb)
+{
+	uint64_t off;
+
+	x->hdr_size = rmig_file_hdr_size(p->nblocks);
+	off = x->hdr_size;
+	for (unsigned int i = 0; i < x->nblocks; i++) {
+		struct file_block *fb = &x->blocks[i];
+
+		fb->b = &p->blocks[i];
+		fb->npages = fb->b->length >> fb->b->page_shift;
+		fb->nwords = (fb->npages + 63) / 64;
+		fb->bitmap_len = (fb->npages + 7) / 8;
+		fb->bitmap_off = off;
+		off = rmig_file_align_up(off + fb->bitmap_len, RMIG_FILE_META_ALIGN);
+		fb->bits = calloc(fb->nwords, sizeof(*fb->bits));
+		if (!fb->bits)
+			return rmig_msg(mb, -ENOMEM, "out of memory for the page bitmaps");
+	}
+	off = rmig_file_align_up(off, RMIG_FILE_ALIGN);
+	for (unsigned int i = 0; i < x->nblocks; i++) {
+		struct file_block *fb = &x->blocks[i];
+
+		/* Keep every offset far below 2^63 so off_t and the sums below cannot overflow. */
+		if (fb->b->length > (1ull << 60) || off > (1ull << 61))
+			return rmig_msg(mb, -EFBIG, "RAM blocks too large for one file");
+		fb->pages_off = off;
+		off = rmig_file_align_up(off + fb->b->length, RMIG_FILE_ALIGN);
+	}
+	x->dev_off = off;
+	atomic_init(&x->dev_next, off);
+	return 0;
+}
+
+struct hdr_fields {
+	uint32_t flags;
+	uint64_t dev_len, index_off, dev_count, file_size;
+	uint32_t index_crc;
+	const uint32_t *bitmap_crc; /* per block, or NULL */
+};
+
+static void hdr_encode(struct file_xport *x, uint8_t *area, const struct hdr_fields *f)
+{
+	memset(area, 0, x->hdr_size);
+	memcpy(area, RMIG_FILE_MAGIC, 8);
+	rmig_put_be32(area + RMIG_FILE_OFF(rmig_file_hdr, version), RMIG_FILE_VERSION);
+	rmig_put_be32(area + RMIG_FILE_OFF(rmig_file_hdr, flags),
+		      f->flags | (x->direct ? RMIG_FILE_F_DIRECT : 0));
+	rmig_put_be32(area + RMIG_FILE_OFF(rmig_file_hdr, nblocks), x->nblocks);
+	rmig_put_be32(area + RMIG_FILE_OFF(rmig_file_hdr, hdr_size), x->hdr_size);
+	rmig_put_be32(area + RMIG_FILE_OFF(rmig_file_hdr, entry_size),
+		      sizeof(struct rmig_file_block));
+	rmig_put_be64(area + RMIG_FILE_OFF(rmig_file_hdr, align), RMIG_FILE_ALIGN);
+	rmig_put_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_off), x->dev_off);
+	rmig_put_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_len), f->dev_len);
+	rmig_put_be64(area + RMIG_FILE_OFF(rmig_file_hdr, index_off), f->index_off);
+	rmig_put_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_count), f->dev_count);
+	rmig_put_be32(area + RMIG_FILE_OFF(rmig_file_hdr, index_crc), f->index_crc);
+	rmig_put_be64(area + RMIG_FILE_OFF(rmig_file_hdr, file_size), f->file_size);
+	memcpy(area + RMIG_FILE_OFF(rmig_file_hdr, session), x->session, RMIG_UUID_LEN);
+
+	for (unsigned int i = 0; i < x->nblocks; i++) {
+		const struct file_block *fb = &x->blocks[i];
+		uint8_t *e = area + sizeof(struct rmig_file_hdr) +
+			     (size_t)i * sizeof(struct rmig_file_block);
+		size_t nl = strlen(fb->b->name);
+
+		rmig_put_be64(e + RMIG_FILE_OFF(rmig_file_block, length), fb->b->length);
+		rmig_put_be32(e + RMIG_FILE_OFF(rmig_file_block, page_size), fb->b->page_size);
+		rmig_put_be32(e + RMIG_FILE_OFF(rmig_file_block, version), RMIG_FILE_BLOCK_VERSION);
+		rmig_put_be64(e + RMIG_FILE_OFF(rmig_file_block, bitmap_off), fb->bitmap_off);
+		rmig_put_be64(e + RMIG_FILE_OFF(rmig_file_block, bitmap_len), fb->bitmap_len);
+		rmig_put_be64(e + RMIG_FILE_OFF(rmig_file_block, pages_off), fb->pages_off);
+		rmig_put_be32(e + RMIG_FILE_OFF(rmig_file_block, bitmap_crc),
+			      f->bitmap_crc ? f->bitmap_crc[i] : 0);
+		rmig_put_be16(e + RMIG_FILE_OFF(rmig_file_block, name_len), (uint16_t)nl);
+		memcpy(e + RMIG_FILE_OFF(rmig_file_block, name), fb->b->name, nl);
+	}
+	rmig_put_be32(area + RMIG_FILE_OFF(rmig_file_hdr, hdr_crc),
+		      rmig_file_hdr_crc(area, x->hdr_size));
+}
+
+static int hdr_write(struct file_xport *x, const struct hdr_fields *f, struct rmig_msgbuf *mb)
+{
+	uint8_t *area = malloc(x->hdr_size);
+	int ret;
+
+	if (!area)
+		return rmig_msg(mb, -ENOMEM, "out of memory");
+	hdr_encode(x, area, f);
+	ret = file_pwrite_all(x->fd, area, x->hdr_size, 0);
+	free(area);
+	if (ret)
+		return rmig_msg(mb, ret, "writing the header of %s: %s", x->path, strerror(-ret));
+	return 0;
+}
+
+/* ---- open ---------------------------------------------------------------- */
+
+int file_save_open(const struct rmig_xport_params *p, const char *path, struct rmig_xport **xp,
+		   struct rmig_conn **ctl, struct rmig_msgbuf *mb)
+{
+	struct file_xport *x;
+	struct hdr_fields f = {0};
+	bool created = false;
+	int ret;
+
+	if (!path || !*path)
+		return rmig_msg(mb, -EINVAL, "no path after 'file:'");
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return rmig_msg(mb, -ENOMEM, "out of memory");
+	x->base.ops = &rmig_file_ops;
+	x->opts = p->opts;
+	x->source = true;
+	x->fd = x->dfd = -1;
+	x->direct = p->opts->flags & RMIG_F_DIRECT_IO;
+	x->nblocks = p->nblocks;
+	x->nchan = p->channels;
+	atomic_init(&x->cancelled, false);
+	pthread_mutex_init(&x->lock, NULL);
+	x->path = strdup(path);
+	x->blocks = calloc(p->nblocks, sizeof(*x->blocks));
+	x->conns = calloc(p->channels, sizeof(*x->conns));
+	if (!x->path || !x->blocks || !x->conns) {
+		ret = rmig_msg(mb, -ENOMEM, "out of memory");
+		goto err_free;
+	}
+	ret = save_layout(x, p, mb);
+	if (ret)
+		goto err_free;
+
+	/*
+	 * Guest RAM is private: a new file is readable by its owner only. An
+	 * existing file is emptied only once both descriptors are open, so a
+	 * refused O_DIRECT leaves it as it was (and a file we made is removed).
+	 */
+	x->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	created = x->fd >= 0;
+	if (x->fd < 0 && errno == EEXIST)
+		x->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (x->fd < 0) {
+		ret = rmig_msg(mb, -errno, "cannot create: %s", strerror(errno));
+		goto err_free;
+	}
+	x->dfd = x->fd;
+	if (x->direct) {
+		x->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+		if (x->dfd < 0) {
+			ret = -errno;
+			rmig_msg(mb, ret, "%s",
+				 ret == -EINVAL
+				     ? "the filesystem does not support O_DIRECT (RMIG_F_DIRECT_IO)"
+				     : strerror(-ret));
+			x->dfd = x->fd;
+			goto err_unlink;
+		}
+	}
+	if (ftruncate(x->fd, 0) < 0) {
+		ret = rmig_msg(mb, -errno, "cannot truncate: %s", strerror(errno));
+		goto err_unlink;
+	}
+
+	/* A header without COMPLETE first: a save that stops here is recognisably unfinished. */
+	f.file_size = x->dev_off;
+	ret = hdr_write(x, &f, mb);
+	if (ret)
+		goto err_free;
+	/* Sparse up to the device-state area: pages never written read back as holes. */
+	if (ftruncate(x->fd, (off_t)x->dev_off) < 0) {
+		ret = rmig_msg(mb, -errno, "cannot size the file to %llu bytes: %s",
+			       (unsigned long long)x->dev_off, strerror(errno));
+		goto err_free;
+	}
+	*xp = &x->base;
+	*ctl = NULL;
+	return 0;
+
+err_unlink:
+	if (created)
+		unlink(path);
+err_free:
+	file_xport_free(x);
+	return ret;
+}
+
+/* ---- channels ------------------------------------------------------------ */
+
+static int conn_fail(struct file_conn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int conn_fail(struct file_conn *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->base.err.msg, sizeof(c->base.err.msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static int write_pages(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body,
+		       const struct rmig_seg *segs, unsigned int nsegs)
+{
+	struct file_xport *x = c->x;
+	uint32_t block, normal, zero, n;
+	const struct rmig_block *b;
+	struct file_block *fb;
+	uint64_t total = 0;
+	int ret;
+
+	if (h->len < sizeof(struct rmig_wire_ram))
+		return conn_fail(c, -EPROTO, "RAM message truncated (%u bytes)", h->len);
+	block = rmig_get_be32(body + RMIG_OFF(rmig_wire_ram, block));
+	normal = rmig_get_be32(body + RMIG_OFF(rmig_wire_ram, normal));
+	zero = rmig_get_be32(body + RMIG_OFF(rmig_wire_ram, zero));
+	n = normal + zero;
+	if (normal > RMIG_MAX_PAGES_PER_PACKET || zero > RMIG_MAX_PAGES_PER_PACKET ||
+	    n > RMIG_MAX_PAGES_PER_PACKET || h->len != sizeof(struct rmig_wire_ram) + (size_t)n * 8)
+		return conn_fail(c, -EPROTO, "RAM message of %u bytes with %u+%u pages", h->len,
+				 normal, zero);
+	if (block >= x->nblocks)
+		return conn_fail(c, -EPROTO, "RAM message for unknown block %u", block);
+	fb = &x->blocks[block];
+	b = fb->b;
+
+	for (unsigned int i = 0; i < nsegs; i++) {
+		const struct rmig_seg *s = &segs[i];
+
+		if (s->block != block || s->offset >= b->length || s->len > b->length - s->offset ||
+		    ((s->offset | s->len) & (b->page_size - 1)))
+			return conn_fail(
+			    c, -EPROTO, "page data [0x%llx, +0x%llx) outside block '%s'",
+			    (unsigned long long)s->offset, (unsigned long long)s->len, b->name);
+		total += s->len;
+	}
+	if (total != (uint64_t)normal * b->page_size)
+		return conn_fail(c, -EPROTO, "RAM message for %u pages carries %llu bytes", normal,
+				 (unsigned long long)total);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t off = rmig_get_be64(body + sizeof(struct rmig_wire_ram) + (size_t)i * 8);
+
+		if (off >= b->length || (off & (b->page_size - 1)))
+			return conn_fail(c, -EPROTO, "offset 0x%llx outside block '%s'",
+					 (unsigned long long)off, b->name);
+	}
+
+	for (unsigned int i = 0; i < nsegs; i++) {
+		const struct rmig_seg *s = &segs[i];
+		uint64_t foff = fb->pages_off + s->offset;
+		int fd = x->fd;
+
+		if (x->direct &&
+		    !(((uintptr_t)s->local | foff | s->len) & (RMIG_FILE_DIO_ALIGN - 1)))
+			fd = x->dfd;
+		ret = file_pwrite_all(fd, s->local, s->len, foff);
+		if (ret)
+			return conn_fail(c, ret, "%s: writing %llu bytes at offset %llu: %s",
+					 x->path, (unsigned long long)s->len,
+					 (unsigned long long)foff, strerror(-ret));
+		c->base.wire_bytes += s->len;
+		/*
+		 * Start writeback now rather than leave it all to the fdatasync()
+		 * in finish(): the disk then works while channels copy the next
+		 * pages into the page cache. A hint only; errors show at fdatasync.
+		 */
+		if (fd == x->fd)
+			sync_file_range(fd, (off_t)foff, (off_t)s->len, SYNC_FILE_RANGE_WRITE);
+	}
+
+	/*
+	 * Relaxed is enough: the bits are read only by finish(), after the
+	 * core's FIN sync has waited for this channel (its semaphore hand-off
+	 * orders our stores before that read).
+	 */
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t page =
+		    rmig_get_be64(body + sizeof(struct rmig_wire_ram) + (size_t)i * 8) >>
+		    b->page_shift;
+		uint64_t mask = 1ull << (page & 63);
+
+		if (i < normal)
+			rmig_or_relaxed(&fb->bits[page >> 6], mask);
+		else
+			rmig_and_relaxed(&fb->bits[page >> 6], ~mask);
+	}
+	c->packets++;
+	c->normal_pages += normal;
+	c->zero_pages += zero;
+	c->data_bytes += total;
+	return 0;
+}
+
+static int write_dev(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
+{
+	struct file_xport *x = c->x;
+	uint8_t prefix[8];
+	uint64_t seq, off;
+	uint32_t len, rec_len;
+	uint16_t idlen;
+	int ret;
+
+	if (h->len < sizeof(struct rmig_wire_dev))
+		return conn_fail(c, -EPROTO, "device-state message truncated");
+	seq = rmig_get_be64(body + RMIG_OFF(rmig_wire_dev, seq));
+	idlen = rmig_get_be16(body + RMIG_OFF(rmig_wire_dev, idlen));
+	len = rmig_get_be32(body + RMIG_OFF(rmig_wire_dev, len));
+	if (idlen == 0 || idlen >= RMIG_IDSTR_MAX || len > RMIG_DEV_CHUNK_MAX ||
+	    h->len != sizeof(struct rmig_wire_dev) + rmig_pad8(idlen) + (size_t)len ||
+	    memchr(body + sizeof(struct rmig_wire_dev), 0, idlen))
+		return conn_fail(
+		    c, -EPROTO, "device-state message lengths (id %u, data %u) do not fit %u bytes",
+		    idlen, len, h->len);
+
+	/* The record is the wire body behind an 8-byte prefix, in space reserved here. */
+	rec_len = 8 + h->len;
+	off = atomic_fetch_add_explicit(&x->dev_next, rmig_pad8(rec_len), memory_order_relaxed);
+	rmig_put_be32(prefix, RMIG_FILE_DEV_MAGIC);
+	rmig_put_be32(prefix + 4, rmig_crc32c(0, body, h->len));
+	ret = file_pwrite_all(x->fd, prefix, sizeof(prefix), off);
+	if (!ret)
+		ret = file_pwrite_all(x->fd, body, h->len, off + sizeof(prefix));
+	if (ret)
+		return conn_fail(c, ret, "%s: writing device state at offset %llu: %s", x->path,
+				 (unsigned long long)off, strerror(-ret));
+	c->base.wire_bytes += rec_len;
+
+	pthread_mutex_lock(&x->lock);
+	/* The core numbers chunks from 0 and holds at most one per channel in flight. */
+	if (seq >= x->dev_count + 65536) {
+		ret = conn_fail(c, -EPROTO,
+				"device-state chunk %llu is far ahead of the %llu written",
+				(unsigned long long)seq, (unsigned long long)x->dev_count);
+	} else if (seq >= x->index_cap) {
+		uint64_t cap = x->index_cap ? x->index_cap : 64;
+		struct rmig_file_index *ni;
+
+		while (cap <= seq)
+			cap *= 2;
+		ni = realloc(x->index, cap * sizeof(*ni));
+		if (!ni) {
+			ret = conn_fail(c, -ENOMEM, "out of memory for the device-state index");
+		} else {
+			memset(ni + x->index_cap, 0, (cap - x->index_cap) * sizeof(*ni));
+			x->index = ni;
+			x->index_cap = cap;
+		}
+	}
+	if (!ret && x->index[seq].length)
+		ret = conn_fail(c, -EPROTO, "device-state chunk %llu sent twice",
+				(unsigned long long)seq);
+	if (!ret) {
+		x->index[seq].offset = off;
+		x->index[seq].length = rec_len;
+		x->dev_count++;
+	}
+	pthread_mutex_unlock(&x->lock);
+	if (ret)
+		return ret;
+	c->packets++;
+	c->dev_chunks++;
+	c->dev_bytes += len;
+	return 0;
+}
+
+static int note_hello(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
+{
+	struct file_xport *x = c->x;
+	uint32_t id;
+	int ret = 0;
+
+	if (h->len != sizeof(struct rmig_wire_chan))
+		return conn_fail(c, -EPROTO, "channel hello of %u bytes", h->len);
+	id = rmig_get_be32(body + RMIG_OFF(rmig_wire_chan, channel));
+	if (id != c->id)
+		return conn_fail(c, -EPROTO, "channel %u introduced itself as channel %u", c->id,
+				 id);
+	pthread_mutex_lock(&x->lock);
+	if (!x->have_session) {
+		memcpy(x->session, body + RMIG_OFF(rmig_wire_chan, uuid), RMIG_UUID_LEN);
+		x->have_session = true;
+	} else if (memcmp(x->session, body + RMIG_OFF(rmig_wire_chan, uuid), RMIG_UUID_LEN)) {
+		ret = conn_fail(c, -EPROTO, "channel %u belongs to another session", c->id);
+	}
+	pthread_mutex_unlock(&x->lock);
+	c->hello = !ret;
+	return ret;
+}
+
+static int note_sync(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
+{
+	uint64_t round;
+
+	if (h->len != sizeof(struct rmig_wire_sync))
+		return conn_fail(c, -EPROTO, "SYNC of %u bytes", h->len);
+	round = rmig_get_be64(body);
+	if (round != c->syncs + 1)
+		return conn_fail(c, -EPROTO, "SYNC for round %llu, expected %llu",
+				 (unsigned long long)round, (unsigned long long)c->syncs + 1);
+	c->syncs++;
+	return 0;
+}
+
+static int note_fin(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
+{
+	static const char *const names[] = {"packets",	  "normal pages", "zero pages",
+					    "data bytes", "dev chunks",	  "dev bytes",
+					    "syncs"};
+	const uint64_t mine[] = {c->packets,	c->normal_pages, c->zero_pages, c->data_bytes,
+				 c->dev_chunks, c->dev_bytes,	 c->syncs};
+
+	if (h->len != sizeof(struct rmig_wire_fin))
+		return conn_fail(c, -EPROTO, "FIN of %u bytes", h->len);
+	for (unsigned int i = 0; i < RMIG_ARRAY_SIZE(mine); i++) {
+		uint64_t theirs = rmig_get_be64(body + i * 8);
+
+		if (theirs != mine[i])
+			return conn_fail(c, -EPROTO,
+					 "channel %u: source counted %llu %s, the file got %llu",
+					 c->id, (unsigned long long)theirs, names[i],
+					 (unsigned long long)mine[i]);
+	}
+	c->fin = true;
+	return 0;
+}
+
+static int file_send(struct rmig_conn *conn, const void *hdr, size_t hdr_len,
+		     const struct rmig_seg *segs, unsigned int nsegs)
+{
+	struct file_conn *c = to_fc(conn);
+	const uint8_t *body = (const uint8_t *)hdr + sizeof(struct rmig_wire_hdr);
+	char why[256];
+	struct rmig_hdr h;
+	int ret;
+
+	if (rmig_load_relaxed(&c->down) || rmig_load_relaxed(&c->x->cancelled))
+		return conn_fail(c, -ECANCELED, "channel shut down");
+	if (hdr_len < sizeof(struct rmig_wire_hdr))
+		return conn_fail(c, -EPROTO, "message of %zu bytes has no header", hdr_len);
+	ret = rmig_hdr_decode(hdr, &h, why, sizeof(why));
+	if (ret)
+		return conn_fail(c, ret, "%s", why);
+	if (hdr_len != sizeof(struct rmig_wire_hdr) + h.len)
+		return conn_fail(c, -EPROTO, "%s message: header says %u body bytes, got %zu",
+				 rmig_msg_name(h.type), h.len,
+				 hdr_len - sizeof(struct rmig_wire_hdr));
+	if (h.seq != c->seq)
+		return conn_fail(c, -EPROTO, "message %llu where %llu was expected",
+				 (unsigned long long)h.seq, (unsigned long long)c->seq);
+	if (c->fin)
+		return conn_fail(c, -EPROTO, "%s after FIN", rmig_msg_name(h.type));
+	if (!c->hello && h.type != RMIG_MSG_CHAN)
+		return conn_fail(c, -EPROTO, "%s before the channel hello", rmig_msg_name(h.type));
+	if (h.flags || (nsegs && h.type != RMIG_MSG_RAM))
+		return conn_fail(c, -EPROTO, "%s message with flags 0x%x and %u segments",
+				 rmig_msg_name(h.type), h.flags, nsegs);
+	c->seq++;
+
+	switch (h.type) {
+	case RMIG_MSG_CHAN:
+		if (c->hello)
+			return conn_fail(c, -EPROTO, "second channel hello");
+		return note_hello(c, &h, body);
+	case RMIG_MSG_RAM:
+		return write_pages(c, &h, body, segs, nsegs);
+	case RMIG_MSG_DEV:
+		return write_dev(c, &h, body);
+	case RMIG_MSG_SYNC:
+		return note_sync(c, &h, body);
+	case RMIG_MSG_FIN:
+		return note_fin(c, &h, body);
+	default:
+		return conn_fail(c, -EPROTO, "unexpected %s message on a channel",
+				 rmig_msg_name(h.type));
+	}
+}
+
+/* pwrite() is synchronous: once send() returned, no page memory is referenced. */
+static int file_flush(struct rmig_conn *conn)
+{
+	struct file_conn *c = to_fc(conn);
+
+	if (rmig_load_relaxed(&c->down))
+		return conn_fail(c, -ECANCELED, "channel shut down");
+	return 0;
+}
+
+static int file_recv(struct rmig_conn *conn, void *buf, size_t len, int timeout_ms)
+{
+	return conn_fail(to_fc(conn), -ENOSYS, "a file channel has nothing to receive");
+}
+
+static int file_recv_pages(struct rmig_conn *conn, const struct iovec *iov, unsigned int iovcnt)
+{
+	return conn_fail(to_fc(conn), -ENOSYS, "a file channel has nothing to receive");
+}
+
+static void file_conn_shutdown(struct rmig_conn *conn)
+{
+	rmig_store_relaxed(&to_fc(conn)->down, true);
+}
+
+static void file_conn_close(struct rmig_conn *conn)
+{
+	struct file_conn *c = to_fc(conn);
+
+	c->x->conns[c->id] = NULL;
+	free(c);
+}
+
+static const struct rmig_conn_ops file_conn_ops = {
+    .send = file_send,
+    .flush = file_flush,
+    .recv = file_recv,
+    .recv_pages = file_recv_pages,
+    .shutdown = file_conn_shutdown,
+    .close = file_conn_close,
+};
+
+int file_save_channel(struct rmig_xport *xb, unsigned int ch, struct rmig_conn **cp)
+{
+	struct file_xport *x = to_fx(xb);
+	struct file_conn *c;
+
+	if (!x->source)
+		return rmig_msg(&x->base.err, -EINVAL, "%s was opened for loading", x->path);
+	if (ch >= x->nchan || x->conns[ch])
+		return rmig_msg(&x->base.err, -EINVAL,
+				"channel %u of %u opened twice or out of range", ch, x->nchan);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return rmig_msg(&x->base.err, -ENOMEM, "out of memory");
+	c->base.ops = &file_conn_ops;
+	c->x = x;
+	c->id = ch;
+	atomic_init(&c->down, false);
+	x->conns[ch] = c;
+	*cp = &c->base;
+	return 0;
+}
+
+void file_save_shutdown(struct file_xport *x)
+{
+	for (unsigned int i = 0; x->conns && i < x->nchan; i++)
+		if (x->conns[i])
+			rmig_store_relaxed(&x->conns[i]->down, true);
+}
+
+/* ---- finish ---------------------------------------------------------------- */
+
+static int write_bitmaps(struct file_xport *x, uint32_t *crcs)
+{
+	uint64_t max = 0;
+	uint8_t *buf;
+	int ret = 0;
+
+	for (unsigned int i = 0; i < x->nblocks; i++)
+		if (x->blocks[i].bitmap_len > max)
+			max = x->blocks[i].bitmap_len;
+	buf = malloc(max ? max : 1);
+	if (!buf)
+		return rmig_msg(&x->base.err, -ENOMEM, "out of memory");
+	for (unsigned int i = 0; i < x->nblocks && !ret; i++) {
+		struct file_block *fb = &x->blocks[i];
+
+		/* Bytes in file order: page p is bit p % 8 of byte p / 8, whatever the host. */
+		for (uint64_t k = 0; k < fb->bitmap_len; k++)
+			buf[k] = (uint8_t)(rmig_load_relaxed(&fb->bits[k / 8]) >> (8 * (k % 8)));
+		crcs[i] = rmig_crc32c(0, buf, fb->bitmap_len);
+		ret = file_pwrite_all(x->fd, buf, fb->bitmap_len, fb->bitmap_off);
+		if (ret)
+			rmig_msg(&x->base.err, ret, "%s: writing the bitmap of '%s': %s", x->path,
+				 fb->b->name, strerror(-ret));
+	}
+	free(buf);
+	return ret;
+}
+
+/* Make the file's name durable too; not every filesystem can sync a directory. */
+static void sync_parent_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd;
+
+	if (!copy)
+		return;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(copy);
+}
+
+int file_save_finish(struct rmig_xport *xb)
+{
+	struct file_xport *x = to_fx(xb);
+	struct hdr_fields f = {.flags = RMIG_FILE_F_COMPLETE};
+	uint32_t *crcs = NULL;
+	uint8_t *idx = NULL;
+	uint64_t dev_end;
+	int ret;
+
+	if (!x->source || x->finished)
+		return rmig_msg(&x->base.err, -EINVAL, "%s: nothing to finish", x->path);
+	for (unsigned int i = 0; i < x->nchan; i++)
+		if (!x->conns[i] || !x->conns[i]->fin)
+			return rmig_msg(&x->base.err, -EPROTO, "channel %u did not finish", i);
+
+	/* Every chunk 0..count-1 written exactly once (write_dev refused repeats). */
+	for (uint64_t s = 0; s < x->dev_count; s++)
+		if (!x->index[s].length)
+			return rmig_msg(&x->base.err, -EPROTO,
+					"device-state chunk %llu never arrived",
+					(unsigned long long)s);
+
+	crcs = calloc(x->nblocks, sizeof(*crcs));
+	idx = malloc(x->dev_count * sizeof(struct rmig_file_index) + 1);
+	if (!crcs || !idx) {
+		ret = rmig_msg(&x->base.err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = write_bitmaps(x, crcs);
+	if (ret)
+		goto out;
+
+	dev_end = rmig_load_relaxed(&x->dev_next);
+	f.dev_len = dev_end - x->dev_off;
+	f.dev_count = x->dev_count;
+	f.index_off = rmig_file_align_up(dev_end, RMIG_FILE_META_ALIGN);
+	for (uint64_t s = 0; s < x->dev_count; s++) {
+		uint8_t *e = idx + s * sizeof(struct rmig_file_index);
+
+		rmig_put_be64(e + RMIG_FILE_OFF(rmig_file_index, offset), x->index[s].offset);
+		rmig_put_be32(e + RMIG_FILE_OFF(rmig_file_index, length), x->index[s].length);
+		rmig_put_be32(e + RMIG_FILE_OFF(rmig_file_index, reserved), 0);
+	}
+	f.index_crc = rmig_crc32c(0, idx, x->dev_count * sizeof(struct rmig_file_index));
+	f.file_size = f.index_off + x->dev_count * sizeof(struct rmig_file_index);
+	f.bitmap_crc = crcs;
+	ret =
+	    file_pwrite_all(x->fd, idx, x->dev_count * sizeof(struct rmig_file_index), f.index_off);
+	if (ret) {
+		rmig_msg(&x->base.err, ret, "%s: writing the device-state index: %s", x->path,
+			 strerror(-ret));
+		goto out;
+	}
+	if (ftruncate(x->fd, (off_t)f.file_size) < 0) {
+		ret = rmig_msg(&x->base.err, -errno, "%s: truncating to %llu bytes: %s", x->path,
+			       (unsigned long long)f.file_size, strerror(errno));
+		goto out;
+	}
+	/*
+	 * Pages, bitmaps and index reach the disk before the header that says
+	 * COMPLETE, so a crash in between leaves a file that is refused, never
+	 * one that loads stale data.
+	 */
+	if (fdatasync(x->fd) < 0) {
+		ret = rmig_msg(&x->base.err, -errno, "%s: fdatasync: %s", x->path, strerror(errno));
+		goto out;
+	}
+	ret = hdr_write(x, &f, &x->base.err);
+	if (ret)
+		goto out;
+	if (fdatasync(x->fd) < 0) {
+		ret = rmig_msg(&x->base.err, -errno, "%s: fdatasync: %s", x->path, strerror(errno));
+		goto out;
+	}
+	sync_parent_dir(x->path);
+	x->finished = true;
+out:
+	free(idx);
+	free(crcs);
+	return ret;
+}
