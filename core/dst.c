@@ -394,10 +394,12 @@ static void *dst_chan_thread(void *arg)
 	struct dst_chan *ch = arg;
 	struct rmig_dst *d = ch->d;
 	uint8_t raw[sizeof(struct rmig_wire_hdr)];
-	char why[256];
+	char why[256], name[16];
 	struct rmig_hdr h;
 	int ret;
 
+	snprintf(name, sizeof(name), "rmig-rx%u", ch->id);
+	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		ret = ch->conn->ops->recv(ch->conn, raw, sizeof(raw), -1);
 		if (ret) {

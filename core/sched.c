@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,8 +96,13 @@ static void *chan_thread(void *arg)
 {
 	struct sched_chan *ch = arg;
 	struct rmig_sched *s = ch->s;
+	char name[16];
 	uint32_t kind;
 	int ret;
+
+	/* named so that top, perf and gdb tell channels apart */
+	snprintf(name, sizeof(name), "rmig-tx%u", ch->id);
+	pthread_setname_np(pthread_self(), name);
 
 	for (;;) {
 		sem_wait_spin(&ch->sem);
