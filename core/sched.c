@@ -26,8 +26,16 @@
 
 enum { CH_IDLE = 0, CH_CLAIMED = 1, CH_JOB = 2 };
 
-/* Spin this long on a semaphore before sleeping: a hand-off is usually microseconds away. */
-#define SPIN_TRIES 256
+/*
+ * How long to spin on a semaphore before sleeping in the kernel. A channel
+ * waiting for work spins long: the next batch is usually microseconds away
+ * and a futex wake per batch would cost the producer more than the batch.
+ * A producer waiting for a busy channel spins briefly: the channel is in
+ * the transport, and spinning would take the CPU it (or the receiver on the
+ * same host) needs. Measured on 2 cores: docs/benchmarks.md.
+ */
+#define SPIN_CHANNEL 2048
+#define SPIN_PRODUCER 256
 
 struct sched_chan {
 	_Atomic uint32_t pending_job;
@@ -54,9 +62,9 @@ struct rmig_sched {
 	_Atomic bool exiting;
 };
 
-static void sem_wait_spin(sem_t *sem)
+static void sem_wait_spin(sem_t *sem, int tries)
 {
-	for (int i = 0; i < SPIN_TRIES; i++) {
+	for (int i = 0; i < tries; i++) {
 		if (sem_trywait(sem) == 0)
 			return;
 		rmig_cpu_relax();
@@ -105,7 +113,7 @@ static void *chan_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 
 	for (;;) {
-		sem_wait_spin(&ch->sem);
+		sem_wait_spin(&ch->sem, SPIN_CHANNEL);
 		/* Pairs with the store-release in rmig_sched_destroy(). */
 		if (rmig_load_acquire(&s->exiting))
 			break;
@@ -153,7 +161,7 @@ int rmig_sched_send(struct rmig_sched *s, struct rmig_payload **slot)
 	err = rmig_sched_error(s);
 	if (err)
 		return err;
-	sem_wait_spin(&s->channels_ready);
+	sem_wait_spin(&s->channels_ready, SPIN_PRODUCER);
 	for (;;) {
 		err = rmig_sched_error(s);
 		if (err)
