@@ -74,9 +74,15 @@ else
 	total_fail=$((total_fail + 1)); failed_names+=("build-asan: build")
 fi
 
-if [ -d build-test ] && meson introspect build-test --tests 2>/dev/null | grep -q '"rxe"'; then
+# The rxe suite is part of the test command, not an extra: if it is not
+# registered (built with -Drxe=false), that is a failure, not a skip.
+if [ -d build-test ]; then
 	echo "== soft-RoCE suite (QEMU guests)"
-	run_suites build-test --suite rxe --num-processes 1
+	if meson test -C build-test --list 2>/dev/null | grep -q ':rxe / '; then
+		run_suites build-test --suite rxe --num-processes 1
+	else
+		total_fail=$((total_fail + 1)); failed_names+=("build-test: rxe suite not registered")
+	fi
 fi
 
 echo
