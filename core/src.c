@@ -392,28 +392,41 @@ out:
 	return ret;
 }
 
+/*
+ * A control message that must be RESULT (or ABORT): 0 if the destination's
+ * status is 0, else the recorded failure, its text prefixed by @refused.
+ * Frees @body.
+ */
+static int src_check_result(struct rmig_src *src, const struct rmig_hdr *h, void *body,
+			    const char *refused)
+{
+	char msg[RMIG_ERRMSG_MAX];
+	const void *info;
+	size_t info_len;
+	int ret, status;
+
+	if (h->type != RMIG_MSG_RESULT && h->type != RMIG_MSG_ABORT)
+		ret = src_fail(src, -EPROTO, "expected RESULT, got %s", rmig_msg_name(h->type));
+	else if ((ret = rmig_status_parse(body, h->len, &status, msg, sizeof(msg), &info, &info_len)))
+		ret = src_fail(src, ret, "bad RESULT: %s", msg);
+	else if (status < 0)
+		ret = src_fail(src, status, "%s: %s", refused, msg);
+	free(body);
+	return ret;
+}
+
 /* After all channels are open, the destination confirms it accepted every one. */
 static int src_wait_ready(struct rmig_src *src)
 {
-	char why[RMIG_ERRMSG_MAX], msg[RMIG_ERRMSG_MAX];
-	const void *info;
-	size_t info_len;
+	char why[RMIG_ERRMSG_MAX];
 	struct rmig_hdr h;
 	void *body = NULL;
-	int ret, status;
+	int ret;
 
 	ret = rmig_msg_recv(src->ctl, src->opts.timeout_ms, 8192, &h, &body, why, sizeof(why));
 	if (ret)
 		return src_fail(src, ret, "waiting for the destination to accept the channels: %s", why);
-	if (h.type != RMIG_MSG_RESULT && h.type != RMIG_MSG_ABORT)
-		ret = src_fail(src, -EPROTO, "expected RESULT after channel set-up, got %s",
-			       rmig_msg_name(h.type));
-	else if ((ret = rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len)))
-		ret = src_fail(src, ret, "bad RESULT: %s", msg);
-	else if (status < 0)
-		ret = src_fail(src, status, "destination refused the channels: %s", msg);
-	free(body);
-	return ret;
+	return src_check_result(src, &h, body, "destination refused the channels");
 }
 
 int rmig_src_connect(struct rmig_src *src, const char *uri)
@@ -623,13 +636,11 @@ int rmig_src_sync(struct rmig_src *src, enum rmig_sync_kind kind)
 
 int rmig_src_finish(struct rmig_src *src)
 {
-	char why[RMIG_ERRMSG_MAX], msg[RMIG_ERRMSG_MAX];
+	char why[RMIG_ERRMSG_MAX];
 	uint8_t done[sizeof(struct rmig_wire_done)];
-	const void *info;
-	size_t info_len;
 	struct rmig_hdr h;
 	void *body = NULL;
-	int ret, status;
+	int ret;
 
 	if (!src)
 		return -EINVAL;
@@ -670,13 +681,7 @@ int rmig_src_finish(struct rmig_src *src)
 	}
 	if (ret)
 		return src_fail(src, ret, "waiting for the destination's verdict: %s", why);
-	if (h.type != RMIG_MSG_RESULT && h.type != RMIG_MSG_ABORT)
-		ret = src_fail(src, -EPROTO, "expected RESULT, got %s", rmig_msg_name(h.type));
-	else if ((ret = rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len)))
-		ret = src_fail(src, ret, "bad RESULT: %s", msg);
-	else if (status < 0)
-		ret = src_fail(src, status, "destination did not confirm the migration: %s", msg);
-	free(body);
+	ret = src_check_result(src, &h, body, "destination did not confirm the migration");
 	if (!ret)
 		src->state = SRC_FINISHED;
 	return ret;
