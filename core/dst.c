@@ -114,6 +114,9 @@ static int dst_fail(struct rmig_dst *d, int code, const char *fmt, ...)
 	d->failed = true;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
+	/* A failed migration's peer must not write into our RAM any more. */
+	if (d->xp && d->xops->revoke)
+		d->xops->revoke(d->xp);
 	if (d->chans)
 		dst_shutdown_chans(d);
 	return ret;
@@ -888,6 +891,9 @@ int rmig_dst_finish(struct rmig_dst *d)
 		dst_send_abort(d);
 		return ret;
 	}
+	/* Everything arrived and checked out: the source has no business in our RAM now. */
+	if (d->xops->revoke)
+		d->xops->revoke(d->xp);
 	ret = rmig_status_send(d->ctl, RMIG_MSG_RESULT, d->ctl_seq_out++, 0, "verified", NULL, 0);
 	if (ret)
 		return rmig_err_set(&d->err, ret, "confirming the migration: %s", d->ctl->err.msg);

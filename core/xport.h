@@ -146,6 +146,13 @@ struct rmig_xport_ops {
 	int (*local_info)(struct rmig_xport *x, void *buf, size_t *len);
 	/* Any thread: fail every blocked call on the xport and its conns. */
 	void (*shutdown)(struct rmig_xport *x);
+	/*
+	 * destination, any thread: from now on no peer can write into (or
+	 * read from) local RAM; rdma deregisters it. Called when the
+	 * migration ends, verified or not. NULL when data only ever lands by
+	 * the core's own reads (tcp, file).
+	 */
+	void (*revoke)(struct rmig_xport *x);
 	/* Closes what is left; for rdma deregisters memory. Conns are closed first. */
 	void (*destroy)(struct rmig_xport *x);
 	/* memory-registration time so far, for the statistics */

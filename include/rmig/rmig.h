@@ -437,6 +437,10 @@ int rmig_dst_wait_sync(struct rmig_dst *dst, uint64_t *round);
  * blocks is written. Then device state goes to the callback in sequence
  * order, from the calling thread.
  *
+ * When it returns, verified or not, the source can no longer write into
+ * destination RAM: over rdma the RAM's memory regions are deregistered (a
+ * later WRITE fails at the source with a remote access error).
+ *
  * Return: 0 only if every byte arrived and the totals match (file: every
  * page and record was read and checked); otherwise a negative errno
  * (-EPROTO for a mismatch or a malformed file, -ECONNRESET if the source went
@@ -447,6 +451,9 @@ int rmig_dst_finish(struct rmig_dst *dst);
 /**
  * rmig_dst_cancel() - abort from any thread; blocked calls return -ECANCELED
  * @dst: handle
+ *
+ * Also revokes the source's access to destination RAM at once (rdma:
+ * deregisters it), like any failure of the migration.
  */
 void rmig_dst_cancel(struct rmig_dst *dst);
 

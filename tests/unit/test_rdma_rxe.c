@@ -546,6 +546,36 @@ static void test_bad_rkey(const char *addr)
 	pair_close(&p, false);
 }
 
+/*
+ * After revoke() (what the core calls when a migration ends) destination RAM
+ * is out of reach: a WRITE with the rkey the source holds fails, and nothing
+ * lands.
+ */
+static void test_revoke(const char *addr)
+{
+	struct pair p;
+	struct rmig_seg s = {src_mem[0], 0, 4 * PAGE, 0, 0};
+	struct tseg ts = {0, 0, 0, 4 * PAGE};
+	size_t changed = 0;
+	int ret;
+
+	/* (WRITEs with this very table land in test_placement) */
+	pair_open(&p, addr, 1, false);
+	memset(dst_mem[0], 0xee, 4 * PAGE);
+	ops->revoke(p.dx);
+	ret = send_msg(p.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
+	if (!ret)
+		ret = p.sc[0]->ops->flush(p.sc[0]);
+	CHECK(ret == -EACCES && strstr(p.sc[0]->err.msg, "IBV_WC_REM_ACCESS_ERR"),
+	      "WRITE after revoke gave %d (%s)", ret, p.sc[0]->err.msg);
+	for (size_t i = 0; i < 4 * PAGE; i++)
+		changed += ((uint8_t *)dst_mem[0])[i] != 0xee;
+	CHECK(changed == 0, "%zu bytes landed after revoke", changed);
+	printf("revoke: %d: %s; %zu bytes changed\n", ret, p.sc[0]->err.msg, changed);
+	p.dc[0].c->ops->shutdown(p.dc[0].c);
+	pair_close(&p, false);
+}
+
 struct flush_arg {
 	struct rmig_conn *c;
 	struct rmig_seg *s;
@@ -826,6 +856,8 @@ int main(int argc, char **argv)
 		test_peer_close(addr);
 	if (!only || strstr(only, "rkey"))
 		test_bad_rkey(addr);
+	if (!only || strstr(only, "revoke"))
+		test_revoke(addr);
 	if (!only || strstr(only, "dead"))
 		test_dead_peer(addr);
 	if (!only || strstr(only, "options"))

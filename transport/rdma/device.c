@@ -195,15 +195,23 @@ int rmig_rd_register_blocks(struct rd_xport *x, struct rmig_msgbuf *err)
 	uint64_t ns = 0;
 	int ret;
 
+	pthread_mutex_lock(&x->mr_lock);
+	if (x->revoked) {
+		ret = rmig_msg(err, -ECANCELED, "rdma: RAM access was revoked (cancelled)");
+		goto out;
+	}
+	ret = 0;
 	if (x->local.slices || !x->nblocks)
-		return 0;
+		goto out;
 	ret = rmig_rd_memlock_check(memlock_need(x), err);
 	if (ret)
-		return ret;
+		goto out;
 	if (x->is_dst)
 		access |= IBV_ACCESS_REMOTE_WRITE;
 	ret = rmig_rd_mrs_register(&x->local, x->v, x->pd, x->blocks, x->nblocks, x->opts.mr_slice,
 				   access, &ns, err);
 	rmig_add_relaxed(&x->reg_ns, ns);
+out:
+	pthread_mutex_unlock(&x->mr_lock);
 	return ret;
 }

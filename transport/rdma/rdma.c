@@ -67,6 +67,7 @@ static void xport_free(struct rd_xport *x)
 	if (x->efd >= 0)
 		close(x->efd);
 	pthread_mutex_destroy(&x->lock);
+	pthread_mutex_destroy(&x->mr_lock);
 	free(x->blocks);
 	free(x);
 }
@@ -84,6 +85,7 @@ static int xport_new(const struct rmig_xport_params *p, const char *addr, bool d
 	x->is_dst = dst;
 	x->efd = -1;
 	pthread_mutex_init(&x->lock, NULL);
+	pthread_mutex_init(&x->mr_lock, NULL);
 	atomic_init(&x->down, false);
 	atomic_init(&x->reg_ns, 0);
 	x->opts = *p->opts;
@@ -234,9 +236,32 @@ static int rd_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 {
 	struct rd_xport *x = rd_xport_of(xp);
 
-	if (x->nblocks && !x->local.slices)
-		return rmig_msg(&x->base.err, -EINVAL, "rdma: RAM is not registered yet");
-	return rmig_rd_mrt_encode(&x->local, buf, len, &x->base.err);
+	int ret;
+
+	pthread_mutex_lock(&x->mr_lock);
+	if (x->revoked)
+		ret = rmig_msg(&x->base.err, -ECANCELED, "rdma: RAM access was revoked (cancelled)");
+	else if (x->nblocks && !x->local.slices)
+		ret = rmig_msg(&x->base.err, -EINVAL, "rdma: RAM is not registered yet");
+	else
+		ret = rmig_rd_mrt_encode(&x->local, buf, len, &x->base.err);
+	pthread_mutex_unlock(&x->mr_lock);
+	return ret;
+}
+
+/*
+ * Deregister local RAM now: from here on a peer's RDMA WRITE or READ into it
+ * fails with a remote access error instead of landing. The QPs may still be
+ * alive (the destination's RESULT may still be draining on them).
+ */
+static void rd_revoke(struct rmig_xport *xp)
+{
+	struct rd_xport *x = rd_xport_of(xp);
+
+	pthread_mutex_lock(&x->mr_lock);
+	x->revoked = true;
+	rmig_rd_mrs_release(&x->local, x->v);
+	pthread_mutex_unlock(&x->mr_lock);
 }
 
 /* --------------------------------------------------------------- both */
@@ -298,6 +323,7 @@ const struct rmig_xport_ops rmig_rdma_ops = {
 	.listen = rd_listen,
 	.port = rd_port,
 	.accept = rd_accept,
+	.revoke = rd_revoke,
 	.local_info = rd_local_info,
 	.shutdown = rd_xshutdown,
 	.destroy = rd_destroy,

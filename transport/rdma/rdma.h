@@ -204,6 +204,12 @@ struct rd_xport {
 	unsigned int rd_atomic;
 
 	struct rd_mrs local;
+	/*
+	 * mr_lock guards local against revoke() from another thread; once
+	 * revoked, local RAM is never registered again.
+	 */
+	pthread_mutex_t mr_lock;
+	bool revoked;
 	struct rd_remote remote; /* source, after set_peer_info */
 	bool have_remote;
 
