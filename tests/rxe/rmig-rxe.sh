@@ -13,6 +13,9 @@
 #               fail with a clear error and keep its RAM intact
 #   vs-perftest one guest: rmig-bench beside ib_write_bw, same message size
 #               (512 KiB: a full 128-page batch) and QP count (2), and the ratio
+#   live        one guest: live migration over rdma, 2 channels, RAM dirtied by a
+#               workload, a device whose initial data the destination must
+#               acknowledge before switchover; the final state verified
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -67,6 +70,23 @@ r = json.load(open(sys.argv[2]))
 ratio = r['gbits_per_s'] / pt if pt > 0 else float('nan')
 print(f'ib_write_bw 512 KiB x 2 QPs: {pt:.3f} Gb/s; rmig rdma 2 channels: {r[\"gbits_per_s\"]:.3f} Gb/s; ratio {ratio:.2f}; verified {r[\"verified\"]}')
 sys.exit(0 if r['verified'] else 1)
+PY
+	"
+	;;
+live)
+	# The ack comes at the destination's next barrier, so at least two
+	# rounds are certain whatever the speed; the rest is the outcome.
+	"$vm" single --out "$out" --timeout 240 --mem 2048 --sh "
+		$bench --live --transport rdma --host \$RXE_ADDR --size 64M --channels 2 \
+			--dirty-rate 40M --downtime-limit 20 --device 8M --switchover-ack --json \
+			> \"\$OUT/live.json\" || { cat \"\$OUT/live.json\"; exit 1; }
+		cat \"\$OUT/live.json\"
+		python3 - \"\$OUT/live.json\" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = r['verified'] is True and r['error'] is None and r['acks'] == 1 and r['rounds'] >= 2
+print(f\"live over rdma: rounds {r['rounds']}, downtime {r['downtime_ms']:.1f} ms, resent {r['pages_resent']} pages, acks {r['acks']}, forced {r['forced']}, verified {r['verified']}\")
+sys.exit(0 if ok else 1)
 PY
 	"
 	;;
