@@ -22,7 +22,8 @@ struct src_chan {
 	struct rmig_conn *conn;
 	uint64_t seq;
 	uint64_t in_seq;	/* messages received back (RELEASE) */
-	uint64_t await_release; /* placed data: round whose RELEASE must come first, or 0 */
+	uint64_t await_release; /* placed data: last round whose RELEASE must come first, or 0 */
+	uint64_t release_next;	/* the next RELEASE expected: rounds go 1, 2, ... */
 	struct rmig_totals tot;
 	uint8_t *hdrbuf; /* header + RAM body: offsets of one batch */
 	struct rmig_seg *segs;
@@ -134,19 +135,34 @@ static int src_await_release(struct rmig_src *src, unsigned int id)
 	char why[RMIG_ERRMSG_MAX];
 	struct rmig_hdr h;
 	void *body = NULL;
-	int ret;
+	int ret = 0;
 
-	ret = rmig_msg_recv(ch->conn, -1, sizeof(struct rmig_wire_sync), &h, &body, why,
-			    sizeof(why));
-	if (ret)
-		return src_fail(src, ret, "channel %u: waiting for the destination to release round %llu: %s",
-				id, (unsigned long long)ch->await_release, why);
-	if (h.type != RMIG_MSG_RELEASE || h.seq != ch->in_seq || h.len != sizeof(struct rmig_wire_sync) ||
-	    rmig_get_be64(body) != ch->await_release)
-		ret = src_fail(src, -EPROTO, "channel %u: expected RELEASE of round %llu, got %s",
-			       id, (unsigned long long)ch->await_release, rmig_msg_name(h.type));
-	free(body);
-	ch->in_seq++;
+	/*
+	 * Several rounds may have passed without data on this channel (an
+	 * idle round, or per-section syncs): the destination releases each
+	 * of them in turn, so read every RELEASE up to the last round.
+	 */
+	if (!ch->release_next)
+		ch->release_next = 1;
+	while (!ret && ch->release_next <= ch->await_release) {
+		ret = rmig_msg_recv(ch->conn, -1, sizeof(struct rmig_wire_sync), &h, &body, why,
+				    sizeof(why));
+		if (ret)
+			return src_fail(src, ret,
+					"channel %u: waiting for the destination to release round %llu: %s",
+					id, (unsigned long long)ch->release_next, why);
+		if (h.type != RMIG_MSG_RELEASE || h.seq != ch->in_seq ||
+		    h.len != sizeof(struct rmig_wire_sync) || rmig_get_be64(body) != ch->release_next)
+			ret = src_fail(src, -EPROTO,
+				       "channel %u: expected RELEASE of round %llu, got %s (message %llu, round %llu)",
+				       id, (unsigned long long)ch->release_next, rmig_msg_name(h.type),
+				       (unsigned long long)h.seq,
+				       h.len == sizeof(struct rmig_wire_sync) ? (unsigned long long)rmig_get_be64(body) : 0ull);
+		free(body);
+		body = NULL;
+		ch->in_seq++;
+		ch->release_next++;
+	}
 	ch->await_release = 0;
 	return ret;
 }

@@ -16,7 +16,8 @@
  * Options: --size SIZE (MiB or with K/M/G), --rounds N, --channels N,
  * --seed N, --dev-chunks N (per thread per round), --die-after-mib N (dst:
  * exit abruptly after that much data arrived), --check-delay-ms N (dst: wait
- * before checking each round, as a slow caller would), --expect-fail (src: succeed
+ * before checking each round, as a slow caller would), --quiet-rounds N (the
+ * last N rounds send nothing but their sync), --expect-fail (src: succeed
  * only if the migration fails cleanly and source RAM is intact), --timeout MS,
  * --ib-dev NAME, --gid-index N.
  * Exit 0 on the expected outcome; prints "rmig-peer <role>: PASS ..." or FAIL.
@@ -40,6 +41,7 @@ struct cfg {
 	const char *role, *uri;
 	uint64_t size;
 	unsigned int rounds, channels, dev_chunks;
+	unsigned int quiet; /* the last rounds send nothing: no page, no device state */
 	uint64_t seed;
 	uint64_t die_after;
 	unsigned int check_delay_ms;
@@ -62,10 +64,18 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* Rounds that write pages and device state (the rest are idle). */
+static unsigned int active(unsigned int r)
+{
+	unsigned int last = cfg.rounds - cfg.quiet;
+
+	return r < last ? r : last;
+}
+
 /* The round in which page @p was last written, as of round @r. */
 static unsigned int page_version(uint64_t p, unsigned int r)
 {
-	for (unsigned int k = r; k > 1; k--)
+	for (unsigned int k = active(r); k > 1; k--)
 		if (mix(cfg.seed ^ (p << 8) ^ k) % 8 == 0)
 			return k;
 	return 1;
@@ -181,6 +191,18 @@ static int run_src(void)
 	for (unsigned int r = 1; r <= cfg.rounds; r++) {
 		struct dev_thread dt[2] = { { src, 0, r, 0 }, { src, 1, r, 0 } };
 		pthread_t th[2];
+
+		/*
+		 * An idle round: every channel carries SYNC after SYNC with no
+		 * data between, which a placing transport must still release
+		 * round by round.
+		 */
+		if (r != active(r)) {
+			ret = rmig_src_sync(src, RMIG_SYNC_ALL);
+			if (ret)
+				break;
+			continue;
+		}
 
 		/* The "vCPUs" rewrite their pages for this round before it is sent. */
 		for (uint64_t p = 0; r > 1 && p < pages; p++)
@@ -363,8 +385,8 @@ static int run_dst(void)
 			usleep(cfg.check_delay_ms * 1000u);
 		if (check_round(ram, r, expect))
 			return 1;
-		if (chk.next_idx[0] < (uint64_t)r * cfg.dev_chunks ||
-		    chk.next_idx[1] < (uint64_t)r * cfg.dev_chunks) {
+		if (chk.next_idx[0] < (uint64_t)active(r) * cfg.dev_chunks ||
+		    chk.next_idx[1] < (uint64_t)active(r) * cfg.dev_chunks) {
 			fprintf(stderr, "rmig-peer dst: FAIL round %u: device state of the round not all delivered\n", r);
 			return 1;
 		}
@@ -404,7 +426,8 @@ int main(int argc, char **argv)
 	if (argc < 3 || (strcmp(argv[1], "src") && strcmp(argv[1], "dst"))) {
 		fprintf(stderr, "usage: rmig-peer src|dst URI [--size MIB] [--rounds N] [--channels N]\n"
 				"       [--seed N] [--dev-chunks N] [--die-after-mib N] [--expect-fail]\n"
-				"       [--timeout MS] [--ib-dev NAME] [--gid-index N] [--check-delay-ms N]\n");
+				"       [--timeout MS] [--ib-dev NAME] [--gid-index N] [--check-delay-ms N]\n"
+				"       [--quiet-rounds N]\n");
 		return 2;
 	}
 	cfg.role = argv[1];
@@ -433,6 +456,8 @@ int main(int argc, char **argv)
 			cfg.dev_chunks = (unsigned int)atoi(v);
 		else if (!strcmp(a, "--die-after-mib"))
 			cfg.die_after = strtoull(v, NULL, 0) << 20;
+		else if (!strcmp(a, "--quiet-rounds"))
+			cfg.quiet = (unsigned int)atoi(v);
 		else if (!strcmp(a, "--check-delay-ms"))
 			cfg.check_delay_ms = (unsigned int)atoi(v);
 		else if (!strcmp(a, "--timeout"))
@@ -446,7 +471,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!cfg.size || cfg.size % PAGE || !cfg.rounds || !cfg.channels) {
+	if (!cfg.size || cfg.size % PAGE || !cfg.rounds || !cfg.channels || cfg.quiet >= cfg.rounds) {
 		fprintf(stderr, "rmig-peer: size must be a non-zero multiple of 4 KiB; rounds and channels > 0\n");
 		return 2;
 	}

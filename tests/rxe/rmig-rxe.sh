@@ -8,7 +8,8 @@
 #   rounds      two guests: 4 sync rounds with rewritten pages, zero pages and
 #               device state from two threads, checked at every round; the
 #               destination looks at RAM slowly, so a source that wrote the next
-#               round before the destination released the last one would fail
+#               round before the destination released the last one would fail;
+#               the last two rounds are idle (SYNC after SYNC on every channel)
 #   dst-dies    two guests: the destination exits mid-transfer; the source must
 #               fail with a clear error and keep its RAM intact
 #   vs-perftest one guest: rmig-bench beside ib_write_bw, same message size
@@ -40,8 +41,8 @@ channels)
 	;;
 rounds)
 	"$vm" pair --out "$out" --timeout 240 \
-		--dst "$peer dst rdma:\$RXE_ADDR:18601 --size 32 --rounds 4 --check-delay-ms 1500" \
-		--src "$peer src rdma:\$RXE_PEER_ADDR:18601 --size 32 --rounds 4 --channels 2"
+		--dst "$peer dst rdma:\$RXE_ADDR:18601 --size 32 --rounds 6 --quiet-rounds 2 --check-delay-ms 1500" \
+		--src "$peer src rdma:\$RXE_PEER_ADDR:18601 --size 32 --rounds 6 --quiet-rounds 2 --channels 2"
 	;;
 dst-dies)
 	"$vm" pair --out "$out" --timeout 240 \

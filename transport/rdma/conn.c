@@ -342,7 +342,12 @@ int rmig_rd_conn_wait(struct rd_conn *c, uint64_t deadline_ns)
 	now = rmig_now_ns();
 	if (deadline_ns && now >= deadline_ns)
 		return -ETIMEDOUT;
-	if (c->established && !c->peer_closed && !c->nbatch && c->sq_posted == c->sq_done &&
+	/*
+	 * Probe when no signaled WR is outstanding: unsignaled WRs that
+	 * completed (credit returns, RELEASE) never advance sq_done, so
+	 * "sq_posted == sq_done" would switch keepalive off for good.
+	 */
+	if (c->established && !c->peer_closed && !c->nbatch && c->last_signaled <= c->sq_done &&
 	    now - c->last_rx_ns >= RD_KEEPALIVE_MS * 1000000ull) {
 		c->last_rx_ns = now;
 		ret = rmig_rd_probe(c);

@@ -150,10 +150,12 @@ int rmig_rd_use_device(struct rd_xport *x, struct ibv_context *ctx, uint8_t port
 	depth = x->opts.sq_depth ? x->opts.sq_depth : 512;
 	if (da.max_qp_wr > 0 && depth > (unsigned int)da.max_qp_wr)
 		depth = (unsigned int)da.max_qp_wr;
+	/* the CQ also holds the receive completions: clamp before checking */
+	if (da.max_cqe > 0 && depth + RD_RECV_BUFS + 16 > (unsigned int)da.max_cqe)
+		depth = (unsigned int)da.max_cqe > RD_RECV_BUFS + 16 ?
+				(unsigned int)da.max_cqe - RD_RECV_BUFS - 16 : 0;
 	if (depth < 8)
 		return rmig_msg(err, -EINVAL, "sq_depth %u is too small (at least 8)", depth);
-	if (da.max_cqe > 0 && depth + RD_RECV_BUFS + 16 > (unsigned int)da.max_cqe)
-		depth = (unsigned int)da.max_cqe - RD_RECV_BUFS - 16;
 	x->sq_depth = depth;
 	x->signal_every = x->opts.signal_every ? x->opts.signal_every : 64;
 	/* a full queue must hold a signaled WR (see datapath.c) */
@@ -184,14 +186,17 @@ static uint64_t memlock_need(const struct rd_xport *x)
 }
 
 /*
- * Register the RAM blocks. The destination allows remote writes (and reads,
- * for a later postcopy pull); the source needs local access only, with
- * LOCAL_WRITE because some providers hand out lkeys only with it, and
- * REMOTE_READ for a destination that pulls pages later.
+ * Register the RAM blocks. The destination allows remote writes; the
+ * source needs local access only, with LOCAL_WRITE because some providers
+ * hand out lkeys only with it. Nothing is granted that no peer uses.
  */
 int rmig_rd_register_blocks(struct rd_xport *x, struct rmig_msgbuf *err)
 {
-	int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ;
+	/*
+	 * No REMOTE_READ on the source until a postcopy pull sends its rkey:
+	 * rkeys are guessable on some providers (rxe), so grant nothing unused.
+	 */
+	int access = IBV_ACCESS_LOCAL_WRITE;
 	uint64_t ns = 0;
 	int ret;
 

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/barrier.h"
 #include "core/wire.h"
 #include "core/xport.h"
 
@@ -52,6 +53,7 @@ struct tcp_conn {
 	struct tcp_xport *x;
 	int fd;
 	bool zero_copy;
+	atomic_bool down;  /* shutdown() was called: waits must end */
 	uint32_t zc_next; /* id the kernel gives our next zero-copy send */
 	uint32_t zc_done; /* ids completed so far */
 	struct iovec iov[TCP_IOV_MAX];
@@ -464,11 +466,21 @@ static int zc_reap(struct tcp_conn *c, bool block)
 				return io_error(c, errno, "reading zero-copy completions", 0, 0);
 			if (!block)
 				return 0;
+			/* relaxed: shutdown() also makes poll() return (POLLHUP) */
+			if (rmig_load_relaxed(&c->down))
+				return rmig_msg(&c->base.err, -ECANCELED,
+						"shut down with %u zero-copy sends outstanding",
+						c->zc_next - c->zc_done);
 			/* POLLERR is always reported; it says the error queue has something */
 			if (poll(&pfd, 1, c->x->opts->timeout_ms) == 0)
 				return rmig_msg(&c->base.err, -ETIMEDOUT,
 						"zero-copy completions did not arrive within %d ms",
 						c->x->opts->timeout_ms);
+			/* a hung-up socket with nothing queued would spin here for ever */
+			if ((pfd.revents & POLLHUP) && !(pfd.revents & POLLERR))
+				return rmig_msg(&c->base.err, -ECONNRESET,
+						"connection closed with %u zero-copy sends outstanding",
+						c->zc_next - c->zc_done);
 			continue;
 		}
 		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
@@ -573,7 +585,10 @@ static int tcp_recv_pages(struct rmig_conn *cb, const struct iovec *iov, unsigne
 
 static void tcp_shutdown(struct rmig_conn *cb)
 {
-	shutdown(to_conn(cb)->fd, SHUT_RDWR);
+	struct tcp_conn *c = to_conn(cb);
+
+	rmig_store_relaxed(&c->down, true);
+	shutdown(c->fd, SHUT_RDWR);
 }
 
 static void tcp_close(struct rmig_conn *cb)
