@@ -43,6 +43,8 @@ struct bench_live {
 	uint64_t dev_size; /* --device: initial data of a synthetic iterable device, 0: none */
 	bool dev_ack;	   /* --switchover-ack: the switchover waits for its ack */
 	bool verbose;	   /* --verbose: one line per round on stderr */
+	bool postcopy;	   /* --postcopy: the destination runs and pulls what is left */
+	uint32_t postcopy_after; /* --postcopy-after N: at the latest after N rounds */
 };
 
 struct bench_cfg {

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,40 @@ struct live_dst {
 	struct vdev_dst vdev;
 	bool has_vdev;
 	char error[512];
+	/* --postcopy: the destination's "vCPU" reads pages while they are pulled */
+	bool postcopy;
+	const uint8_t *src_ram; /* final once postcopy starts: the source's vCPUs stopped */
+	uint8_t *dst_ram;
+	uint64_t npages;
+	uint32_t page_size;
+	uint64_t seed;
+	uint64_t touches, touch_bad;
+	_Atomic bool vcpu_stop; /* the migration ended (failed) */
+	struct rmig_dst_postcopy_stats pcs;
 };
+
+/* Random reads, each checked against the source's final page, until every page is in. */
+static void *live_dst_vcpu(void *arg)
+{
+	struct live_dst *ld = arg;
+	uint64_t x = ld->seed * 0x9e3779b97f4a7c15ull | 1;
+	struct rmig_dst_postcopy_stats st = { .size = sizeof(st) };
+
+	do {
+		for (int i = 0; i < 64; i++) {
+			uint64_t pg;
+
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			pg = x % ld->npages;
+			if (memcmp(ld->dst_ram + pg * ld->page_size, ld->src_ram + pg * ld->page_size,
+				   ld->page_size))
+				ld->touch_bad++;
+			ld->touches++;
+		}
+		rmig_dst_postcopy_stats(ld->dst, &st);
+	} while (!st.done_ns && !atomic_load(&ld->vcpu_stop));
+	return NULL;
+}
 
 struct live_src {
 	struct workload *wl;
@@ -60,9 +94,28 @@ static void *live_dst_main(void *arg)
 {
 	struct live_dst *ld = arg;
 
+	pthread_t vcpu;
+	bool vcpu_started = false;
+	int ret;
+
 	ld->accept_ret = rmig_dst_accept(ld->dst);
-	ld->finish_ret = ld->accept_ret ? ld->accept_ret : rmig_dst_finish(ld->dst);
-	ld->t_finish = now_s();
+	ret = ld->accept_ret;
+	while (ld->postcopy && !ret) {
+		ret = rmig_dst_wait_sync(ld->dst, NULL);
+		if (ret == RMIG_DST_POSTCOPY) {
+			ld->t_finish = now_s(); /* the destination runs from here */
+			vcpu_started = !pthread_create(&vcpu, NULL, live_dst_vcpu, ld);
+			ret = 0;
+		}
+	}
+	ld->finish_ret = ret < 0 ? ret : rmig_dst_finish(ld->dst);
+	atomic_store(&ld->vcpu_stop, true);
+	if (vcpu_started)
+		pthread_join(vcpu, NULL);
+	if (!ld->t_finish)
+		ld->t_finish = now_s();
+	ld->pcs.size = sizeof(ld->pcs);
+	rmig_dst_postcopy_stats(ld->dst, &ld->pcs);
 	snprintf(ld->error, sizeof(ld->error), "%s", rmig_dst_error(ld->dst));
 	return NULL;
 }
@@ -103,6 +156,8 @@ struct live_result {
 	double wl_rate;	       /* bytes/s the workload wrote */
 	uint64_t wl_writes;
 	int verified; /* 1, 0, -1 n/a */
+	struct rmig_dst_postcopy_stats pc; /* the destination's, --postcopy */
+	uint64_t pc_touches;
 	char error[768];
 };
 
@@ -152,6 +207,12 @@ static void live_print_json(const struct bench_cfg *cfg, const struct live_resul
 	       s->dev_bytes);
 	printf("\"acks\":%u,\"postcopy_pages\":%" PRIu64 ",", s->acks_received,
 	       s->postcopy_pages);
+	if (l->postcopy)
+		printf("\"postcopy_faults\":%" PRIu64 ",\"postcopy_uffd\":%s,\"postcopy_ms\":%.3f,"
+		       "\"postcopy_vcpu_reads\":%" PRIu64 ",",
+		       r->pc.faults, r->pc.uffd ? "true" : "false",
+		       r->pc.done_ns ? (double)(r->pc.done_ns - r->pc.start_ns) / 1e6 : -1.0,
+		       r->pc_touches);
 	printf("\"verified\":%s,\"error\":",
 	       r->verified < 0 ? "null" : r->verified ? "true" : "false");
 	if (!r->error[0]) {
@@ -207,6 +268,13 @@ static void live_print_table(const struct bench_cfg *cfg, const struct live_resu
 	       r->wl_rate / 1e6, r->wl_writes, (double)s->bandwidth_bps / 1e9);
 	if (s->acks_required)
 		printf("; switchover acks %u/%u", s->acks_received, s->acks_required);
+	if (l->postcopy)
+		printf("\n postcopy pages pulled: %" PRIu64 " (of %" PRIu64 " missing) in %.2f ms;"
+		       " faults %" PRIu64 " (%s); destination vCPU reads checked %" PRIu64,
+		       s->postcopy_pages, r->pc.missing,
+		       r->pc.done_ns ? (double)(r->pc.done_ns - r->pc.start_ns) / 1e6 : -1.0,
+		       r->pc.faults, r->pc.uffd ? "userfaultfd" : "degraded: pulled before running",
+		       r->pc_touches);
 	printf("\n%s\n", LIVE_RULE);
 }
 
@@ -305,6 +373,19 @@ int run_live(const struct bench_cfg *cfg)
 			live_err(&res, "destination", rmig_dst_error(ld.dst), ret);
 			goto out;
 		}
+		if (cfg->live.postcopy) {
+			ld.postcopy = true;
+			ld.src_ram = sreg.base;
+			ld.dst_ram = dreg.base;
+			ld.npages = sreg.size / sreg.page_size;
+			ld.page_size = sreg.page_size;
+			ld.seed = cfg->seed + 7;
+			ret = rmig_dst_postcopy_enable(ld.dst);
+			if (ret) {
+				live_err(&res, "rmig_dst_postcopy_enable", NULL, ret);
+				goto out;
+			}
+		}
 		port = rmig_dst_port(ld.dst);
 		ret = -pthread_create(&ld.thread, NULL, live_dst_main, &ld);
 		if (ret) {
@@ -331,6 +412,10 @@ int run_live(const struct bench_cfg *cfg)
 		lo.flags |= RMIG_LIVE_FAIL_ON_MAX_ROUNDS;
 	if (cfg->live.legacy_sync)
 		lo.flags |= RMIG_LIVE_SYNC_EACH_SECTION;
+	if (cfg->live.postcopy) {
+		lo.flags |= RMIG_LIVE_POSTCOPY;
+		lo.postcopy_after_rounds = cfg->live.postcopy_after;
+	}
 	ret = rmig_live_create(src, &lo, &hooks, &ls.live);
 	if (ret) {
 		live_err(&res, "rmig_live_create", NULL, ret);
@@ -391,7 +476,11 @@ out:
 			if (memcmp(sreg.base + p * sreg.page_size, dreg.base + p * sreg.page_size,
 				   sreg.page_size) && !bad++)
 				first = p;
-		res.verified = !bad;
+		res.verified = !bad && !ld.touch_bad;
+		if (!bad && ld.touch_bad)
+			snprintf(res.error, sizeof(res.error),
+				 "%" PRIu64 " of %" PRIu64 " postcopy vCPU reads saw other data than the source's",
+				 ld.touch_bad, ld.touches);
 		if (bad)
 			snprintf(res.error, sizeof(res.error),
 				 "%" PRIu64 " destination pages differ from the source's final"
@@ -408,6 +497,8 @@ out:
 	} else if (ret) {
 		res.verified = 0;
 	}
+	res.pc = ld.pcs;
+	res.pc_touches = ld.touches;
 	live_print(cfg, &res);
 	wl_destroy(ls.wl);
 	rmig_live_destroy(ls.live);

@@ -101,6 +101,10 @@ static void usage(FILE *f)
 "      --switchover-ack     the switchover waits for the destination's ack of\n"
 "                           the device's initial data\n"
 "      --verbose            one line per round on stderr\n"
+"      --postcopy           switch over to postcopy: the destination runs (a\n"
+"                           vCPU thread reads random pages and checks them\n"
+"                           against the final source) and pulls what is left\n"
+"      --postcopy-after N   ... at the latest after N rounds (implies --postcopy)\n"
 "\n"
 "Output:\n"
 "      --json               one JSON object on stdout instead of the table\n"
@@ -271,6 +275,8 @@ enum {
 	OPT_DEVICE,
 	OPT_SWITCHOVER_ACK,
 	OPT_VERBOSE,
+	OPT_POSTCOPY,
+	OPT_POSTCOPY_AFTER,
 };
 
 static const struct option long_opts[] = {
@@ -311,6 +317,8 @@ static const struct option long_opts[] = {
 	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "switchover-ack", no_argument, NULL, OPT_SWITCHOVER_ACK },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
+	{ "postcopy-after", required_argument, NULL, OPT_POSTCOPY_AFTER },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -453,6 +461,14 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 		case OPT_VERBOSE:
 			cfg->live.verbose = true;
 			break;
+		case OPT_POSTCOPY:
+			cfg->live.postcopy = true;
+			break;
+		case OPT_POSTCOPY_AFTER:
+			cfg->live.postcopy = true;
+			cfg->live.postcopy_after =
+				(uint32_t)parse_u64("--postcopy-after", optarg, 1, 1000000);
+			break;
 		case 'q':
 			cfg->quiet = true;
 			break;
@@ -536,6 +552,10 @@ static void check_cfg(struct bench_cfg *cfg)
 	if (cfg->live.on && (cfg->role != ROLE_INPROC || cfg->transport == XPORT_FILE || cfg->region))
 		usage_error("--live runs source and destination in this process over tcp, rdma or"
 			    " null: drop --listen/--connect/--region/--transport file");
+	if (!cfg->live.on && cfg->live.postcopy)
+		usage_error("--postcopy needs --live");
+	if (cfg->live.postcopy && cfg->transport == XPORT_NULL)
+		usage_error("--postcopy needs a destination (not --transport null)");
 	if (!cfg->live.on && (cfg->live.fail_on_max_rounds || cfg->live.legacy_sync ||
 			      cfg->live.dev_size || cfg->live.dev_ack || cfg->live.verbose))
 		usage_error("--fail-on-max-rounds, --legacy-sync, --device, --switchover-ack and"

@@ -6,14 +6,22 @@
  * has seen that round on every channel (the multifd receive barrier).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "rmig/live.h"
 
 #include "barrier.h"
 #include "core.h"
+#include "postcopy.h"
 #include "zero.h"
 
 enum dst_state { DST_NEW, DST_LISTENING, DST_RUNNING, DST_DONE };
@@ -86,6 +94,33 @@ struct rmig_dst {
 	bool failed;
 	bool abort_sent;
 	struct dst_ack *acks; /* to send, oldest first; any thread queues, main sends */
+
+	/*
+	 * Postcopy (postcopy.h). The control connection is read by pc_ctl
+	 * alone once accepted; sends on it take ctl_send_lock.
+	 */
+	bool pc_enabled;
+	pthread_mutex_t ctl_send_lock;
+	_Atomic uint64_t **pc_recvd; /* per block: page loaded by a channel */
+	uint64_t **pc_discard;	     /* per block: stale (PC_DISCARD), pc_ctl until start */
+	uint64_t **pc_present;	     /* per block, under lock once running */
+	uint64_t **pc_requested;     /* per block, under lock */
+	pthread_t pc_ctl, pc_fault, pc_bg;
+	bool pc_ctl_started, pc_fault_started, pc_bg_started;
+	int pc_uffd;
+	bool pc_uffd_used; /* under lock */
+	_Atomic bool pc_live; /* receive threads: no RAM message may come any more */
+	_Atomic uint64_t pc_faults;
+	/* under lock */
+	bool pc_announced, pc_running, pc_complete, pc_stop;
+	uint64_t pc_round, pc_missing, pc_left, pc_pulled, pc_outstanding;
+	uint64_t pc_start_ns, pc_done_ns;
+	/* a message pc_ctl read for the main thread (DONE), or its error */
+	bool stash_set;
+	int stash_ret;
+	struct rmig_hdr stash_h;
+	void *stash_body;
+	char stash_why[RMIG_ERRMSG_MAX];
 };
 
 static void dst_shutdown_chans(struct rmig_dst *d)
@@ -131,8 +166,10 @@ static void dst_send_abort(struct rmig_dst *d)
 		return;
 	d->abort_sent = true;
 	rmig_err_msg(&d->err, msg, sizeof(msg));
+	pthread_mutex_lock(&d->ctl_send_lock);
 	rmig_status_send(d->ctl, RMIG_MSG_ABORT, d->ctl_seq_out++, rmig_err_code(&d->err), msg,
 			 NULL, 0);
+	pthread_mutex_unlock(&d->ctl_send_lock);
 }
 
 /* ---- device state, delivered in the source's order --------------------- */
@@ -235,6 +272,8 @@ static int recv_ram(struct dst_chan *ch, const struct rmig_hdr *h)
 				ch->id, (h->flags & RMIG_WF_PLACED) ? "already placed" : "in the stream",
 				d->xops->name, d->placed ? "places data" : "carries data in the stream");
 	b = &d->blocks[block];
+	if (rmig_load_relaxed(&d->pc_live))
+		return dst_fail(d, -EPROTO, "channel %u: RAM message during postcopy", ch->id);
 
 	/* Validate every offset before any byte lands in RAM. */
 	for (uint32_t i = 0; i < n; i++) {
@@ -270,6 +309,15 @@ static int recv_ram(struct dst_chan *ch, const struct rmig_hdr *h)
 		if (!rmig_is_zero(page, b->page_size)) {
 			memset(page, 0, b->page_size);
 			rmig_add_relaxed(&ch->tot.zero_written, 1);
+		}
+	}
+	if (d->pc_recvd) {
+		/* published to the main thread by the SYNC barrier's lock */
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t page = ch->offsets[i] >> b->page_shift;
+
+			atomic_fetch_or_explicit(&d->pc_recvd[block][page / 64], 1ull << (page % 64),
+						 memory_order_relaxed);
 		}
 	}
 	rmig_add_relaxed(&ch->tot.packets, 1);
@@ -443,6 +491,8 @@ static void *dst_chan_thread(void *arg)
 	return NULL;
 }
 
+#include "dst_postcopy.inc"
+
 /* ---- public API -------------------------------------------------------- */
 
 int rmig_dst_create(const struct rmig_opts *opts, struct rmig_dst **dstp)
@@ -464,6 +514,8 @@ int rmig_dst_create(const struct rmig_opts *opts, struct rmig_dst **dstp)
 	pthread_mutex_init(&d->dev_lock, NULL);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
+	pthread_mutex_init(&d->ctl_send_lock, NULL);
+	d->pc_uffd = -1;
 	*dstp = d;
 	return 0;
 }
@@ -700,6 +752,15 @@ int rmig_dst_accept(struct rmig_dst *d)
 		}
 		d->chans[i].started = true;
 	}
+	if (d->pc_enabled) {
+		ret = -pthread_create(&d->pc_ctl, NULL, dst_pc_ctl_thread, d);
+		if (ret) {
+			dst_fail(d, ret, "starting the postcopy control thread: %s", strerror(-ret));
+			dst_send_abort(d);
+			return ret;
+		}
+		d->pc_ctl_started = true;
+	}
 	d->state = DST_RUNNING;
 	return 0;
 }
@@ -717,8 +778,10 @@ static void dst_flush_acks(struct rmig_dst *d)
 	while (!ret && (a = d->acks)) {
 		d->acks = a->next;
 		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_lock(&d->ctl_send_lock);
 		ret = rmig_msg_send(d->ctl, RMIG_MSG_SWITCHOVER_ACK, 0, d->ctl_seq_out++, a->body,
 				    a->len);
+		pthread_mutex_unlock(&d->ctl_send_lock);
 		free(a);
 		if (ret)
 			dst_fail(d, ret, "sending SWITCHOVER_ACK: %s", d->ctl->err.msg);
@@ -786,11 +849,18 @@ int rmig_dst_wait_sync(struct rmig_dst *d, uint64_t *round)
 		d->held = false;
 		pthread_cond_broadcast(&d->cond);
 	}
-	while (!d->failed && (d->acks || d->at_sync + d->at_fin < d->nchan)) {
+	while (!d->failed && !dst_pc_due(d) && (d->acks || d->at_sync + d->at_fin < d->nchan)) {
 		if (d->acks)
 			dst_flush_acks(d);
 		else
 			pthread_cond_wait(&d->cond, &d->lock);
+	}
+	if (!d->failed && dst_pc_due(d)) {
+		pthread_mutex_unlock(&d->lock);
+		ret = dst_pc_start(d);
+		if (ret < 0)
+			dst_send_abort(d);
+		return ret;
 	}
 	if (d->failed) {
 		ret = rmig_err_code(&d->err);
@@ -822,10 +892,27 @@ static int dst_check_done(struct rmig_dst *d)
 	void *body = NULL;
 	int ret;
 
-	ret = rmig_msg_recv(d->ctl, d->opts.timeout_ms, sizeof(struct rmig_wire_done), &h, &body,
-			    why, sizeof(why));
-	if (ret)
+	if (d->stash_set) {
+		/* the postcopy control thread read it (and has exited) */
+		d->stash_set = false;
+		ret = d->stash_ret;
+		h = d->stash_h;
+		body = d->stash_body;
+		d->stash_body = NULL;
+		snprintf(why, sizeof(why), "%s", d->stash_why);
+		if (!ret && h.len > sizeof(struct rmig_wire_done)) {
+			snprintf(why, sizeof(why), "%s message of %u bytes", rmig_msg_name(h.type),
+				 h.len);
+			ret = -EPROTO;
+		}
+	} else {
+		ret = rmig_msg_recv(d->ctl, d->opts.timeout_ms, sizeof(struct rmig_wire_done), &h,
+				    &body, why, sizeof(why));
+	}
+	if (ret) {
+		free(body);
 		return dst_fail(d, ret, "waiting for the source's DONE: %s", why);
+	}
 	if (h.type != RMIG_MSG_DONE || h.len != sizeof(struct rmig_wire_done) ||
 	    h.seq != d->ctl_seq_in++) {
 		free(body);
@@ -879,12 +966,17 @@ int rmig_dst_finish(struct rmig_dst *d)
 		return dst_load(d);
 	do
 		ret = rmig_dst_wait_sync(d, NULL);
-	while (ret == 0);
+	while (ret == 0 || ret == RMIG_DST_POSTCOPY);
 	if (ret < 0)
 		return ret;
 	for (unsigned int i = 0; i < d->nchan; i++) {
 		pthread_join(d->chans[i].thread, NULL);
 		d->chans[i].started = false;
+	}
+	ret = dst_pc_finish(d);
+	if (ret) {
+		dst_send_abort(d);
+		return ret;
 	}
 	ret = dst_check_done(d);
 	if (ret) {
@@ -894,7 +986,9 @@ int rmig_dst_finish(struct rmig_dst *d)
 	/* Everything arrived and checked out: the source has no business in our RAM now. */
 	if (d->xops->revoke)
 		d->xops->revoke(d->xp);
+	pthread_mutex_lock(&d->ctl_send_lock);
 	ret = rmig_status_send(d->ctl, RMIG_MSG_RESULT, d->ctl_seq_out++, 0, "verified", NULL, 0);
+	pthread_mutex_unlock(&d->ctl_send_lock);
 	if (ret)
 		return rmig_err_set(&d->err, ret, "confirming the migration: %s", d->ctl->err.msg);
 	d->state = DST_DONE;
@@ -966,6 +1060,7 @@ void rmig_dst_destroy(struct rmig_dst *d)
 	for (unsigned int i = 0; d->chans && i < d->nchan; i++)
 		if (d->chans[i].started)
 			pthread_join(d->chans[i].thread, NULL);
+	dst_pc_destroy(d);
 	for (unsigned int i = 0; d->chans && i < d->nchan; i++) {
 		struct dst_chan *ch = &d->chans[i];
 
@@ -993,6 +1088,7 @@ void rmig_dst_destroy(struct rmig_dst *d)
 	pthread_cond_destroy(&d->cond);
 	pthread_mutex_destroy(&d->lock);
 	pthread_mutex_destroy(&d->dev_lock);
+	pthread_mutex_destroy(&d->ctl_send_lock);
 	rmig_err_destroy(&d->err);
 	free(d);
 }

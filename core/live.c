@@ -22,6 +22,7 @@
 #include "barrier.h"
 #include "core.h"
 #include "live_decide.h"
+#include "postcopy.h"
 #include "src_live.h"
 
 #define LIVE_DEF_DOWNTIME_MS 300u
@@ -61,6 +62,8 @@ struct rmig_live {
 	struct live_block *blocks;
 	unsigned int nblocks;
 	bool has_peer;
+	const struct rmig_block *src_blocks; /* the source's, for postcopy */
+	bool postcopy;			     /* postcopy entered: no resume on failure */
 	struct live_dev *devs;
 	unsigned int ndevs;
 	enum live_state state; /* the caller's thread (add_device, run) */
@@ -94,14 +97,15 @@ static int live_opts_copy(struct rmig_live_opts *dst, const struct rmig_live_opt
 		return -EINVAL;
 	memcpy(dst, src, src->size);
 	dst->size = sizeof(*dst);
-	if (dst->flags & ~(uint32_t)(RMIG_LIVE_SYNC_EACH_SECTION | RMIG_LIVE_FAIL_ON_MAX_ROUNDS))
+	if (dst->flags & ~(uint32_t)(RMIG_LIVE_SYNC_EACH_SECTION | RMIG_LIVE_FAIL_ON_MAX_ROUNDS |
+				     RMIG_LIVE_POSTCOPY))
+		return -EINVAL;
+	if (dst->postcopy_after_rounds && !(dst->flags & RMIG_LIVE_POSTCOPY))
 		return -EINVAL;
 	if (dst->max_rounds == 0 || dst->max_rounds > LIVE_MAX_ROUNDS)
 		return -EINVAL;
 	if (!dst->device_budget)
 		dst->device_budget = LIVE_DEF_DEV_BUDGET;
-	if (dst->pad)
-		return -EINVAL;
 	for (size_t i = 0; i < RMIG_ARRAY_SIZE(dst->reserved); i++)
 		if (dst->reserved[i])
 			return -EINVAL;
@@ -158,8 +162,16 @@ int rmig_live_create(struct rmig_src *src, const struct rmig_live_opts *opts,
 		free(live);
 		return ret;
 	}
+	for (unsigned int i = 0; (live->opts.flags & RMIG_LIVE_POSTCOPY) && i < nblocks; i++)
+		if (blocks[i].page_size > RMIG_DEV_CHUNK_MAX)
+			has_peer = false; /* a page travels in one control message: refused below */
+	if ((live->opts.flags & RMIG_LIVE_POSTCOPY) && !has_peer) {
+		free(live);
+		return -EINVAL; /* nobody to pull: file and null transports */
+	}
 	live->src = src;
 	live->has_peer = has_peer;
+	live->src_blocks = blocks;
 	live->blocks = calloc(nblocks, sizeof(*live->blocks));
 	if (!live->blocks) {
 		free(live);
@@ -555,6 +567,11 @@ static int live_rounds(struct rmig_live *live)
 					       r.expected_downtime_ns, limit_ns, acks,
 					       live->opts.flags);
 		}
+		if ((live->opts.flags & RMIG_LIVE_POSTCOPY) && !acks &&
+		    (dec == RMIG_LIVE_FORCE || round >= live->opts.max_rounds ||
+		     (live->opts.postcopy_after_rounds &&
+		      round >= live->opts.postcopy_after_rounds)))
+			dec = RMIG_LIVE_SWITCHOVER; /* postcopy pulls what is left */
 		if (dec == RMIG_LIVE_CONTINUE && round >= live->opts.max_rounds) {
 			/* Out of rounds, waiting for acks only: for at most ack_wait_ms. */
 			if (!out_of_rounds)
@@ -645,6 +662,52 @@ static int live_switchover(struct rmig_live *live, uint64_t t_stop)
 	return 0;
 }
 
+/*
+ * Postcopy switchover, vCPUs stopped: every device's final state, then
+ * flush the partial slot and sync every channel (seed 001: every page queued
+ * so far is loaded before the destination runs), then the destination pulls
+ * the pages still dirty while it runs; finish once it has them all.
+ */
+static int live_switchover_postcopy(struct rmig_live *live, uint64_t t_stop)
+{
+	uint64_t wire0 = src_wire_bytes(live), pulled = 0;
+	_Atomic uint64_t **dirty;
+	char why[RMIG_ERRMSG_MAX];
+	int ret;
+
+	for (unsigned int i = 0; i < live->ndevs; i++) {
+		struct rmig_live_device *d = &live->devs[i].d;
+
+		ret = d->complete(d->arg, live->src);
+		if (ret)
+			return live_dev_fail(live, d, "complete", ret > 0 ? -EIO : ret);
+	}
+	ret = live_sync(live);
+	if (ret)
+		return ret;
+	dirty = calloc(live->nblocks, sizeof(*dirty));
+	if (!dirty)
+		return live_fail(live, -ENOMEM, "out of memory");
+	for (unsigned int i = 0; i < live->nblocks; i++)
+		dirty[i] = live->blocks[i].dirty;
+	live->postcopy = true;
+	live->cur.downtime_ns = rmig_now_ns() - t_stop; /* the destination runs from here */
+	ret = rmig_pc_src_run(live->src, live->src_blocks, live->nblocks,
+			      (_Atomic uint64_t *const *)dirty, &pulled, why, sizeof(why));
+	free(dirty);
+	live->cur.postcopy_pages = pulled;
+	if (ret) {
+		if (rmig_load_relaxed(&live->cancelled))
+			return live_fail(live, -ECANCELED, "migration cancelled: %s", why);
+		return live_fail(live, ret, "%s", why);
+	}
+	ret = rmig_src_finish(live->src);
+	if (ret)
+		return live_src_fail(live, ret, "finish after postcopy");
+	live->cur.switchover_bytes = src_wire_bytes(live) - wire0;
+	return 0;
+}
+
 int rmig_live_run(struct rmig_live *live)
 {
 	struct rmig_stats st = { .size = sizeof(st) };
@@ -670,13 +733,15 @@ int rmig_live_run(struct rmig_live *live)
 		if (ret)
 			ret = live_fail(live, ret < 0 && ret >= -4095 ? ret : -EIO,
 					"stop_vcpus failed (%d)", ret);
+		else if (live->opts.flags & RMIG_LIVE_POSTCOPY)
+			ret = live_switchover_postcopy(live, t_stop);
 		else
 			ret = live_switchover(live, t_stop);
 	}
 	if (ret) {
 		/* The destination must not go on with a half migration. */
 		rmig_src_cancel(live->src);
-		if (stopped && live->hooks.resume_vcpus)
+		if (stopped && !live->postcopy && live->hooks.resume_vcpus)
 			live->hooks.resume_vcpus(live->hooks.arg);
 	}
 	live->cur.total_ns = rmig_now_ns() - t0;

@@ -801,6 +801,58 @@ int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack 
 	return ret;
 }
 
+int rmig_src_ctl_send(struct rmig_src *src, uint16_t type, const void *body, size_t len)
+{
+	int ret = src_check(src);
+
+	if (ret)
+		return ret;
+	if (!src->ctl)
+		return -ENOTCONN;
+	ret = rmig_msg_send(src->ctl, type, 0, src->ctl_seq++, body, len);
+	if (ret)
+		return src_fail(src, ret, "control connection: sending %s: %s", rmig_msg_name(type),
+				src->ctl->err.msg);
+	return 0;
+}
+
+int rmig_src_ctl_recv(struct rmig_src *src, int timeout_ms, size_t max_body, uint16_t *type,
+		      void **bodyp, uint32_t *len)
+{
+	char why[RMIG_ERRMSG_MAX], msg[RMIG_ERRMSG_MAX];
+	const void *info;
+	size_t info_len;
+	struct rmig_hdr h;
+	void *body = NULL;
+	int ret, status;
+
+	*bodyp = NULL;
+	ret = src_check(src);
+	if (ret)
+		return ret;
+	if (!src->ctl)
+		return -ENOTCONN;
+	if (timeout_ms < 0)
+		timeout_ms = src->opts.timeout_ms;
+	ret = rmig_msg_recv(src->ctl, timeout_ms, max_body, &h, &body, why, sizeof(why));
+	if (ret)
+		return src_fail(src, ret, "control connection: %s", why);
+	if (h.type == RMIG_MSG_ABORT) {
+		src->peer_checked = true;
+		if (rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len) ||
+		    status >= 0)
+			ret = src_fail(src, -EPROTO, "destination sent a malformed ABORT");
+		else
+			ret = src_fail(src, status, "destination aborted: %.400s", msg);
+		free(body);
+		return ret;
+	}
+	*type = h.type;
+	*len = h.len;
+	*bodyp = body;
+	return 0;
+}
+
 void rmig_src_cancel(struct rmig_src *src)
 {
 	if (!src)

@@ -46,4 +46,15 @@ struct rmig_src_ack {
  */
 int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack *ack);
 
+/*
+ * Postcopy (core/postcopy.c), main thread, with a destination: send one
+ * control message; receive one (any type but ABORT, which fails the source
+ * with the destination's reason and returns its code), body malloc'd into
+ * *@body (NULL when empty), at most @max_body bytes, waiting up to
+ * @timeout_ms for it (negative: the handle's timeout). Failures fail the source.
+ */
+int rmig_src_ctl_send(struct rmig_src *src, uint16_t type, const void *body, size_t len);
+int rmig_src_ctl_recv(struct rmig_src *src, int timeout_ms, size_t max_body, uint16_t *type,
+		      void **body, uint32_t *len);
+
 #endif

@@ -10,6 +10,11 @@ static const char *const msg_names[] = {
 	[RMIG_MSG_FIN] = "FIN",	    [RMIG_MSG_DONE] = "DONE",	    [RMIG_MSG_RESULT] = "RESULT",
 	[RMIG_MSG_ABORT] = "ABORT",   [RMIG_MSG_SWITCHOVER_ACK] = "SWITCHOVER_ACK",
 	[RMIG_MSG_RELEASE] = "RELEASE",
+	[RMIG_MSG_PC_DISCARD] = "PC_DISCARD",
+	[RMIG_MSG_PC_START] = "PC_START",
+	[RMIG_MSG_PAGE_REQ] = "PAGE_REQ",
+	[RMIG_MSG_PAGE_DATA] = "PAGE_DATA",
+	[RMIG_MSG_PC_DONE] = "PC_DONE",
 };
 
 const char *rmig_msg_name(unsigned int type)

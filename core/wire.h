@@ -43,7 +43,13 @@ enum rmig_msg_type {
 	RMIG_MSG_ABORT = 10,
 	RMIG_MSG_SWITCHOVER_ACK = 11, /* control, dst->src: a device's initial data is loaded */
 	RMIG_MSG_RELEASE = 12,	      /* channel, dst->src: placed data may go past SYNC round */
-	RMIG_MSG_MAX_TYPE = RMIG_MSG_RELEASE,
+	/* postcopy, all on the control connection (core/postcopy.h) */
+	RMIG_MSG_PC_DISCARD = 13, /* src->dst: pages stale on the destination (dirty bitmap words) */
+	RMIG_MSG_PC_START = 14,	  /* src->dst: vCPUs stopped, last SYNC round; pull from now on */
+	RMIG_MSG_PAGE_REQ = 15,	  /* dst->src: send this page */
+	RMIG_MSG_PAGE_DATA = 16,  /* src->dst: a page's final content (or "zero") */
+	RMIG_MSG_PC_DONE = 17,	  /* dst->src: every page is present, postcopy over */
+	RMIG_MSG_MAX_TYPE = RMIG_MSG_PC_DONE,
 };
 
 /* Header flags */
@@ -145,6 +151,35 @@ struct rmig_wire_ack {
 	uint16_t pad;
 } __attribute__((packed));
 _Static_assert(sizeof(struct rmig_wire_ack) == 8, "ack is 8 bytes");
+
+/* PC_DISCARD body: then nwords big-endian u64 bitmap words (bit i of word w: page
+ * (first_word + w) * 64 + i of the block) */
+struct rmig_wire_pc_discard {
+	uint32_t block;
+	uint32_t nwords; /* 1..RMIG_PC_DISCARD_WORDS */
+	uint64_t first_word;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_pc_discard) == 16, "pc_discard is 16 bytes");
+#define RMIG_PC_DISCARD_WORDS 1024u
+
+struct rmig_wire_pc_start {
+	uint64_t round;	    /* the SYNC round every page queued before was loaded by */
+	uint64_t discarded; /* pages announced by PC_DISCARD */
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_pc_start) == 16, "pc_start is 16 bytes");
+
+/* PAGE_REQ body; PAGE_DATA body, then page_size bytes unless RMIG_PC_ZERO */
+struct rmig_wire_page {
+	uint32_t block;
+	uint32_t flags;
+	uint64_t offset;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_page) == 16, "page is 16 bytes");
+#define RMIG_PC_ZERO 1u
+
+struct rmig_wire_pc_done {
+	uint64_t pulled; /* pages the destination received by PAGE_DATA */
+} __attribute__((packed));
 
 /* Host-order views used by encode/decode */
 struct rmig_hdr {

@@ -55,6 +55,17 @@ enum rmig_live_flags {
 	 *  (-ETIME, the guest keeps running on the source) instead of forcing
 	 *  the switchover over the downtime limit */
 	RMIG_LIVE_FAIL_ON_MAX_ROUNDS = 1u << 1,
+	/** postcopy: at the switchover (converged, after
+	 *  &rmig_live_opts.postcopy_after_rounds rounds, or out of rounds,
+	 *  which then neither forces nor fails) stop the vCPUs, queue every
+	 *  device's final state, flush and sync every channel, and let the
+	 *  destination run and pull the pages still dirty on demand (see
+	 *  rmig_dst_postcopy_enable()). Needs a destination (not "file:" or
+	 *  "null:") and pages of at most RMIG_DEV_CHUNK_MAX (else
+	 *  rmig_live_create() returns -EINVAL); tested over tcp. Once
+	 *  postcopy has begun, a failure does not call resume_vcpus: the
+	 *  destination may have run. */
+	RMIG_LIVE_POSTCOPY = 1u << 2,
 };
 
 /**
@@ -70,7 +81,9 @@ enum rmig_live_flags {
  * @ack_wait_ms: out of rounds, a forced switchover still waits this long for
  *               missing switchover acks, going on with rounds, before the
  *               migration fails (default 30000; 0: fail at once)
- * @pad: must be zero
+ * @postcopy_after_rounds: with RMIG_LIVE_POSTCOPY, switch to postcopy after
+ *                         this many rounds at the latest (0: only at
+ *                         convergence or out of rounds); must be 0 without it
  * @reserved: must be zero
  */
 struct rmig_live_opts {
@@ -80,7 +93,7 @@ struct rmig_live_opts {
 	uint32_t max_rounds;
 	uint64_t device_budget;
 	uint32_t ack_wait_ms;
-	uint32_t pad;
+	uint32_t postcopy_after_rounds;
 	uint64_t reserved[8];
 };
 
@@ -231,7 +244,10 @@ struct rmig_live_device {
  * @acks_required: devices with RMIG_LIVE_DEV_SWITCHOVER_ACK
  * @acks_received: switchover acks received
  * @postcopy_pages: pages the destination pulled after the switchover
- *                  (always 0: no postcopy yet)
+ *                  (RMIG_LIVE_POSTCOPY); @downtime_ns then ends when the
+ *                  destination may run (postcopy start); the pulled pages
+ *                  travel on the control connection, not in
+ *                  @switchover_bytes
  * @reserved: zero
  *
  * Counters are final once rmig_live_run() has returned; before that they
@@ -382,6 +398,64 @@ void rmig_live_destroy(struct rmig_live *live);
  * Return: 0; -EINVAL for a bad id; -ENOMEM; or the migration's error.
  */
 int rmig_dst_switchover_ack(struct rmig_dst *dst, const char *idstr, uint32_t instance);
+
+/**
+ * rmig_dst_postcopy_enable() - accept a postcopy switchover
+ * @dst: handle, after rmig_dst_listen(), before rmig_dst_accept()
+ *
+ * A source running with RMIG_LIVE_POSTCOPY may then start postcopy: once
+ * every page queued before it is loaded, rmig_dst_wait_sync() returns
+ * RMIG_DST_POSTCOPY and the caller may start its vCPUs; pages still missing
+ * are pulled from the source when touched (userfaultfd, where the kernel
+ * allows it) and in the background. rmig_dst_finish() (or wait_sync again
+ * until it returns 1) then returns when every page is in and the source
+ * confirmed. Without userfaultfd, every missing page is fetched before
+ * wait_sync returns RMIG_DST_POSTCOPY (rmig_dst_postcopy_stats() says so).
+ * RAM blocks must then be private anonymous memory for userfaultfd. If the
+ * migration fails during postcopy, the registration is dropped and pages
+ * not yet pulled read as zero: the guest must not go on running.
+ *
+ * Return: 0; -EINVAL; -EBUSY once accepted; -ENOTSUP when loading a file or
+ * for pages larger than RMIG_DEV_CHUNK_MAX; -ENOMEM.
+ */
+int rmig_dst_postcopy_enable(struct rmig_dst *dst);
+
+/** rmig_dst_wait_sync() returns this when postcopy starts. */
+#define RMIG_DST_POSTCOPY 2
+
+/**
+ * struct rmig_dst_postcopy_stats - what postcopy did on the destination
+ * @size: sizeof; the caller sets it
+ * @active: 1 once postcopy started
+ * @uffd: 1 when pages were caught with userfaultfd, 0 in degraded mode
+ * @missing: pages missing or stale at postcopy start
+ * @pulled: pages received by PAGE_DATA
+ * @faults: userfaultfd faults (touches of a page not yet there)
+ * @start_ns: wall time of the postcopy start, CLOCK_MONOTONIC
+ * @done_ns: when the last page was placed, CLOCK_MONOTONIC (0 before)
+ * @reserved: zero
+ */
+struct rmig_dst_postcopy_stats {
+	uint32_t size;
+	uint32_t active;
+	uint32_t uffd;
+	uint32_t pad;
+	uint64_t missing;
+	uint64_t pulled;
+	uint64_t faults;
+	uint64_t start_ns;
+	uint64_t done_ns;
+	uint64_t reserved[4];
+};
+
+/**
+ * rmig_dst_postcopy_stats() - read the destination's postcopy figures
+ * @dst: handle
+ * @st: caller-owned, st->size set
+ *
+ * Any thread. Return: 0 or -EINVAL.
+ */
+int rmig_dst_postcopy_stats(struct rmig_dst *dst, struct rmig_dst_postcopy_stats *st);
 
 #ifdef __cplusplus
 }

@@ -417,7 +417,8 @@ int rmig_dst_accept(struct rmig_dst *dst);
  * (or rmig_dst_finish()), so RAM does not change under the caller.
  *
  * Return: 0 for a round, 1 when the source finished instead (call
- * rmig_dst_finish()), or a negative errno.
+ * rmig_dst_finish()), RMIG_DST_POSTCOPY (2, rmig/live.h) when postcopy
+ * started (only after rmig_dst_postcopy_enable()), or a negative errno.
  */
 int rmig_dst_wait_sync(struct rmig_dst *dst, uint64_t *round);
 

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+/* Postcopy, the source's half: see postcopy.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "barrier.h"
+#include "core.h"
+#include "postcopy.h"
+#include "src_live.h"
+#include "zero.h"
+
+struct pc_src_block {
+	uint64_t *need; /* announced, not pulled yet */
+	uint64_t nwords;
+};
+
+static uint64_t pc_unpulled(struct pc_src_block *pb, unsigned int nblocks, char *list, size_t len,
+			    const struct rmig_block *blocks)
+{
+	uint64_t n = 0;
+	size_t at = 0;
+	unsigned int shown = 0;
+
+	list[0] = '\0';
+	for (unsigned int i = 0; i < nblocks; i++)
+		for (uint64_t w = 0; w < pb[i].nwords; w++)
+			for (uint64_t bits = pb[i].need[w]; bits; bits &= bits - 1) {
+				uint64_t page = w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+				if (shown < 4 && at < len) {
+					at += (size_t)snprintf(
+					    list + at, len - at, "%s'%s'+0x%llx", shown ? ", " : "",
+					    blocks[i].name,
+					    (unsigned long long)(page << blocks[i].page_shift));
+					shown++;
+				}
+				n++;
+			}
+	if (n > shown && at < len)
+		snprintf(list + at, len - at, ", ...");
+	return n;
+}
+
+static int pc_serve(struct rmig_src *src, const struct rmig_block *blocks, unsigned int nblocks,
+		    struct pc_src_block *pb, uint8_t *out, uint64_t *pulled, char *why,
+		    size_t whylen)
+{
+	for (;;) {
+		uint16_t type;
+		uint32_t len, block, flags;
+		uint64_t off, page;
+		void *body;
+		const struct rmig_block *b;
+		size_t olen = sizeof(struct rmig_wire_page);
+		int ret;
+
+		ret = rmig_src_ctl_recv(src, -1, RMIG_WIRE_BODY_MAX, &type, &body, &len);
+		if (ret) {
+			snprintf(why, whylen, "%s", rmig_src_error(src));
+			return ret;
+		}
+		if (type == RMIG_MSG_SWITCHOVER_ACK) { /* late: nothing waits for it any more */
+			free(body);
+			continue;
+		}
+		if (type == RMIG_MSG_PC_DONE) {
+			free(body);
+			return 0;
+		}
+		if (type != RMIG_MSG_PAGE_REQ || len != sizeof(struct rmig_wire_page)) {
+			free(body);
+			snprintf(why, whylen, "destination sent %s (%u bytes) during postcopy",
+				 rmig_msg_name(type), len);
+			return -EPROTO;
+		}
+		block = rmig_get_be32((uint8_t *)body + RMIG_OFF(rmig_wire_page, block));
+		off = rmig_get_be64((uint8_t *)body + RMIG_OFF(rmig_wire_page, offset));
+		free(body);
+		if (block >= nblocks || off >= blocks[block].length ||
+		    (off & (blocks[block].page_size - 1))) {
+			snprintf(
+			    why, whylen,
+			    "destination requested block %u offset 0x%llx, which does not exist",
+			    block, (unsigned long long)off);
+			return -EPROTO;
+		}
+		b = &blocks[block];
+		page = off >> b->page_shift;
+		flags = rmig_is_zero(b->host + off, b->page_size) ? RMIG_PC_ZERO : 0;
+		rmig_put_be32(out + RMIG_OFF(rmig_wire_page, block), block);
+		rmig_put_be32(out + RMIG_OFF(rmig_wire_page, flags), flags);
+		rmig_put_be64(out + RMIG_OFF(rmig_wire_page, offset), off);
+		if (!flags) {
+			memcpy(out + olen, b->host + off, b->page_size);
+			olen += b->page_size;
+		}
+		ret = rmig_src_ctl_send(src, RMIG_MSG_PAGE_DATA, out, olen);
+		if (ret) {
+			snprintf(why, whylen, "%s", rmig_src_error(src));
+			return ret;
+		}
+		pb[block].need[page / 64] &= ~(1ull << (page % 64));
+		(*pulled)++;
+	}
+}
+
+int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsigned int nblocks,
+		    _Atomic uint64_t *const *dirty, uint64_t *pulled, char *why, size_t whylen)
+{
+	struct rmig_stats st = {.size = sizeof(st)};
+	uint8_t start[sizeof(struct rmig_wire_pc_start)];
+	struct pc_src_block *pb;
+	uint64_t discarded = 0;
+	uint32_t maxpage = 0;
+	uint8_t *out = NULL;
+	int ret = 0;
+
+	why[0] = '\0';
+	pb = calloc(nblocks, sizeof(*pb));
+	if (!pb)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nblocks; i++) {
+		pb[i].nwords = (blocks[i].length / blocks[i].page_size + 63) / 64;
+		pb[i].need = calloc(pb[i].nwords, sizeof(uint64_t));
+		if (!pb[i].need) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (blocks[i].page_size > maxpage)
+			maxpage = blocks[i].page_size;
+		/* vCPUs stopped: every write is marked; acquire pairs with the marks. */
+		for (uint64_t w = 0; w < pb[i].nwords; w++) {
+			pb[i].need[w] = rmig_xchg_acquire(&dirty[i][w], 0);
+			discarded += (uint64_t)__builtin_popcountll(pb[i].need[w]);
+		}
+	}
+	out = malloc(sizeof(struct rmig_wire_page) + maxpage + sizeof(struct rmig_wire_pc_discard) +
+		     RMIG_PC_DISCARD_WORDS * 8);
+	if (!out) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (unsigned int i = 0; i < nblocks && !ret; i++) {
+		for (uint64_t w = 0; w < pb[i].nwords && !ret; w += RMIG_PC_DISCARD_WORDS) {
+			uint64_t n = pb[i].nwords - w, any = 0;
+
+			if (n > RMIG_PC_DISCARD_WORDS)
+				n = RMIG_PC_DISCARD_WORDS;
+			for (uint64_t k = 0; k < n; k++) {
+				any |= pb[i].need[w + k];
+				rmig_put_be64(out + sizeof(struct rmig_wire_pc_discard) + k * 8,
+					      pb[i].need[w + k]);
+			}
+			if (!any)
+				continue;
+			rmig_put_be32(out + RMIG_OFF(rmig_wire_pc_discard, block), i);
+			rmig_put_be32(out + RMIG_OFF(rmig_wire_pc_discard, nwords), (uint32_t)n);
+			rmig_put_be64(out + RMIG_OFF(rmig_wire_pc_discard, first_word), w);
+			ret = rmig_src_ctl_send(src, RMIG_MSG_PC_DISCARD, out,
+						sizeof(struct rmig_wire_pc_discard) + n * 8);
+		}
+	}
+	if (!ret) {
+		rmig_src_get_stats(src, &st);
+		rmig_put_be64(start + RMIG_OFF(rmig_wire_pc_start, round), st.sync_rounds);
+		rmig_put_be64(start + RMIG_OFF(rmig_wire_pc_start, discarded), discarded);
+		ret = rmig_src_ctl_send(src, RMIG_MSG_PC_START, start, sizeof(start));
+	}
+	if (ret) {
+		snprintf(why, whylen, "starting postcopy: %s", rmig_src_error(src));
+		goto out;
+	}
+	ret = pc_serve(src, blocks, nblocks, pb, out, pulled, why, whylen);
+	if (ret) {
+		char list[256], first[RMIG_ERRMSG_MAX];
+		uint64_t left = pc_unpulled(pb, nblocks, list, sizeof(list), blocks);
+
+		snprintf(first, sizeof(first), "%s", why);
+		snprintf(why, whylen,
+			 "postcopy failed with %llu of %llu stale pages not yet pulled by the "
+			 "destination (%s); source RAM intact: %.300s",
+			 (unsigned long long)left, (unsigned long long)discarded,
+			 left ? list : "none", first);
+	}
+out:
+	for (unsigned int i = 0; i < nblocks; i++)
+		free(pb[i].need);
+	free(pb);
+	free(out);
+	return ret;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Postcopy over the control connection (tcp path).
+ *
+ * Source (live engine, RMIG_LIVE_POSTCOPY): once the vCPUs are stopped and
+ * the devices' final state is queued, the engine syncs every channel
+ * (flushing the partial RAM slot first: seed 001), so every page queued
+ * before postcopy is loaded on the destination before it runs. Then
+ * rmig_pc_src_run() announces the pages still dirty (PC_DISCARD: their copy
+ * on the destination is stale or missing), sends PC_START with the last SYNC
+ * round, and serves PAGE_REQ with PAGE_DATA (the source's RAM is final,
+ * vCPUs stopped, and only read) until the destination sends PC_DONE.
+ *
+ * Destination (core/dst.c): a control reader thread takes PC_DISCARD /
+ * PC_START / PAGE_DATA; once every channel has passed the announced round,
+ * rmig_dst_wait_sync() drops every page not received or discarded
+ * (MADV_DONTNEED), registers the blocks with userfaultfd (MISSING mode) and
+ * returns RMIG_DST_POSTCOPY. A fault thread requests the pages the caller's
+ * vCPUs touch, a background thread requests every other missing page in
+ * order; arrived pages are placed with UFFDIO_COPY / UFFDIO_ZEROPAGE (which
+ * wake the faulting threads). Without userfaultfd (or on memory it refuses)
+ * the destination fetches every missing page before rmig_dst_wait_sync()
+ * returns (degraded mode, reported by rmig_dst_postcopy_stats()).
+ *
+ * A pull is a request on the control connection here; a transport that can
+ * read the source's RAM one-sidedly (rdma: RDMA READ) can later replace
+ * dst_pc_request() with its own pull op; the source's bookkeeping of what
+ * was pulled would then come with PC_DONE's list instead of PAGE_REQ.
+ */
+#ifndef RMIG_CORE_POSTCOPY_H
+#define RMIG_CORE_POSTCOPY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xport.h"
+
+/* Most outstanding PAGE_REQs of the destination's background thread. */
+#define RMIG_PC_BG_WINDOW 32u
+
+/*
+ * Source, main thread, vCPUs stopped, after a SYNC_ALL: take every bit of
+ * @dirty (one bitmap per block, as the live engine keeps them), announce
+ * those pages, start postcopy and serve requests until PC_DONE.
+ * *@pulled counts PAGE_DATA sent. On failure returns a negative errno with
+ * a sentence in @why naming how many announced pages were never pulled (and
+ * the first few), the source's RAM untouched.
+ */
+int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsigned int nblocks,
+		    _Atomic uint64_t *const *dirty, uint64_t *pulled, char *why, size_t whylen);
+
+#endif
