@@ -7,6 +7,8 @@
  * back in load(). The layout is in format.h and docs/file-format.md.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -130,3 +132,15 @@ const struct rmig_xport_ops rmig_file_ops = {
     .load = file_load,
     .load_stats = file_load_stats,
 };
+
+int file_open_direct(const char *path, int flags, struct rmig_msgbuf *mb)
+{
+	int fd = open(path, flags | O_DIRECT | O_CLOEXEC), ret;
+
+	if (fd >= 0)
+		return fd;
+	ret = -errno;
+	return rmig_msg(mb, ret, "%s",
+			ret == -EINVAL ? "the filesystem does not support O_DIRECT (RMIG_F_DIRECT_IO)"
+				       : strerror(-ret));
+}

@@ -113,4 +113,11 @@ int file_load_open(const struct rmig_xport_params *p, const char *path, struct r
 int file_load(struct rmig_xport *x, unsigned int threads, rmig_dev_state_fn fn, void *arg);
 void file_load_stats(struct rmig_xport *x, struct rmig_stats *s);
 
+/*
+ * Open @path a second time with O_DIRECT (plus @flags) for page data.
+ * Returns the fd, or -errno with a message that names a filesystem without
+ * O_DIRECT.
+ */
+int file_open_direct(const char *path, int flags, struct rmig_msgbuf *mb);
+
 #endif /* RMIG_TRANSPORT_FILE_FILE_H */

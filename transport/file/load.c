@@ -469,13 +469,9 @@ int file_load_open(const struct rmig_xport_params *p, const char *path, struct r
 	x->st_size = (uint64_t)st.st_size;
 	x->dfd = x->fd;
 	if (x->direct) {
-		x->dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+		x->dfd = file_open_direct(path, O_RDONLY, mb);
 		if (x->dfd < 0) {
-			ret = -errno;
-			rmig_msg(mb, ret, "%s",
-				 ret == -EINVAL
-				     ? "the filesystem does not support O_DIRECT (RMIG_F_DIRECT_IO)"
-				     : strerror(-ret));
+			ret = x->dfd;
 			x->dfd = x->fd;
 			goto err_free;
 		}
