@@ -305,3 +305,17 @@ void h_watchdog_disarm(void)
 	pthread_cond_broadcast(&wd_cond);
 	pthread_mutex_unlock(&wd_lock);
 }
+
+struct rmig_src *h_pair_one_block(struct h_dst *d, const struct rmig_opts *opts, void *src_mem,
+				  void *dst_mem, uint64_t len, uint32_t page)
+{
+	struct rmig_src *src;
+
+	h_dst_init(d);
+	/* the source copies the table with the source's memory in it ... */
+	h_dst_add(d, "pc.ram", src_mem, len, page);
+	src = h_src_new(opts, d);
+	/* ... then the destination's own block points at its RAM */
+	d->blocks[0].host = dst_mem;
+	return src;
+}

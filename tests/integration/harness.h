@@ -96,6 +96,14 @@ struct rmig_stats h_src_stats(struct rmig_src *src);
  */
 void h_src_settle(struct rmig_src **srcp, int ret, char *err, size_t errlen);
 
+/*
+ * The common set-up: one block "pc.ram" of @len bytes, @page each, the
+ * source reading @src_mem and the destination (not started) landing in
+ * @dst_mem. Returns the source (@opts NULL: defaults).
+ */
+struct rmig_src *h_pair_one_block(struct h_dst *d, const struct rmig_opts *opts, void *src_mem,
+				  void *dst_mem, uint64_t len, uint32_t page);
+
 /* Source and destination counters of one migration agree. */
 void h_check_stats_match(const struct rmig_stats *s, const struct rmig_stats *d);
 

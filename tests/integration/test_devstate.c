@@ -210,11 +210,8 @@ static void test_concurrent_with_ram(void **state)
 		}
 	h_fill_random(src_mem, len, 21);
 	rx_init(&rx);
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, len, PAGE);
 	h_opts(&o, 4);
-	src = h_src_new(&o, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, &o, src_mem, dst_mem, len, PAGE);
 	d.dev_fn = rx_cb;
 	d.dev_arg = &rx;
 	h_dst_start(&d);
@@ -307,11 +304,8 @@ static void test_delivered_at_sync(void **state)
 	h_fill_random(src_mem, len, 31);
 	rx_init(&rx);
 	a.rx = &rx;
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, len, PAGE);
 	h_opts(&o, 3);
-	src = h_src_new(&o, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, &o, src_mem, dst_mem, len, PAGE);
 	d.dev_fn = rx_cb;
 	d.dev_arg = &rx;
 	d.hook = at_sync_hook;
@@ -376,11 +370,8 @@ static void test_callback_refuses(void **state)
 	h_fill_random(src_mem, len, 41);
 	rx_init(&rx);
 	rx.refuse_seq = 5;
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, len, PAGE);
 	h_opts(&o, 2);
-	src = h_src_new(&o, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, &o, src_mem, dst_mem, len, PAGE);
 	d.dev_fn = rx_cb;
 	d.dev_arg = &rx;
 	h_dst_start(&d);
@@ -430,10 +421,7 @@ static void test_no_callback(void **state)
 	int ret;
 
 	h_fill_random(src_mem, len, 51);
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, len, PAGE);
-	src = h_src_new(NULL, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, NULL, src_mem, dst_mem, len, PAGE);
 	h_dst_start(&d);
 
 	h_watchdog_arm(60, "no callback");

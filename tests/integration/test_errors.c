@@ -155,11 +155,8 @@ static void test_dst_cancelled_mid_transfer(void **state)
 
 	h_fill_random(src_mem, BIG, 61);
 	before = h_hash(src_mem, BIG);
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, BIG, PAGE);
 	h_opts(&o, 4);
-	src = h_src_new(&o, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, &o, src_mem, dst_mem, BIG, PAGE);
 	d.hook = cancel_hook;
 	d.arg = &c;
 	h_dst_start(&d);
@@ -206,11 +203,8 @@ static void test_src_destroyed_mid_transfer(void **state)
 	int ret;
 
 	h_fill_random(src_mem, BIG, 62);
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, BIG, PAGE);
 	h_opts(&o, 4);
-	src = h_src_new(&o, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, &o, src_mem, dst_mem, BIG, PAGE);
 	h_dst_start(&d);
 
 	h_watchdog_arm(120, "source destroyed mid-transfer");
@@ -346,10 +340,7 @@ static void test_failed_source_stays_failed(void **state)
 	int page_ret, dev_ret, sync_ret;
 
 	h_fill_random(src_mem, len, 65);
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, len, PAGE);
-	src = h_src_new(NULL, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, NULL, src_mem, dst_mem, len, PAGE);
 	h_dst_start(&d);
 
 	h_watchdog_arm(60, "failed source stays failed");
@@ -383,10 +374,7 @@ static void test_bad_pages_then_success(void **state)
 	int ret;
 
 	h_fill_random(src_mem, len, 64);
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, len, PAGE);
-	src = h_src_new(NULL, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, NULL, src_mem, dst_mem, len, PAGE);
 	h_dst_start(&d);
 
 	h_watchdog_arm(60, "bad pages");

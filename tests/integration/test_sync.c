@@ -252,11 +252,8 @@ static void test_fence_holds(void **state)
 	h_fill_random(src_mem, len, 3);
 	rounds_init(&r, dst_mem, len, nrounds);
 	r.check_held = true;
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, len, PAGE);
 	h_opts(&o, 2);
-	src = h_src_new(&o, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, &o, src_mem, dst_mem, len, PAGE);
 	d.hook = rounds_hook;
 	d.arg = &r;
 	h_dst_start(&d);
@@ -313,11 +310,8 @@ static void test_no_rounds(void **state)
 
 	h_fill_random(src_mem, len, 4);
 	rounds_init(&r, dst_mem, len, 0);
-	h_dst_init(&d);
-	h_dst_add(&d, "pc.ram", src_mem, len, PAGE);
 	h_opts(&o, 3);
-	src = h_src_new(&o, &d);
-	d.blocks[0].host = dst_mem;
+	src = h_pair_one_block(&d, &o, src_mem, dst_mem, len, PAGE);
 	d.hook = rounds_hook;
 	d.arg = &r;
 	h_dst_start(&d);
