@@ -113,8 +113,21 @@ struct rmig_dst {
 	_Atomic uint64_t pc_faults;
 	/* under lock */
 	bool pc_announced, pc_running, pc_complete, pc_stop;
-	uint64_t pc_round, pc_missing, pc_left, pc_pulled, pc_outstanding;
+	uint64_t pc_round, pc_missing, pc_left, pc_pulled, pc_outstanding, pc_pulls;
 	uint64_t pc_start_ns, pc_done_ns;
+	/*
+	 * Pulls by the transport (RMIG_XCAP_PULL, the source sent
+	 * PC_PULL_INFO): one pull thread reads runs of missing pages into
+	 * pc_area and places them; the fault thread queues faulting pages for
+	 * it (pc_fq, under lock); pc_unreported (under lock) holds pages
+	 * pulled since the last PC_PULLED.
+	 */
+	bool pc_by_read;
+	uint8_t *pc_area;     /* RMIG_PC_PULL_SLOTS slots of pc_slot bytes */
+	uint64_t pc_slot;
+	struct { uint32_t block; uint64_t page; } pc_fq[RMIG_PC_FAULT_QUEUE];
+	unsigned int pc_fq_head, pc_fq_tail; /* free-running */
+	uint64_t **pc_unreported;
 	/* a message pc_ctl read for the main thread (DONE), or its error */
 	bool stash_set;
 	int stash_ret;

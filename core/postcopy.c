@@ -43,6 +43,38 @@ static uint64_t pc_unpulled(struct pc_src_block *pb, unsigned int nblocks, char 
 	return n;
 }
 
+/* PC_PULLED: the destination read these pages itself. */
+static int pc_pulled(const struct rmig_block *blocks, unsigned int nblocks,
+		     struct pc_src_block *pb, const uint8_t *body, uint32_t len, uint64_t *pulled,
+		     char *why, size_t whylen)
+{
+	uint32_t bi, n;
+	uint64_t first;
+
+	if (len < sizeof(struct rmig_wire_pc_discard))
+		goto bad;
+	bi = rmig_get_be32(body + RMIG_OFF(rmig_wire_pc_discard, block));
+	n = rmig_get_be32(body + RMIG_OFF(rmig_wire_pc_discard, nwords));
+	first = rmig_get_be64(body + RMIG_OFF(rmig_wire_pc_discard, first_word));
+	if (bi >= nblocks || !n || n > RMIG_PC_DISCARD_WORDS ||
+	    len != sizeof(struct rmig_wire_pc_discard) + (size_t)n * 8 || first > pb[bi].nwords ||
+	    n > pb[bi].nwords - first)
+		goto bad;
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t bits = rmig_get_be64(body + sizeof(struct rmig_wire_pc_discard) + k * 8);
+		uint64_t np = blocks[bi].length >> blocks[bi].page_shift, w = first + k;
+
+		if (w == np / 64 && (np % 64) && (bits >> (np % 64)))
+			goto bad; /* pages past the block's end */
+		*pulled += (uint64_t)__builtin_popcountll(bits);
+		pb[bi].need[w] &= ~bits;
+	}
+	return 0;
+bad:
+	snprintf(why, whylen, "destination sent a malformed PC_PULLED (%u bytes)", len);
+	return -EPROTO;
+}
+
 static int pc_serve(struct rmig_src *src, const struct rmig_block *blocks, unsigned int nblocks,
 		    struct pc_src_block *pb, uint8_t *out, uint64_t *pulled, char *why,
 		    size_t whylen)
@@ -65,8 +97,25 @@ static int pc_serve(struct rmig_src *src, const struct rmig_block *blocks, unsig
 			free(body);
 			continue;
 		}
-		if (type == RMIG_MSG_PC_DONE) {
+		if (type == RMIG_MSG_PC_PULLED) {
+			ret = pc_pulled(blocks, nblocks, pb, body, len, pulled, why, whylen);
 			free(body);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (type == RMIG_MSG_PC_DONE) {
+			char list[160];
+			uint64_t left = pc_unpulled(pb, nblocks, list, sizeof(list), blocks);
+
+			free(body);
+			if (left) {
+				snprintf(why, whylen,
+					 "destination ended postcopy without pulling %llu announced "
+					 "pages (%s)",
+					 (unsigned long long)left, list);
+				return -EPROTO;
+			}
 			return 0;
 		}
 		if (type != RMIG_MSG_PAGE_REQ || len != sizeof(struct rmig_wire_page)) {
@@ -113,8 +162,8 @@ int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsig
 	uint8_t start[sizeof(struct rmig_wire_pc_start)];
 	struct pc_src_block *pb;
 	uint64_t discarded = 0;
-	uint32_t maxpage = 0;
 	uint8_t *out = NULL;
+	size_t ilen;
 	int ret = 0;
 
 	why[0] = '\0';
@@ -128,20 +177,27 @@ int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsig
 			ret = -ENOMEM;
 			goto out;
 		}
-		if (blocks[i].page_size > maxpage)
-			maxpage = blocks[i].page_size;
 		/* vCPUs stopped: every write is marked; acquire pairs with the marks. */
 		for (uint64_t w = 0; w < pb[i].nwords; w++) {
 			pb[i].need[w] = rmig_xchg_acquire(&dirty[i][w], 0);
 			discarded += (uint64_t)__builtin_popcountll(pb[i].need[w]);
 		}
 	}
-	out = malloc(sizeof(struct rmig_wire_page) + maxpage + sizeof(struct rmig_wire_pc_discard) +
-		     RMIG_PC_DISCARD_WORDS * 8);
+	out = malloc(RMIG_WIRE_BODY_MAX);
 	if (!out) {
 		ret = -ENOMEM;
 		goto out;
 	}
+	/* the transport may let the destination read our RAM itself (rdma) */
+	ilen = RMIG_WIRE_BODY_MAX;
+	ret = rmig_src_pull_info(src, out, &ilen);
+	if (ret == 0)
+		ret = rmig_src_ctl_send(src, RMIG_MSG_PC_PULL_INFO, out, ilen);
+	if (ret < 0) {
+		snprintf(why, whylen, "offering pulls: %s", rmig_src_error(src));
+		goto out;
+	}
+	ret = 0;
 	for (unsigned int i = 0; i < nblocks && !ret; i++) {
 		for (uint64_t w = 0; w < pb[i].nwords && !ret; w += RMIG_PC_DISCARD_WORDS) {
 			uint64_t n = pb[i].nwords - w, any = 0;

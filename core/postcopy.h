@@ -22,10 +22,20 @@
  * the destination fetches every missing page before rmig_dst_wait_sync()
  * returns (degraded mode, reported by rmig_dst_postcopy_stats()).
  *
- * A pull is a request on the control connection here; a transport that can
- * read the source's RAM one-sidedly (rdma: RDMA READ) can later replace
- * dst_pc_request() with its own pull op; the source's bookkeeping of what
- * was pulled would then come with PC_DONE's list instead of PAGE_REQ.
+ * Pulls come in two kinds:
+ *  - by request (tcp; rdma when the source lacks RMIG_F_POSTCOPY): PAGE_REQ
+ *    on the control connection, answered by PAGE_DATA; the source knows
+ *    what was pulled from the requests it served;
+ *  - by the transport (RMIG_XCAP_PULL, rdma: RDMA READ): the source sends
+ *    PC_PULL_INFO (its pull_info(): the MR table of its RAM, registered for
+ *    remote read) before PC_START; the destination's pull thread reads runs
+ *    of missing pages into a registered area, faulting pages first, places
+ *    them with UFFDIO_COPY, and reports them with PC_PULLED every
+ *    RMIG_PC_REPORT_MS, so a source whose destination dies can still name
+ *    the pages not yet pulled. The source's CPU takes no part.
+ * Either way the source checks at PC_DONE that every page it announced was
+ * pulled, and the destination revokes the source's access to its RAM at
+ * postcopy start (the NIC's pinned pages would go stale under MADV_DONTNEED).
  */
 #ifndef RMIG_CORE_POSTCOPY_H
 #define RMIG_CORE_POSTCOPY_H
@@ -38,6 +48,17 @@
 
 /* Most outstanding PAGE_REQs of the destination's background thread. */
 #define RMIG_PC_BG_WINDOW 32u
+
+/*
+ * Pulls by the transport (rdma: RDMA READ): reads in flight at once, and
+ * the most bytes one read covers (a run of missing pages; at least one
+ * page). Faulting pages waiting for the pull thread, at most.
+ */
+#define RMIG_PC_PULL_SLOTS 32u
+#define RMIG_PC_PULL_RUN (128u * 1024u)
+#define RMIG_PC_FAULT_QUEUE 64u
+/* How often the destination reports pulled pages to the source (PC_PULLED) */
+#define RMIG_PC_REPORT_MS 20u
 
 /*
  * Source, main thread, vCPUs stopped, after a SYNC_ALL: take every bit of

@@ -716,6 +716,18 @@ int rmig_src_live_info(struct rmig_src *src, const struct rmig_block **blocks,
 	return 0;
 }
 
+int rmig_src_pull_info(struct rmig_src *src, void *buf, size_t *len)
+{
+	int ret;
+
+	if (!(src->xops->caps & RMIG_XCAP_PULL) || !(src->opts.flags & RMIG_F_POSTCOPY))
+		return 1;
+	ret = src->xops->pull_info(src->xp, buf, len);
+	if (ret)
+		return rmig_err_set(&src->err, ret, "postcopy: %s", src->xp->err.msg);
+	return 0;
+}
+
 int rmig_src_peer_error(struct rmig_src *src)
 {
 	return src_error(src);

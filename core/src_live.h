@@ -57,4 +57,13 @@ int rmig_src_ctl_send(struct rmig_src *src, uint16_t type, const void *body, siz
 int rmig_src_ctl_recv(struct rmig_src *src, int timeout_ms, size_t max_body, uint16_t *type,
 		      void **body, uint32_t *len);
 
+/*
+ * Postcopy: what the destination needs to read this source's RAM itself,
+ * into @buf (capacity *@len, size in *@len). Returns 0; 1 when the
+ * transport cannot be read from (pulls then go by request on the control
+ * connection: tcp; rdma without RMIG_F_POSTCOPY); or a negative errno
+ * with the reason in rmig_src_error().
+ */
+int rmig_src_pull_info(struct rmig_src *src, void *buf, size_t *len);
+
 #endif

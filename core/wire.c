@@ -15,6 +15,8 @@ static const char *const msg_names[] = {
 	[RMIG_MSG_PAGE_REQ] = "PAGE_REQ",
 	[RMIG_MSG_PAGE_DATA] = "PAGE_DATA",
 	[RMIG_MSG_PC_DONE] = "PC_DONE",
+	[RMIG_MSG_PC_PULL_INFO] = "PC_PULL_INFO",
+	[RMIG_MSG_PC_PULLED] = "PC_PULLED",
 };
 
 const char *rmig_msg_name(unsigned int type)

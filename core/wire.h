@@ -49,7 +49,11 @@ enum rmig_msg_type {
 	RMIG_MSG_PAGE_REQ = 15,	  /* dst->src: send this page */
 	RMIG_MSG_PAGE_DATA = 16,  /* src->dst: a page's final content (or "zero") */
 	RMIG_MSG_PC_DONE = 17,	  /* dst->src: every page is present, postcopy over */
-	RMIG_MSG_MAX_TYPE = RMIG_MSG_PC_DONE,
+	/* src->dst, before PC_START: the transport's pull info (rdma: MR table for RDMA READ) */
+	RMIG_MSG_PC_PULL_INFO = 18,
+	/* dst->src: pages pulled by the transport since the last report (PC_DISCARD's body) */
+	RMIG_MSG_PC_PULLED = 19,
+	RMIG_MSG_MAX_TYPE = RMIG_MSG_PC_PULLED,
 };
 
 /* Header flags */

@@ -19,8 +19,9 @@
  *    the same ordered connection, so the header's arrival proves the data
  *    landed. The destination core never calls recv_pages().
  *
- * Threads: a conn is used by one thread at a time, except shutdown(), which
- * any thread may call to make that thread's blocked call fail promptly.
+ * Threads: a conn may be used by two threads at once, one receiving (recv,
+ * recv_pages) and one sending (send, flush, pull, pull_wait); shutdown() may
+ * be called by any thread to make blocked calls fail promptly.
  *
  * Errors: every op returns 0 (or a byte count where said) or a negative
  * errno, and writes a one-line reason into the conn's or xport's msgbuf.
@@ -71,6 +72,7 @@ enum rmig_xport_caps {
 	RMIG_XCAP_SINK = 1u << 1,	 /* no peer at all (null): no handshake */
 	RMIG_XCAP_ZERO_COPY = 1u << 2,	 /* honours RMIG_F_ZERO_COPY */
 	RMIG_XCAP_LOAD = 1u << 3,	 /* destination loads from storage (file): no peer */
+	RMIG_XCAP_PULL = 1u << 4,	 /* the destination reads the source's RAM (postcopy) */
 };
 
 struct rmig_conn;
@@ -100,6 +102,21 @@ struct rmig_conn_ops {
 	int (*recv)(struct rmig_conn *c, void *buf, size_t len, int timeout_ms);
 	/* Receive page data straight into @iov (destination RAM). Not used with PLACES_DATA. */
 	int (*recv_pages)(struct rmig_conn *c, const struct iovec *iov, unsigned int iovcnt);
+	/*
+	 * destination, RMIG_XCAP_PULL, after the xport's pull_open() (control
+	 * connection only): start reading @len bytes at @off of the source's
+	 * RAM block @block into @local, which lies in the pull area. Returns
+	 * at once; *@ticket is what pull_wait() takes. Pulls complete in the
+	 * order they were started. A sending op: it may run while another
+	 * thread receives on @c, never while another sends.
+	 */
+	int (*pull)(struct rmig_conn *c, void *local, unsigned int block, uint64_t off, uint64_t len,
+		    uint64_t *ticket);
+	/*
+	 * Wait until the pull of @ticket (and so every earlier one) has
+	 * landed. -ETIMEDOUT after @timeout_ms (>= 0), nothing lost: wait again.
+	 */
+	int (*pull_wait)(struct rmig_conn *c, uint64_t ticket, int timeout_ms);
 	/* Any thread: make blocked and future calls on @c fail. */
 	void (*shutdown)(struct rmig_conn *c);
 	void (*close)(struct rmig_conn *c);
@@ -144,6 +161,21 @@ struct rmig_xport_ops {
 	 * Called only after the source's block table has been validated.
 	 */
 	int (*local_info)(struct rmig_xport *x, void *buf, size_t *len);
+	/*
+	 * source, RMIG_XCAP_PULL: what the destination needs to read local RAM
+	 * (rdma: the MR table, registered with remote read), written to @buf
+	 * (capacity *@len), size in *@len. -ENOTSUP when the source was not
+	 * set up for it (rdma: without RMIG_F_POSTCOPY).
+	 */
+	int (*pull_info)(struct rmig_xport *x, void *buf, size_t *len);
+	/*
+	 * destination, RMIG_XCAP_PULL: take the source's pull_info(), checked
+	 * against the local blocks, and set up an area of @size bytes that
+	 * pulls may land in (rdma: registered); its address in *@area, owned
+	 * by the xport. Once only.
+	 */
+	int (*pull_open)(struct rmig_xport *x, const void *info, size_t len, size_t size,
+			 void **area);
 	/* Any thread: fail every blocked call on the xport and its conns. */
 	void (*shutdown)(struct rmig_xport *x);
 	/*

@@ -429,23 +429,30 @@ int rmig_dst_postcopy_enable(struct rmig_dst *dst);
  * @active: 1 once postcopy started
  * @uffd: 1 when pages were caught with userfaultfd, 0 in degraded mode
  * @missing: pages missing or stale at postcopy start
- * @pulled: pages received by PAGE_DATA
+ * @by_read: 1 when the pages were read from the source's RAM by the
+ *           transport (rdma: RDMA READ; the source connected with
+ *           RMIG_F_POSTCOPY), 0 when requested on the control connection
+ * @missing: pages missing or stale at postcopy start
+ * @pulled: pages pulled and placed
  * @faults: userfaultfd faults (touches of a page not yet there)
  * @start_ns: wall time of the postcopy start, CLOCK_MONOTONIC
  * @done_ns: when the last page was placed, CLOCK_MONOTONIC (0 before)
+ * @pulls: pull operations: page requests, or reads (one read covers a run
+ *         of up to 256 KiB of missing pages)
  * @reserved: zero
  */
 struct rmig_dst_postcopy_stats {
 	uint32_t size;
 	uint32_t active;
 	uint32_t uffd;
-	uint32_t pad;
+	uint32_t by_read;
 	uint64_t missing;
 	uint64_t pulled;
 	uint64_t faults;
 	uint64_t start_ns;
 	uint64_t done_ns;
-	uint64_t reserved[4];
+	uint64_t pulls;
+	uint64_t reserved[3];
 };
 
 /**

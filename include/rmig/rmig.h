@@ -77,6 +77,12 @@ enum rmig_flags {
 	 *  has no O_DIRECT (tmpfs before Linux 6.6), leaving an existing file
 	 *  untouched. Other transports ignore it. */
 	RMIG_F_DIRECT_IO = 1u << 2,
+	/** source: it may switch to postcopy (RMIG_LIVE_POSTCOPY, rmig/live.h),
+	 *  where the destination pulls the pages still missing from the
+	 *  source's RAM. rdma registers the source's RAM for remote reads only
+	 *  with this flag and needs it for postcopy: the destination then
+	 *  pulls by one-sided RDMA READ. tcp pulls by request and ignores it. */
+	RMIG_F_POSTCOPY = 1u << 3,
 };
 
 /**

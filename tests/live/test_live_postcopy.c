@@ -8,6 +8,12 @@
  * the source names the pages not yet pulled. Without userfaultfd (here:
  * destination RAM not page aligned) the destination pulls everything before
  * it runs. Option checks too.
+ *
+ * The same tests run over rdma in an rxe guest (tests/rxe): with
+ * RMIG_PC_RDMA=ADDR the pair uses rdma:ADDR, the source connects with
+ * RMIG_F_POSTCOPY and the destination pulls by RDMA READ; adding
+ * RMIG_PC_BY_REQUEST=1 leaves the flag off, so pages are requested on the
+ * rdma control connection while another thread reads it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,6 +38,10 @@
 #define TIMEOUT_MS 20000
 /* round 1 rewrites every STRIDE-th page, and zeroes some */
 #define STRIDE 4u
+
+/* "tcp:127.0.0.1" or "rdma:ADDR", and whether pulls are reads */
+static char pc_host[128] = "tcp:127.0.0.1";
+static bool pc_by_read;
 
 static void *map(size_t len)
 {
@@ -168,7 +178,7 @@ static void setup_pair(struct pc_test *t)
 	};
 	struct rmig_live_opts lo;
 	struct rmig_opts o;
-	char uri[64];
+	char uri[160];
 
 	t->sram = map(SIZE);
 	t->dmap = map(SIZE + PAGE);
@@ -179,16 +189,19 @@ static void setup_pair(struct pc_test *t)
 	bd.host = t->dram;
 	assert_int_equal(rmig_dst_create(&o, &t->dst), 0);
 	assert_int_equal(rmig_dst_add_block(t->dst, &bd), 0);
-	assert_int_equal(rmig_dst_listen(t->dst, "tcp:127.0.0.1:0"), 0);
+	snprintf(uri, sizeof(uri), "%s:0", pc_host);
+	assert_int_equal(rmig_dst_listen(t->dst, uri), 0);
 	assert_int_equal(rmig_dst_postcopy_enable(t->dst), 0);
 	t->port = rmig_dst_port(t->dst);
 	assert_int_equal(pthread_create(&t->dthread, NULL, dst_main, t), 0);
 
 	o.channels = 2;
+	if (pc_by_read)
+		o.flags |= RMIG_F_POSTCOPY;
 	bd.host = t->sram;
 	assert_int_equal(rmig_src_create(&o, &t->src), 0);
 	assert_int_equal(rmig_src_add_block(t->src, &bd), 0);
-	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", t->port);
+	snprintf(uri, sizeof(uri), "%s:%d", pc_host, t->port);
 	assert_int_equal(rmig_src_connect(t->src, uri), 0);
 	rmig_live_opts_init(&lo);
 	lo.flags = RMIG_LIVE_POSTCOPY;
@@ -227,6 +240,11 @@ static void test_postcopy_dirty_after_switch(void **state)
 	assert_int_equal(t.pcs.active, 1);
 	assert_int_equal(t.pcs.missing, NPAGES / STRIDE);
 	assert_int_equal(t.pcs.pulled, st.postcopy_pages);
+	assert_int_equal(t.pcs.by_read, pc_by_read);
+	/* requests carry a page each; a read carries a run (here one page: they are apart) */
+	assert_true(t.pcs.pulls > 0 && t.pcs.pulls <= t.pcs.pulled);
+	if (!pc_by_read)
+		assert_int_equal(t.pcs.pulls, t.pcs.pulled);
 	assert_int_equal(t.vcpu_pages, NPAGES / STRIDE);
 	assert_int_equal(t.vcpu_bad, 0);
 	/*
@@ -241,9 +259,10 @@ static void test_postcopy_dirty_after_switch(void **state)
 		fprintf(stderr,
 			"note: no userfaultfd here, degraded postcopy (all pulled first)\n");
 	fprintf(stderr,
-		"postcopy: %llu pages pulled, %llu faults, uffd %u, %.2f ms (vCPU ran %.2f ms "
-		"after the start)\n",
-		(unsigned long long)t.pcs.pulled, (unsigned long long)t.pcs.faults, t.pcs.uffd,
+		"postcopy over %s: %llu pages pulled %s, %llu faults, uffd %u, %.2f ms (vCPU ran "
+		"%.2f ms after the start)\n",
+		pc_host, (unsigned long long)t.pcs.pulled,
+		t.pcs.by_read ? "by read" : "by request", (unsigned long long)t.pcs.faults, t.pcs.uffd,
 		(double)(t.pcs.done_ns - t.pcs.start_ns) / 1e6,
 		((double)t.vcpu_start_ns - (double)t.pcs.start_ns) / 1e6);
 	assert_int_equal(checksum(t.sram, SIZE), t.sum_at_stop);
@@ -271,6 +290,7 @@ static void test_postcopy_degraded(void **state)
 	assert_int_equal(t.pcs.uffd, 0);
 	assert_int_equal(t.pcs.faults, 0);
 	assert_int_equal(t.pcs.pulled, NPAGES / STRIDE);
+	assert_int_equal(t.pcs.by_read, pc_by_read);
 	assert_int_equal(st.postcopy_pages, NPAGES / STRIDE);
 	/* the vCPU started after wait_sync returned: everything was there */
 	assert_true(t.vcpu_start_ns >= t.pcs.done_ns);
@@ -330,6 +350,13 @@ static void test_postcopy_opts(void **state)
 
 int main(void)
 {
+	const char *rdma = getenv("RMIG_PC_RDMA");
+	const char *by_req = getenv("RMIG_PC_BY_REQUEST");
+
+	if (rdma && *rdma) {
+		snprintf(pc_host, sizeof(pc_host), "rdma:%s", rdma);
+		pc_by_read = !(by_req && !strcmp(by_req, "1"));
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_postcopy_opts),
 	    cmocka_unit_test(test_postcopy_dirty_after_switch),

@@ -112,6 +112,19 @@ int rmig_rd_conn_alloc(struct rd_xport *x, const char *label, struct rd_conn **c
 		free(c);
 		return -errno;
 	}
+	for (int r = 0; r < RD_ROLES; r++) {
+		c->kick[r] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (c->kick[r] < 0) {
+			int ret = -errno;
+
+			while (r--)
+				close(c->kick[r]);
+			close(c->efd);
+			free(c);
+			return ret;
+		}
+	}
+	pthread_mutex_init(&c->mu, NULL);
 	c->xefd = x->efd;
 	c->cq_fd = -1;
 	c->cm_fd = -1;
@@ -120,6 +133,7 @@ int rmig_rd_conn_alloc(struct rd_xport *x, const char *label, struct rd_conn **c
 	c->nslots = RD_SEND_SLOTS;
 	c->buf_size = RD_BUF_SIZE;
 	atomic_init(&c->down, false);
+	atomic_init(&c->disconnected, false);
 	*cp = c;
 	return 0;
 }
@@ -205,6 +219,9 @@ void rmig_rd_conn_free(struct rd_conn *c)
 	if (c->ech)
 		v->destroy_event_channel(c->ech);
 	close(c->efd);
+	for (int r = 0; r < RD_ROLES; r++)
+		close(c->kick[r]);
+	pthread_mutex_destroy(&c->mu);
 	free(c->sq_ops);
 	free(c);
 }
@@ -290,10 +307,42 @@ static int conn_cm_events(struct rd_conn *c)
  * RD_KEEPALIVE_MS, so a dead peer fails the wait (IBV_WC_RETRY_EXC_ERR)
  * even when nothing else is outstanding.
  */
+__thread enum rd_role rmig_rd_role;
+
+/* Under mu: wake the thread sleeping as @role, if there is one. */
+void rmig_rd_kick(struct rd_conn *c, enum rd_role role)
+{
+	uint64_t one = 1;
+
+	if (!c->sleeping[role])
+		return;
+	if (write(c->kick[role], &one, sizeof(one)) < 0) {
+		/* only EAGAIN is possible, and then it is readable already */
+	}
+}
+
+/* Sleep in poll() without mu, as rmig_rd_role; returns poll()'s result. */
+static int sleep_unlocked(struct rd_conn *c, struct pollfd *pfd, unsigned int n, int ms)
+{
+	enum rd_role me = rmig_rd_role;
+	int ret, err;
+
+	c->sleeping[me] = true;
+	pthread_mutex_unlock(&c->mu);
+	ret = poll(pfd, n, ms);
+	err = errno;
+	pthread_mutex_lock(&c->mu);
+	c->sleeping[me] = false;
+	errno = err;
+	return ret;
+}
+
 int rmig_rd_conn_wait(struct rd_conn *c, uint64_t deadline_ns)
 {
-	struct pollfd pfd[4];
-	uint64_t now;
+	enum rd_role me = rmig_rd_role;
+	enum rd_role other = me == RD_ROLE_RECV ? RD_ROLE_SEND : RD_ROLE_RECV;
+	struct pollfd pfd[5];
+	uint64_t now, drained;
 	int n, ret, ms;
 
 	for (int i = 0; i < RD_SPIN; i++) {
@@ -323,17 +372,37 @@ int rmig_rd_conn_wait(struct rd_conn *c, uint64_t deadline_ns)
 	pfd[1] = (struct pollfd){.fd = c->cm_fd, .events = POLLIN};
 	pfd[2] = (struct pollfd){.fd = c->efd, .events = POLLIN};
 	pfd[3] = (struct pollfd){.fd = c->xefd, .events = POLLIN};
-	n = poll(pfd, 4, ms);
+	pfd[4] = (struct pollfd){.fd = c->kick[me], .events = POLLIN};
+	n = sleep_unlocked(c, pfd, 5, ms);
 	if (n < 0)
 		return errno == EINTR ? 0
 				      : rmig_rd_conn_fail(c, -errno, "%s: poll failed: %s",
 							  c->label, strerror(errno));
+	if (pfd[4].revents && read(c->kick[me], &drained, sizeof(drained)) < 0) {
+		/* EAGAIN: drained already */
+	}
 	if (pfd[2].revents || pfd[3].revents)
 		return rmig_rd_check(c);
-	if (pfd[0].revents)
+	if (pfd[0].revents) {
 		drain_cq_events(c);
+		/*
+		 * The event may have been the other thread's, sleeping on the
+		 * CQ too: re-arm for it, then poll, which kicks it if it took
+		 * anything (a completion before the re-arm raises no event).
+		 */
+		if (c->sleeping[other]) {
+			ret = c->v->req_notify_cq(c->cq, 0);
+			if (ret)
+				return rmig_rd_conn_fail(c, ret, "%s: ibv_req_notify_cq failed: %s",
+							 c->label, strerror(-ret));
+		}
+		ret = rmig_rd_poll(c);
+		if (ret < 0)
+			return ret;
+	}
 	if (pfd[1].revents) {
 		ret = conn_cm_events(c);
+		rmig_rd_kick(c, other); /* a disconnect concerns both threads */
 		if (ret)
 			return ret;
 	}
@@ -775,6 +844,13 @@ void rmig_rd_conn_shutdown(struct rd_conn *c)
 	if (write(c->efd, &one, sizeof(one)) < 0) {
 		/* only EAGAIN is possible, and then the eventfd is readable already */
 	}
+	/*
+	 * Tell the peer at once, as a socket's shutdown does: otherwise it
+	 * learns only when this process closes the conn, or it times out.
+	 * The QP goes to error; whatever is outstanding completes flushed.
+	 */
+	if (c->established && !atomic_exchange(&c->disconnected, true))
+		c->v->disconnect(c->id);
 }
 
 void rmig_rd_conn_close(struct rd_conn *c)
@@ -789,7 +865,8 @@ void rmig_rd_conn_close(struct rd_conn *c)
 		rmig_rd_wait_done(c, c->sq_next - 1,
 				  rmig_now_ns() + RD_CLOSE_DRAIN_MS * 1000000ull);
 	if (c->established) {
-		c->v->disconnect(c->id);
+		if (!atomic_exchange(&c->disconnected, true))
+			c->v->disconnect(c->id);
 		conn_unlink(c);
 	}
 	rmig_rd_conn_free(c);

@@ -36,6 +36,8 @@ static const char *op_name(enum rd_op op)
 		return "SEND_WITH_IMM (credit return)";
 	case RD_OP_NOP:
 		return "RDMA_WRITE (zero-length probe)";
+	case RD_OP_READ:
+		return "RDMA_READ";
 	}
 	return "unknown WR";
 }
@@ -130,8 +132,11 @@ int rmig_rd_poll(struct rd_conn *c)
 		if (ret)
 			return ret;
 	}
-	if (n)
+	if (n) {
 		c->last_rx_ns = rmig_now_ns();
+		/* what we took may be what the other thread sleeps for */
+		rmig_rd_kick(c, rmig_rd_role == RD_ROLE_RECV ? RD_ROLE_SEND : RD_ROLE_RECV);
+	}
 	return n;
 }
 
@@ -225,8 +230,8 @@ int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, 
 	wr->sg_list = nsge ? c->batch_sge[c->nbatch] : NULL;
 	wr->num_sge = (int)nsge;
 	c->nbatch++;
-	if (op == RD_OP_WRITE || op == RD_OP_NOP) {
-		wr->opcode = IBV_WR_RDMA_WRITE;
+	if (op == RD_OP_WRITE || op == RD_OP_NOP || op == RD_OP_READ) {
+		wr->opcode = op == RD_OP_READ ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
 		wr->wr.rdma.remote_addr = raddr;
 		wr->wr.rdma.rkey = rkey;
 	} else {
@@ -378,10 +383,9 @@ static int post_segments(struct rd_conn *c, const struct rmig_seg *segs, unsigne
 	return emit(c, &w);
 }
 
-int rmig_rd_send(struct rmig_conn *bc, const void *hdr, size_t hdr_len, const struct rmig_seg *segs,
-		 unsigned int nsegs)
+static int send_locked(struct rd_conn *c, const void *hdr, size_t hdr_len,
+		       const struct rmig_seg *segs, unsigned int nsegs)
 {
-	struct rd_conn *c = rd_conn_of(bc);
 	int ret;
 
 	ret = rmig_rd_check(c);
@@ -405,15 +409,21 @@ int rmig_rd_send(struct rmig_conn *bc, const void *hdr, size_t hdr_len, const st
 	return rmig_rd_post_batch(c);
 }
 
+int rmig_rd_send(struct rmig_conn *bc, const void *hdr, size_t hdr_len, const struct rmig_seg *segs,
+		 unsigned int nsegs)
+{
+	struct rd_conn *c = rd_enter(bc, RD_ROLE_SEND);
+
+	return rd_leave(c, send_locked(c, hdr, hdr_len, segs, nsegs));
+}
+
 int rmig_rd_flush(struct rmig_conn *bc)
 {
-	struct rd_conn *c = rd_conn_of(bc);
+	struct rd_conn *c = rd_enter(bc, RD_ROLE_SEND);
 	int ret;
 
 	ret = rmig_rd_check(c);
-	if (ret)
-		return ret;
-	if (c->sq_next - 1 == c->sq_done)
-		return 0;
-	return rmig_rd_wait_done(c, c->sq_next - 1, 0);
+	if (!ret && c->sq_next - 1 != c->sq_done)
+		ret = rmig_rd_wait_done(c, c->sq_next - 1, 0);
+	return rd_leave(c, ret);
 }

@@ -187,15 +187,13 @@ static uint64_t memlock_need(const struct rd_xport *x)
 
 /*
  * Register the RAM blocks. The destination allows remote writes; the
- * source needs local access only, with LOCAL_WRITE because some providers
- * hand out lkeys only with it. Nothing is granted that no peer uses.
+ * source needs local access only (LOCAL_WRITE because some providers hand
+ * out lkeys only with it), plus remote reads when it may serve postcopy
+ * pulls (RMIG_F_POSTCOPY, pull.c). Nothing is granted that no peer uses:
+ * rkeys are guessable on some providers (rxe).
  */
 int rmig_rd_register_blocks(struct rd_xport *x, struct rmig_msgbuf *err)
 {
-	/*
-	 * No REMOTE_READ on the source until a postcopy pull sends its rkey:
-	 * rkeys are guessable on some providers (rxe), so grant nothing unused.
-	 */
 	int access = IBV_ACCESS_LOCAL_WRITE;
 	uint64_t ns = 0;
 	int ret;
@@ -213,6 +211,8 @@ int rmig_rd_register_blocks(struct rd_xport *x, struct rmig_msgbuf *err)
 		goto out;
 	if (x->is_dst)
 		access |= IBV_ACCESS_REMOTE_WRITE;
+	else if (x->opts.flags & RMIG_F_POSTCOPY)
+		access |= IBV_ACCESS_REMOTE_READ;
 	ret = rmig_rd_mrs_register(&x->local, x->v, x->pd, x->blocks, x->nblocks, x->opts.mr_slice,
 				   access, &ns, err);
 	rmig_add_relaxed(&x->reg_ns, ns);

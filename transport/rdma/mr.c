@@ -173,8 +173,15 @@ static int cmp_slice_addr(const void *a, const void *b, void *arg)
 
 static const char *access_name(int access)
 {
-	return access & IBV_ACCESS_REMOTE_WRITE ? "LOCAL_WRITE|REMOTE_WRITE|REMOTE_READ"
-						: "LOCAL_WRITE|REMOTE_READ";
+	switch (access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)) {
+	case IBV_ACCESS_REMOTE_WRITE:
+		return "LOCAL_WRITE|REMOTE_WRITE";
+	case IBV_ACCESS_REMOTE_READ:
+		return "LOCAL_WRITE|REMOTE_READ";
+	case IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ:
+		return "LOCAL_WRITE|REMOTE_WRITE|REMOTE_READ";
+	}
+	return "LOCAL_WRITE";
 }
 
 int rmig_rd_mrs_register(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,

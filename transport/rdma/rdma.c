@@ -58,6 +58,7 @@ static void xport_free(struct rd_xport *x)
 	/* after this no rkey this xport handed out is valid: the peer cannot write */
 	rmig_rd_mrs_release(&x->local, v);
 	rmig_rd_remote_release(&x->remote);
+	rmig_rd_pull_release(x);
 	if (x->pd)
 		v->dealloc_pd(x->pd);
 	if (x->lid)
@@ -310,13 +311,15 @@ const struct rmig_conn_ops rmig_rd_conn_ops = {
 	.flush = rmig_rd_flush,
 	.recv = rmig_rd_recv,
 	.recv_pages = rd_recv_pages,
+	.pull = rmig_rd_pull,
+	.pull_wait = rmig_rd_pull_wait,
 	.shutdown = rd_conn_shutdown,
 	.close = rd_conn_close,
 };
 
 const struct rmig_xport_ops rmig_rdma_ops = {
 	.name = "rdma",
-	.caps = RMIG_XCAP_PLACES_DATA,
+	.caps = RMIG_XCAP_PLACES_DATA | RMIG_XCAP_PULL,
 	.connect = rd_connect,
 	.set_peer_info = rd_set_peer_info,
 	.connect_channel = rd_connect_channel,
@@ -325,6 +328,8 @@ const struct rmig_xport_ops rmig_rdma_ops = {
 	.accept = rd_accept,
 	.revoke = rd_revoke,
 	.local_info = rd_local_info,
+	.pull_info = rmig_rd_pull_info,
+	.pull_open = rmig_rd_pull_open,
 	.shutdown = rd_xshutdown,
 	.destroy = rd_destroy,
 	.reg_ns = rd_reg_ns,

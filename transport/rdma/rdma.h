@@ -16,8 +16,11 @@
  * completions, WRITEs, flush), stream.c (stream bytes and credits), rdma.c
  * (the rmig_xport_ops table).
  *
- * Threads: a conn is driven by one thread at a time; only its `down` flag and
- * eventfd are touched by others (shutdown). The xport's device, PD and MR
+ * Threads: a conn may be driven by two threads at once, one receiving (recv)
+ * and one sending (send, flush, pull, pull_wait): a control connection is
+ * read by one thread while others send on it (postcopy). Its `mu` serializes
+ * them (see struct rd_conn); only the `down` flag and eventfd are touched
+ * without it (shutdown). The xport's device, PD and MR
  * tables are written before any conn exists (or, for a wildcard listener,
  * before the first conn is returned) and only read afterwards.
  */
@@ -83,7 +86,16 @@ enum rd_op {
 	RD_OP_SEND,
 	RD_OP_CREDIT,
 	RD_OP_NOP,
+	RD_OP_READ,
 };
+
+/* Which side of a conn a thread is using it as; set on entry to every conn op. */
+enum rd_role {
+	RD_ROLE_RECV,
+	RD_ROLE_SEND,
+	RD_ROLES,
+};
+extern __thread enum rd_role rmig_rd_role;
 
 /* Connection private data (rdma_cm REQ and REP), big-endian on the wire */
 #define RD_CM_MAGIC    0x524d4452u /* "RMDR" */
@@ -213,6 +225,12 @@ struct rd_xport {
 	struct rd_remote remote; /* source, after set_peer_info */
 	bool have_remote;
 
+	/* destination, after pull_open (pull.c): the source's RAM and the area pulls land in */
+	struct rd_remote pull_remote;
+	uint8_t *pull_area;
+	size_t pull_size;
+	struct ibv_mr *pull_mr;
+
 	/* destination */
 	struct rdma_event_channel *lech;
 	struct rdma_cm_id *lid;
@@ -250,7 +268,21 @@ struct rd_conn {
 	bool peer_closed; /* DISCONNECTED seen, or receives flushed */
 
 	atomic_bool down;
+	atomic_bool disconnected; /* rdma_disconnect() called, by shutdown or close */
 	int failed; /* sticky first failure (negative errno) */
+
+	/*
+	 * mu guards every field of the conn (but down) while a receiving and a
+	 * sending thread share it. A thread that must wait for completions
+	 * drops mu only while it sleeps in poll() (rmig_rd_conn_wait), with
+	 * sleeping[its role] set; whoever processes completions meanwhile
+	 * writes kick[that role], so a completion the sleeper needs, polled by
+	 * the other thread, still wakes it. One eventfd per role: a thread
+	 * never drains the other's wake-up.
+	 */
+	pthread_mutex_t mu;
+	int kick[RD_ROLES];
+	bool sleeping[RD_ROLES];
 
 	/* limits, copied from the xport at set-up */
 	unsigned int sq_depth;
@@ -300,6 +332,22 @@ static inline struct rd_conn *rd_conn_of(struct rmig_conn *c)
 	return rmig_container_of(c, struct rd_conn, base);
 }
 
+/* Entry and exit of every conn op: take the conn for @role. */
+static inline struct rd_conn *rd_enter(struct rmig_conn *bc, enum rd_role role)
+{
+	struct rd_conn *c = rd_conn_of(bc);
+
+	pthread_mutex_lock(&c->mu);
+	rmig_rd_role = role;
+	return c;
+}
+
+static inline int rd_leave(struct rd_conn *c, int ret)
+{
+	pthread_mutex_unlock(&c->mu);
+	return ret;
+}
+
 static inline struct rd_xport *rd_xport_of(struct rmig_xport *x)
 {
 	return rmig_container_of(x, struct rd_xport, base);
@@ -312,6 +360,7 @@ int rmig_rd_conn_alloc(struct rd_xport *x, const char *label, struct rd_conn **c
 int rmig_rd_conn_setup_qp(struct rd_conn *c);
 void rmig_rd_conn_free(struct rd_conn *c);
 int rmig_rd_conn_wait(struct rd_conn *c, uint64_t deadline_ns);
+void rmig_rd_kick(struct rd_conn *c, enum rd_role role);
 int rmig_rd_connect(struct rd_xport *x, const char *label, struct rd_conn **cp,
 		    struct rmig_msgbuf *err);
 int rmig_rd_accept(struct rd_xport *x, int timeout_ms, struct rd_conn **cp,
@@ -341,6 +390,15 @@ int rmig_rd_send(struct rmig_conn *bc, const void *hdr, size_t hdr_len, const st
 int rmig_rd_flush(struct rmig_conn *bc);
 int rmig_rd_probe(struct rd_conn *c);
 int rmig_rd_check(struct rd_conn *c);
+
+/* pull.c */
+int rmig_rd_pull_info(struct rmig_xport *xp, void *buf, size_t *len);
+int rmig_rd_pull_open(struct rmig_xport *xp, const void *info, size_t len, size_t size,
+		      void **area);
+void rmig_rd_pull_release(struct rd_xport *x);
+int rmig_rd_pull(struct rmig_conn *bc, void *local, unsigned int block, uint64_t off, uint64_t len,
+		 uint64_t *ticket);
+int rmig_rd_pull_wait(struct rmig_conn *bc, uint64_t ticket, int timeout_ms);
 
 /* stream.c */
 int rmig_rd_stream_init(struct rd_conn *c);

@@ -218,9 +218,8 @@ int rmig_rd_stream_write(struct rd_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
-int rmig_rd_recv(struct rmig_conn *bc, void *buf, size_t len, int timeout_ms)
+static int recv_locked(struct rd_conn *c, void *buf, size_t len, int timeout_ms)
 {
-	struct rd_conn *c = rd_conn_of(bc);
 	uint64_t deadline = rd_deadline(timeout_ms);
 	uint8_t *out = buf;
 	size_t got = 0;
@@ -280,4 +279,11 @@ int rmig_rd_recv(struct rmig_conn *bc, void *buf, size_t len, int timeout_ms)
 	}
 	rmig_count(&c->base.wire_bytes, len);
 	return rmig_rd_return_credits(c, rd_credit_threshold(c));
+}
+
+int rmig_rd_recv(struct rmig_conn *bc, void *buf, size_t len, int timeout_ms)
+{
+	struct rd_conn *c = rd_enter(bc, RD_ROLE_RECV);
+
+	return rd_leave(c, recv_locked(c, buf, len, timeout_ms));
 }
