@@ -62,9 +62,11 @@ enum rmig_live_flags {
 	 *  destination run and pull the pages still dirty on demand (see
 	 *  rmig_dst_postcopy_enable()). Needs a destination (not "file:" or
 	 *  "null:") and pages of at most RMIG_DEV_CHUNK_MAX (else
-	 *  rmig_live_create() returns -EINVAL); tested over tcp. Once
-	 *  postcopy has begun, a failure does not call resume_vcpus: the
-	 *  destination may have run. */
+	 *  rmig_live_create() returns -EINVAL). Over tcp the destination
+	 *  requests pages on the control connection; over rdma it reads them
+	 *  by RDMA READ when the source was created with RMIG_F_POSTCOPY
+	 *  (else it requests them too). Once postcopy has begun, a failure
+	 *  does not call resume_vcpus: the destination may have run. */
 	RMIG_LIVE_POSTCOPY = 1u << 2,
 };
 
