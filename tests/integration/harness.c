@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "rmig/live.h"
+
 #include "harness.h"
 
 /* ---- memory ----------------------------------------------------------------- */
@@ -161,6 +163,8 @@ void h_dst_start(struct h_dst *d)
 		fail_msg("listen: %d %s", ret, rmig_dst_error(d->dst));
 	d->port = rmig_dst_port(d->dst);
 	assert_in_range(d->port, 1, 65535);
+	if (d->postcopy)
+		assert_int_equal(rmig_dst_postcopy_enable(d->dst), 0);
 	d->finish_ret = d->hook_ret = d->accept_ret = 1; /* "did not run" */
 	assert_int_equal(pthread_create(&d->thread, NULL, dst_thread, d), 0);
 }

@@ -57,6 +57,7 @@ struct h_dst {
 	h_dst_hook hook; /* NULL: straight to finish */
 	void *arg;	 /* for the hook */
 	bool skip_finish;
+	bool postcopy; /* rmig_dst_postcopy_enable() before accept */
 
 	/* set by h_dst_start() */
 	struct rmig_dst *dst;

@@ -199,7 +199,7 @@ static void wait_round1(struct victim *v)
 		fail_msg("round 1: %d, round %llu", v->round1_ret, (unsigned long long)v->round1);
 }
 
-static void victim_start(struct victim *v)
+static void victim_start(struct victim *v, bool postcopy)
 {
 	struct rmig_opts *o = &v->d.opts;
 
@@ -228,6 +228,7 @@ static void victim_start(struct victim *v)
 	v->round1_done = false;
 	v->d.hook = round1_hook;
 	v->d.arg = v;
+	v->d.postcopy = postcopy;
 	h_dst_start(&v->d);
 	h_watchdog_arm(60, "hostile peer");
 }
@@ -433,7 +434,7 @@ static void test_hello_bad_magic(void **state)
 {
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	hello_with_header(&v, patch_magic);
 	victim_end(&v, true, -EPROTO, "magic", false, false);
 }
@@ -442,7 +443,7 @@ static void test_hello_bad_version(void **state)
 {
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	hello_with_header(&v, patch_version);
 	victim_end(&v, true, -EPROTO, "version", false, false);
 }
@@ -454,7 +455,7 @@ static void test_hello_wrong_table(void **state)
 	size_t len;
 	void *body;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	memcpy(table, v.table, sizeof(table));
 	table[1].length += PAGE;
 	v.r.ctl = raw_dial(v.d.port);
@@ -473,7 +474,7 @@ static void test_first_message_not_hello(void **state)
 {
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	v.r.ctl = raw_dial(v.d.port);
 	raw_msg(v.r.ctl, RMIG_MSG_DONE, 0, 0, NULL, 0);
 	victim_end(&v, true, -EPROTO, "HELLO", true, false);
@@ -484,7 +485,7 @@ static void test_hello_truncated_then_close(void **state)
 	uint8_t hdr[sizeof(struct rmig_wire_hdr)];
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	v.r.ctl = raw_dial(v.d.port);
 	rmig_hdr_encode(hdr, RMIG_MSG_HELLO, 0, 64, 0);
 	raw_write(v.r.ctl, hdr, 10);
@@ -497,7 +498,7 @@ static void test_channel_id_twice(void **state)
 {
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	send_hello(&v);
 	expect_status(v.r.ctl, RMIG_MSG_WELCOME, 0, NULL);
 	send_chan(&v, 0, v.r.uuid, 0);
@@ -510,7 +511,7 @@ static void test_channel_wrong_session(void **state)
 	uint8_t other[RMIG_UUID_LEN];
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	send_hello(&v);
 	expect_status(v.r.ctl, RMIG_MSG_WELCOME, 0, NULL);
 	memcpy(other, v.r.uuid, sizeof(other));
@@ -524,7 +525,7 @@ static void test_channel_id_out_of_range(void **state)
 {
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	send_hello(&v);
 	expect_status(v.r.ctl, RMIG_MSG_WELCOME, 0, NULL);
 	send_chan(&v, 0, v.r.uuid, NCH);
@@ -535,7 +536,7 @@ static void test_channel_starts_with_ram(void **state)
 {
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	send_hello(&v);
 	expect_status(v.r.ctl, RMIG_MSG_WELCOME, 0, NULL);
 	v.r.ch[0] = raw_dial(v.d.port);
@@ -741,11 +742,44 @@ static void test_bad_channel_message(void **state)
 	const struct bad_msg *b = *state;
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	handshake(&v);
 	send_valid_prelude(&v);
 	b->send(&v);
 	victim_end(&v, false, b->err, b->word, true, true);
+}
+
+/* ---- postcopy messages on the control connection (postcopy enabled) ------------ */
+
+struct bad_pc {
+	uint16_t type;
+	uint8_t body[32];
+	uint32_t len;
+	const char *word;
+};
+
+static const struct bad_pc bad_pcs[] = {
+	/* tcp cannot read the source's RAM: a source offering it is confused or hostile */
+	{ RMIG_MSG_PC_PULL_INFO, "RMRT", 4, "cannot read" },
+	/* block 9 of 2 */
+	{ RMIG_MSG_PC_DISCARD, { 0, 0, 0, 9, 0, 0, 0, 1 }, 24, "PC_DISCARD for block 9" },
+	/* words 1..2 of a 1-word block */
+	{ RMIG_MSG_PC_DISCARD, { 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1 }, 24,
+	  "PC_DISCARD for block 0 words 1+1" },
+	{ RMIG_MSG_PAGE_DATA, { 0 }, 16, "PAGE_DATA before postcopy started" },
+	{ RMIG_MSG_PC_START, { 0 }, 8, "unexpected PC_START of 8 bytes" },
+};
+
+static void test_bad_postcopy_message(void **state)
+{
+	const struct bad_pc *b = *state;
+	struct victim v;
+
+	victim_start(&v, true);
+	handshake(&v);
+	send_valid_prelude(&v);
+	raw_msg(v.r.ctl, b->type, 0, v.r.ctl_seq++, b->body, b->len);
+	victim_end(&v, false, -EPROTO, b->word, true, true);
 }
 
 /* The client above is sound: played straight, the destination verifies it. */
@@ -754,7 +788,7 @@ static void test_valid_client(void **state)
 	uint8_t fin[sizeof(struct rmig_wire_fin)] = { 0 }, done[sizeof(struct rmig_wire_done)] = { 0 };
 	struct victim v;
 
-	victim_start(&v);
+	victim_start(&v, false);
 	handshake(&v);
 	send_valid_prelude(&v);
 	rmig_put_be64(fin + RMIG_OFF(rmig_wire_fin, packets), 2);
@@ -787,6 +821,8 @@ static void test_valid_client(void **state)
 	pthread_mutex_destroy(&v.lock);
 }
 
+#define BAD_PC(i, name) \
+	{ "bad_postcopy_" name, test_bad_postcopy_message, NULL, NULL, (void *)&bad_pcs[i] }
 #define BAD(i, name) { "bad_" name, test_bad_channel_message, NULL, NULL, (void *)&bad_msgs[i] }
 
 int main(void)
@@ -822,6 +858,11 @@ int main(void)
 		BAD(17, "dev_lengths"),
 		BAD(18, "dev_empty_id"),
 		BAD(19, "fin_totals"),
+		BAD_PC(0, "pull_info_over_tcp"),
+		BAD_PC(1, "discard_block"),
+		BAD_PC(2, "discard_words"),
+		BAD_PC(3, "page_data_early"),
+		BAD_PC(4, "start_short"),
 	};
 
 	/* unbuffered: a crash must not swallow the report in the test log */
