@@ -75,17 +75,70 @@ bad:
 	return -EPROTO;
 }
 
+/* PAGE_REQ: send the run's final content, zero pages as flags only. */
+static int pc_answer(struct rmig_src *src, const struct rmig_block *blocks, unsigned int nblocks,
+		     struct pc_src_block *pb, uint8_t *out, const uint8_t *req, uint32_t len,
+		     uint64_t *pulled, char *why, size_t whylen)
+{
+	const struct rmig_block *b;
+	uint32_t block, n, data = 0;
+	uint64_t off, page;
+	size_t at;
+	int ret;
+
+	if (len != sizeof(struct rmig_wire_page)) {
+		snprintf(why, whylen, "destination sent a PAGE_REQ of %u bytes", len);
+		return -EPROTO;
+	}
+	block = rmig_get_be32(req + RMIG_OFF(rmig_wire_page, block));
+	n = rmig_get_be32(req + RMIG_OFF(rmig_wire_page, npages));
+	off = rmig_get_be64(req + RMIG_OFF(rmig_wire_page, offset));
+	b = block < nblocks ? &blocks[block] : NULL;
+	if (!b || (off & (b->page_size - 1)) || off >= b->length || !n ||
+	    n > rmig_pc_run_max(b->page_size) || n > (b->length - off) >> b->page_shift) {
+		snprintf(why, whylen,
+			 "destination requested %u pages of block %u at offset 0x%llx, which do not "
+			 "exist",
+			 n, block, (unsigned long long)off);
+		return -EPROTO;
+	}
+	page = off >> b->page_shift;
+	rmig_put_be32(out + RMIG_OFF(rmig_wire_page, block), block);
+	rmig_put_be32(out + RMIG_OFF(rmig_wire_page, npages), n);
+	rmig_put_be64(out + RMIG_OFF(rmig_wire_page, offset), off);
+	memset(out + sizeof(struct rmig_wire_page), 0, rmig_pad8(n));
+	at = sizeof(struct rmig_wire_page) + rmig_pad8(n);
+	for (uint32_t k = 0; k < n; k++) {
+		const uint8_t *p = b->host + off + ((uint64_t)k << b->page_shift);
+
+		if (rmig_is_zero(p, b->page_size)) {
+			out[sizeof(struct rmig_wire_page) + k] = RMIG_PC_ZERO;
+			continue;
+		}
+		memcpy(out + at, p, b->page_size);
+		at += b->page_size;
+		data++;
+	}
+	ret = rmig_src_ctl_send(src, RMIG_MSG_PAGE_DATA, out,
+				rmig_pc_data_len(n, data, b->page_size));
+	if (ret) {
+		snprintf(why, whylen, "%s", rmig_src_error(src));
+		return ret;
+	}
+	for (uint64_t p = page; p < page + n; p++)
+		pb[block].need[p / 64] &= ~(1ull << (p % 64));
+	*pulled += n;
+	return 0;
+}
+
 static int pc_serve(struct rmig_src *src, const struct rmig_block *blocks, unsigned int nblocks,
 		    struct pc_src_block *pb, uint8_t *out, uint64_t *pulled, char *why,
 		    size_t whylen)
 {
 	for (;;) {
 		uint16_t type;
-		uint32_t len, block, flags;
-		uint64_t off, page;
+		uint32_t len;
 		void *body;
-		const struct rmig_block *b;
-		size_t olen = sizeof(struct rmig_wire_page);
 		int ret;
 
 		ret = rmig_src_ctl_recv(src, -1, RMIG_WIRE_BODY_MAX, &type, &body, &len);
@@ -118,40 +171,16 @@ static int pc_serve(struct rmig_src *src, const struct rmig_block *blocks, unsig
 			}
 			return 0;
 		}
-		if (type != RMIG_MSG_PAGE_REQ || len != sizeof(struct rmig_wire_page)) {
+		if (type != RMIG_MSG_PAGE_REQ) {
 			free(body);
 			snprintf(why, whylen, "destination sent %s (%u bytes) during postcopy",
 				 rmig_msg_name(type), len);
 			return -EPROTO;
 		}
-		block = rmig_get_be32((uint8_t *)body + RMIG_OFF(rmig_wire_page, block));
-		off = rmig_get_be64((uint8_t *)body + RMIG_OFF(rmig_wire_page, offset));
+		ret = pc_answer(src, blocks, nblocks, pb, out, body, len, pulled, why, whylen);
 		free(body);
-		if (block >= nblocks || off >= blocks[block].length ||
-		    (off & (blocks[block].page_size - 1))) {
-			snprintf(
-			    why, whylen,
-			    "destination requested block %u offset 0x%llx, which does not exist",
-			    block, (unsigned long long)off);
-			return -EPROTO;
-		}
-		b = &blocks[block];
-		page = off >> b->page_shift;
-		flags = rmig_is_zero(b->host + off, b->page_size) ? RMIG_PC_ZERO : 0;
-		rmig_put_be32(out + RMIG_OFF(rmig_wire_page, block), block);
-		rmig_put_be32(out + RMIG_OFF(rmig_wire_page, flags), flags);
-		rmig_put_be64(out + RMIG_OFF(rmig_wire_page, offset), off);
-		if (!flags) {
-			memcpy(out + olen, b->host + off, b->page_size);
-			olen += b->page_size;
-		}
-		ret = rmig_src_ctl_send(src, RMIG_MSG_PAGE_DATA, out, olen);
-		if (ret) {
-			snprintf(why, whylen, "%s", rmig_src_error(src));
+		if (ret)
 			return ret;
-		}
-		pb[block].need[page / 64] &= ~(1ull << (page % 64));
-		(*pulled)++;
 	}
 }
 

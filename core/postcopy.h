@@ -46,8 +46,10 @@
 
 #include "xport.h"
 
-/* Most outstanding PAGE_REQs of the destination's background thread. */
-#define RMIG_PC_BG_WINDOW 32u
+/* Most pages the destination's background thread has asked for and not received. */
+#define RMIG_PC_BG_WINDOW 512u
+/* A fault asks for the page and up to this many in all after it, if missing */
+#define RMIG_PC_FAULT_RUN 16u
 
 /*
  * Pulls by the transport (rdma: RDMA READ): reads in flight at once, and

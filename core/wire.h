@@ -172,14 +172,21 @@ struct rmig_wire_pc_start {
 } __attribute__((packed));
 _Static_assert(sizeof(struct rmig_wire_pc_start) == 16, "pc_start is 16 bytes");
 
-/* PAGE_REQ body; PAGE_DATA body, then page_size bytes unless RMIG_PC_ZERO */
+/*
+ * PAGE_REQ body: a run of npages pages from offset. PAGE_DATA body: the
+ * same, then one flag byte per page (RMIG_PC_ZERO: a zero page, no data)
+ * padded to 8, then the data of every other page, in order. npages is
+ * 1..rmig_pc_run_max(page size).
+ */
 struct rmig_wire_page {
 	uint32_t block;
-	uint32_t flags;
+	uint32_t npages;
 	uint64_t offset;
 } __attribute__((packed));
 _Static_assert(sizeof(struct rmig_wire_page) == 16, "page is 16 bytes");
 #define RMIG_PC_ZERO 1u
+#define RMIG_PC_RUN_MAX 64u
+
 
 struct rmig_wire_pc_done {
 	uint64_t pulled; /* pages the destination received by PAGE_DATA */
@@ -196,6 +203,21 @@ struct rmig_hdr {
 static inline size_t rmig_pad8(size_t n)
 {
 	return (n + 7u) & ~(size_t)7u;
+}
+
+/* Most pages one PAGE_REQ / PAGE_DATA carries: 64, fewer where they would not fit a body. */
+static inline uint32_t rmig_pc_run_max(uint32_t page_size)
+{
+	uint32_t fit = (RMIG_WIRE_BODY_MAX - (uint32_t)sizeof(struct rmig_wire_page) -
+			RMIG_PC_RUN_MAX) / page_size;
+
+	return fit < RMIG_PC_RUN_MAX ? (fit ? fit : 1) : RMIG_PC_RUN_MAX;
+}
+
+/* PAGE_DATA's size for @npages pages, @data of them with data. */
+static inline size_t rmig_pc_data_len(uint32_t npages, uint32_t data, uint32_t page_size)
+{
+	return sizeof(struct rmig_wire_page) + rmig_pad8(npages) + (size_t)data * page_size;
 }
 
 /* Encode a header into 24 bytes at @out. */

@@ -85,6 +85,7 @@ struct pc_test {
 	struct rmig_dst *dst;
 	int port;
 	bool kill_at_start;
+	bool dense; /* the rewritten pages are the first NPAGES / STRIDE, not every STRIDE-th */
 	bool dst_misalign; /* destination RAM not page aligned: no userfaultfd, degraded */
 	uint8_t *dmap;
 	pthread_t dthread, vcpu;
@@ -93,6 +94,12 @@ struct pc_test {
 	struct rmig_dst_postcopy_stats pcs;
 	char dst_err[512];
 };
+
+/* Pages rewritten after round 1: as many either way, scattered or in one run. */
+static bool stale(const struct pc_test *t, uint64_t pg)
+{
+	return t->dense ? pg < NPAGES / STRIDE : pg % STRIDE == 0;
+}
 
 /* The destination's vCPU: read the rewritten pages, last first, against the final source. */
 static void *vcpu_main(void *arg)
@@ -103,7 +110,7 @@ static void *vcpu_main(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	t->vcpu_start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	for (uint64_t pg = NPAGES; pg-- > 0;) {
-		if (pg % STRIDE)
+		if (!stale(t, pg))
 			continue;
 		if (memcmp(t->dram + pg * PAGE, t->sram + pg * PAGE, PAGE))
 			t->vcpu_bad++;
@@ -158,7 +165,9 @@ static void round_done(void *arg, const struct rmig_live_round *r)
 
 	if (r->round != 1)
 		return;
-	for (uint64_t pg = 0; pg < NPAGES; pg += STRIDE) {
+	for (uint64_t pg = 0; pg < NPAGES; pg++) {
+		if (!stale(t, pg))
+			continue;
 		if (pg % (STRIDE * 16) == 0)
 			memset(t->sram + pg * PAGE, 0, PAGE);
 		else
@@ -219,13 +228,12 @@ static void teardown_pair(struct pc_test *t)
 	munmap(t->dmap, SIZE + PAGE);
 }
 
-static void test_postcopy_dirty_after_switch(void **state)
+static void run_dirty_after_switch(bool dense)
 {
 	struct rmig_live_stats st = {.size = sizeof(st)};
-	struct pc_test t = {0};
+	struct pc_test t = {.dense = dense};
 	int ret;
 
-	(void)state;
 	setup_pair(&t);
 	ret = rmig_live_run(t.live);
 	pthread_join(t.dthread, NULL);
@@ -241,10 +249,13 @@ static void test_postcopy_dirty_after_switch(void **state)
 	assert_int_equal(t.pcs.missing, NPAGES / STRIDE);
 	assert_int_equal(t.pcs.pulled, st.postcopy_pages);
 	assert_int_equal(t.pcs.by_read, pc_by_read);
-	/* requests carry a page each; a read carries a run (here one page: they are apart) */
+	/* a pull carries a run of missing pages: one page when they are apart */
 	assert_true(t.pcs.pulls > 0 && t.pcs.pulls <= t.pcs.pulled);
-	if (!pc_by_read)
+	if (!dense)
 		assert_int_equal(t.pcs.pulls, t.pcs.pulled);
+	else if (t.pcs.pulls * 8 > t.pcs.pulled)
+		fail_msg("%llu pulls for %llu pages in one run", (unsigned long long)t.pcs.pulls,
+			 (unsigned long long)t.pcs.pulled);
 	assert_int_equal(t.vcpu_pages, NPAGES / STRIDE);
 	assert_int_equal(t.vcpu_bad, 0);
 	/*
@@ -259,15 +270,29 @@ static void test_postcopy_dirty_after_switch(void **state)
 		fprintf(stderr,
 			"note: no userfaultfd here, degraded postcopy (all pulled first)\n");
 	fprintf(stderr,
-		"postcopy over %s: %llu pages pulled %s, %llu faults, uffd %u, %.2f ms (vCPU ran "
-		"%.2f ms after the start)\n",
-		pc_host, (unsigned long long)t.pcs.pulled,
-		t.pcs.by_read ? "by read" : "by request", (unsigned long long)t.pcs.faults, t.pcs.uffd,
+		"postcopy over %s, %s: %llu pages pulled %s in %llu pulls, %llu faults, uffd %u, "
+		"%.2f ms (vCPU ran %.2f ms after the start)\n",
+		pc_host, dense ? "dense" : "scattered", (unsigned long long)t.pcs.pulled,
+		t.pcs.by_read ? "by read" : "by request", (unsigned long long)t.pcs.pulls,
+		(unsigned long long)t.pcs.faults, t.pcs.uffd,
 		(double)(t.pcs.done_ns - t.pcs.start_ns) / 1e6,
 		((double)t.vcpu_start_ns - (double)t.pcs.start_ns) / 1e6);
 	assert_int_equal(checksum(t.sram, SIZE), t.sum_at_stop);
 	assert_memory_equal(t.dram, t.sram, SIZE);
 	teardown_pair(&t);
+}
+
+static void test_postcopy_dirty_after_switch(void **state)
+{
+	(void)state;
+	run_dirty_after_switch(false);
+}
+
+/* The stale pages in one run: pulls carry many pages each. */
+static void test_postcopy_dense(void **state)
+{
+	(void)state;
+	run_dirty_after_switch(true);
 }
 
 /* Degraded: every missing page is pulled before wait_sync returns RMIG_DST_POSTCOPY. */
@@ -360,6 +385,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_postcopy_opts),
 	    cmocka_unit_test(test_postcopy_dirty_after_switch),
+	    cmocka_unit_test(test_postcopy_dense),
 	    cmocka_unit_test(test_postcopy_degraded),
 	    cmocka_unit_test(test_postcopy_dst_dies),
 	};
