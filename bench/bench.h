@@ -6,9 +6,12 @@
 #ifndef RMIG_BENCH_H
 #define RMIG_BENCH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rmig/rmig.h"
 
@@ -130,6 +133,7 @@ uint32_t gen_final_version(const struct gen_params *gp, uint64_t page);
 void gen_fill_region(const struct gen_params *gp, struct region *r);
 
 uint64_t hash_chunk(const void *p, size_t len);
+uint64_t hash_words(const uint64_t *w, uint64_t n);
 uint64_t region_nchunks(const struct region *r);
 void region_digest(const struct region *r, uint64_t *out);
 int gen_digest_final(const struct gen_params *gp, uint64_t size, uint64_t *out);
@@ -139,6 +143,8 @@ int gen_digest_final(const struct gen_params *gp, uint64_t size, uint64_t *out);
 #define MANIFEST_MAGIC 0x4d424d52u /* "RMBM" little-endian */
 #define MANIFEST_VERSION 1u
 #define MANIFEST_F_GENERATED (1u << 0)
+/* digests are of page digests, chunks of fold_pages() pages (digest.c) */
+#define MANIFEST_F_PAGE_FOLD (1u << 1)
 #define MANIFEST_HDR_LEN 64u
 
 struct manifest {
@@ -155,17 +161,78 @@ struct manifest {
 	const uint8_t *digests; /* nchunks little-endian u64, inside the buffer */
 };
 
-size_t manifest_encode(uint8_t **bufp, const struct gen_params *gp, uint64_t size,
-		       bool generated, const uint64_t *digests, uint64_t nchunks);
+size_t manifest_encode(uint8_t **bufp, const struct gen_params *gp, uint64_t size, uint32_t flags,
+		       uint32_t hash_chunk_len, const uint64_t *digests, uint64_t nchunks);
 int manifest_decode(struct manifest *m, const uint8_t *buf, size_t len, char *err,
 		    size_t errlen);
 uint64_t manifest_digest(const struct manifest *m, uint64_t i);
+
+/* ---- digest.c ------------------------------------------------------------ */
+
+/* The destination's collector of the manifest, fed by its device-state callback. */
+struct manifest_rx {
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t chunks;	 /* device-state chunks seen, the manifest's and others' */
+	uint64_t foreign_chunks; /* of them, not the manifest's */
+	uint64_t last_seq;
+	bool order_broken;
+};
+
+/* 1: the chunk was the manifest's; 0: another device's (left to the caller); -errno. */
+int manifest_rx_feed(struct manifest_rx *mr, const char *idstr, uint64_t seq, const void *data,
+		     size_t len);
+void manifest_rx_free(struct manifest_rx *mr);
+/*
+ * Decode what arrived into @m and check it describes @reg; with @full also
+ * check every digest and, for generated content, every byte. 0 or -errno
+ * with the reason in @err.
+ */
+int manifest_verify(const struct manifest_rx *mr, const struct region *reg, bool full,
+		    struct manifest *m, char *err, size_t errlen);
+
+/* Page-fold digests: pages per chunk, and chunks of @npages pages. */
+uint64_t fold_pages(uint32_t page_size);
+uint64_t fold_nchunks(uint64_t npages, uint32_t page_size);
+/* Whether chunk @i of @reg matches a page-fold manifest; @scratch: fold_pages() values. */
+bool manifest_chunk_ok(const struct manifest *m, const struct region *reg, uint64_t i,
+		       uint64_t *scratch);
+
+/*
+ * The source's page digests of a region that is being rewritten: a writer
+ * sets the page's bit in @touched (release) after each write;
+ * page_digests_update() hashes those pages again, from one thread at a time:
+ * the caller's, or the background thread between page_digests_start() and
+ * page_digests_stop().
+ */
+struct page_digests {
+	const struct region *reg;
+	uint64_t npages;
+	uint64_t *hash;		   /* per page */
+	_Atomic uint64_t *touched; /* a bit per page */
+	uint64_t rehashed;	   /* pages hashed again so far */
+	pthread_t thread;
+	bool running;
+	_Atomic bool stop;
+};
+
+int page_digests_init(struct page_digests *pd, const struct region *r);
+uint64_t page_digests_update(struct page_digests *pd);
+/* Keep the digests current in a background thread, so little is left at the end. */
+int page_digests_start(struct page_digests *pd);
+void page_digests_stop(struct page_digests *pd);
+/* Update, then encode a page-fold manifest of the region into *@bufp (malloc'd). */
+int page_digests_manifest(struct page_digests *pd, const struct gen_params *gp, uint8_t **bufp,
+			  size_t *lenp);
+void page_digests_free(struct page_digests *pd);
 
 /* ---- report.c ---------------------------------------------------------- */
 
 double now_s(void);
 double cpu_now_s(void);
 void report_print(const struct bench_cfg *cfg, const struct bench_result *res);
+/* @s as a JSON string, quotes included. */
+void json_string(FILE *f, const char *s);
 
 struct progress;
 struct progress *progress_start(struct rmig_src *src, struct rmig_dst *dst, uint64_t total_pages,
@@ -175,6 +242,26 @@ void progress_stop(struct progress *p);
 /* ---- run.c ------------------------------------------------------------- */
 
 int run_inproc(const struct bench_cfg *cfg);
+
+/* The transport URI for --listen/--connect ADDR: "HOST:PORT", or a bare port on @default_host. */
+void bench_make_uri(char *buf, size_t len, const struct bench_cfg *cfg, const char *addr,
+		    const char *default_host);
+/*
+ * Create a source with the one block @desc and connect it to @uri. A lone
+ * source (--connect) may start before its destination: a refused connect is
+ * retried until the timeout. @t0 and @cpu0 receive the clocks at the start of the
+ * attempt that counted (left alone when none was made). On failure *@srcp
+ * may still hold a handle for the caller to destroy, and @err names the step
+ * and the reason.
+ */
+int bench_src_connect(const struct bench_cfg *cfg, const struct rmig_opts *opts, const char *uri,
+		      const struct rmig_block_desc *desc, struct rmig_src **srcp, double *t0,
+		      double *cpu0, char *err, size_t errlen);
+/* Appends what to do about a refused block table to a library message. */
+void bench_mismatch_hint(char *msg, size_t len);
+/* The destination's "listening on" line on stderr (scripts wait for it). */
+void bench_listening(const struct bench_cfg *cfg, const char *uri, int port,
+		     const struct region *reg);
 int run_source(const struct bench_cfg *cfg);
 int run_destination(const struct bench_cfg *cfg);
 

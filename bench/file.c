@@ -57,7 +57,8 @@ static int file_save(const struct bench_cfg *cfg, const char *uri, struct region
 
 	gen_params_init(&gp, cfg);
 	/* a small manifest as device state, so the restore delivers some */
-	man_len = manifest_encode(&man, &gp, reg->size, !cfg->region, NULL, 0);
+	man_len = manifest_encode(&man, &gp, reg->size, cfg->region ? 0 : MANIFEST_F_GENERATED,
+				 BENCH_HASH_CHUNK, NULL, 0);
 	dirty = calloc(1, npages);
 	if (!man || !dirty) {
 		ret = -ENOMEM;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rmig-bench --live: a live migration of the region while a workload keeps
- * rewriting it (rmig/live.h), source and destination in this process.
+ * rewriting it (rmig/live.h), source and destination in this process; with
+ * --connect or --listen, one side per process (live_peer.c).
  *
  * Timeline: fill the region, start the destination thread, connect, start
  * the workload, rmig_live_run() (rounds, then stop_vcpus = stop the
@@ -21,12 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
-#include "rmig/live.h"
-#include "vdev.h"
-#include "workload.h"
-
-#define LIVE_DEV_ID "vdev0"
+#include "live_bench.h"
 
 struct live_dst {
 	struct rmig_dst *dst;
@@ -71,14 +67,6 @@ static void *live_dst_vcpu(void *arg)
 	return NULL;
 }
 
-struct live_src {
-	struct workload *wl;
-	double t_stop; /* now_s() when stop_vcpus was called */
-	uint32_t acks_at_stop;
-	struct rmig_live *live;
-	bool verbose;
-};
-
 static int live_dev_cb(void *arg, const char *idstr, uint32_t instance, uint64_t seq,
 		       const void *data, size_t len)
 {
@@ -120,7 +108,7 @@ static void *live_dst_main(void *arg)
 	return NULL;
 }
 
-static int live_stop(void *arg)
+int live_stop(void *arg)
 {
 	struct live_src *ls = arg;
 	struct rmig_live_stats st = { .size = sizeof(st) };
@@ -133,7 +121,7 @@ static int live_stop(void *arg)
 
 static const char *const decisions[] = { "continue", "switchover", "force", "fail" };
 
-static void live_round(void *arg, const struct rmig_live_round *r)
+void live_round(void *arg, const struct rmig_live_round *r)
 {
 	struct live_src *ls = arg;
 
@@ -150,25 +138,14 @@ static void live_round(void *arg, const struct rmig_live_round *r)
 		r->acks_outstanding, r->decision < 4 ? decisions[r->decision] : "?");
 }
 
-struct live_result {
-	struct rmig_live_stats st;
-	double dst_downtime_s; /* < 0: not measured */
-	double wl_rate;	       /* bytes/s the workload wrote */
-	uint64_t wl_writes;
-	int verified; /* 1, 0, -1 n/a */
-	struct rmig_dst_postcopy_stats pc; /* the destination's, --postcopy */
-	uint64_t pc_touches;
-	char error[768];
-};
-
-static const char *live_xport(const struct bench_cfg *cfg)
+const char *live_xport(const struct bench_cfg *cfg)
 {
 	if (cfg->transport == XPORT_RDMA)
 		return "rdma";
 	return cfg->transport == XPORT_NULL ? "null" : "tcp";
 }
 
-static double ms(uint64_t ns)
+double live_ms(uint64_t ns)
 {
 	return ns == UINT64_MAX ? -1.0 : (double)ns / 1e6;
 }
@@ -178,8 +155,8 @@ static void live_print_json(const struct bench_cfg *cfg, const struct live_resul
 	const struct rmig_live_stats *s = &r->st;
 	const struct bench_live *l = &cfg->live;
 
-	printf("{\"mode\":\"live\",\"transport\":\"%s\",\"channels\":%u,", live_xport(cfg),
-	       cfg->opts.channels);
+	printf("{\"mode\":\"live\",\"role\":\"%s\",\"transport\":\"%s\",\"channels\":%u,",
+	       r->role, live_xport(cfg), cfg->opts.channels);
 	printf("\"bytes\":%" PRIu64 ",\"page_size\":%u,", cfg->size, cfg->page_size);
 	printf("\"dirty_rate_target\":%" PRIu64 ",\"pattern\":\"%s\",\"vcpus\":%u,",
 	       l->dirty_rate, wl_pattern_name((enum wl_pattern)l->pattern), l->threads);
@@ -188,13 +165,13 @@ static void live_print_json(const struct bench_cfg *cfg, const struct live_resul
 	printf("\"fail_on_max_rounds\":%s,\"legacy_sync\":%s,",
 	       l->fail_on_max_rounds ? "true" : "false", l->legacy_sync ? "true" : "false");
 	printf("\"rounds\":%u,\"total_s\":%.6f,\"downtime_ms\":%.3f,", s->rounds,
-	       (double)s->total_ns / 1e9, ms(s->downtime_ns));
+	       (double)s->total_ns / 1e9, live_ms(s->downtime_ns));
 	if (r->dst_downtime_s >= 0)
 		printf("\"dst_downtime_ms\":%.3f,", r->dst_downtime_s * 1e3);
 	else
 		printf("\"dst_downtime_ms\":null,");
 	printf("\"expected_downtime_ms\":%.3f,\"bandwidth_bps\":%" PRIu64 ",\"forced\":%s,",
-	       ms(s->expected_downtime_ns), s->bandwidth_bps, s->forced ? "true" : "false");
+	       live_ms(s->expected_downtime_ns), s->bandwidth_bps, s->forced ? "true" : "false");
 	printf("\"round_bytes\":[");
 	for (uint32_t i = 0; i < s->round_bytes_count; i++)
 		printf("%s%" PRIu64, i ? "," : "", s->round_bytes[i]);
@@ -207,7 +184,9 @@ static void live_print_json(const struct bench_cfg *cfg, const struct live_resul
 	       s->dev_bytes);
 	printf("\"acks\":%u,\"postcopy_pages\":%" PRIu64 ",", s->acks_received,
 	       s->postcopy_pages);
-	if (l->postcopy)
+	if (r->manifest_ms >= 0)
+		printf("\"manifest_ms\":%.3f,", r->manifest_ms);
+	if (l->postcopy && r->have_pc)
 		printf("\"postcopy_faults\":%" PRIu64 ",\"postcopy_uffd\":%s,\"postcopy_ms\":%.3f,"
 		       "\"postcopy_vcpu_reads\":%" PRIu64 ",",
 		       r->pc.faults, r->pc.uffd ? "true" : "false",
@@ -240,8 +219,8 @@ static void live_print_table(const struct bench_cfg *cfg, const struct live_resu
 	const struct bench_live *l = &cfg->live;
 
 	printf("%s\n", LIVE_RULE);
-	printf(" rmig-bench --live  transport: %s  channels: %u  size: %" PRIu64, live_xport(cfg),
-	       cfg->opts.channels, cfg->size);
+	printf(" rmig-bench --live  role: %s  transport: %s  channels: %u  size: %" PRIu64, r->role,
+	       live_xport(cfg), cfg->opts.channels, cfg->size);
 	printf("  dirty: %.1f MB/s %s  limit: %u ms  max rounds: %u%s\n",
 	       (double)l->dirty_rate / 1e6, wl_pattern_name((enum wl_pattern)l->pattern),
 	       l->downtime_limit_ms, l->max_rounds, l->legacy_sync ? "  legacy sync" : "");
@@ -249,12 +228,13 @@ static void live_print_table(const struct bench_cfg *cfg, const struct live_resu
 	printf(" %-7s %-9s %-12s %-9s %-12s %-7s %-10s %-10s %-9s %-8s %s\n", "#rounds",
 	       "total s", "downtime ms", "dst ms", "expected ms", "forced", "dirty MB/s",
 	       "pages sent", "resent", "postcopy", "verified");
-	printf(" %-7u %-9.4f %-12.2f ", s->rounds, (double)s->total_ns / 1e9, ms(s->downtime_ns));
+	printf(" %-7u %-9.4f %-12.2f ", s->rounds, (double)s->total_ns / 1e9,
+	       live_ms(s->downtime_ns));
 	if (r->dst_downtime_s >= 0)
 		printf("%-9.2f ", r->dst_downtime_s * 1e3);
 	else
 		printf("%-9s ", "n/a");
-	printf("%-12.2f %-7s %-10.1f ", ms(s->expected_downtime_ns), s->forced ? "yes" : "no",
+	printf("%-12.2f %-7s %-10.1f ", live_ms(s->expected_downtime_ns), s->forced ? "yes" : "no",
 	       (double)s->dirty_rate_bps / 1e6);
 	printf("%-10" PRIu64 " %-9" PRIu64 " %-8" PRIu64 " %s\n", s->pages_sent, s->pages_resent,
 	       s->postcopy_pages, ver);
@@ -268,7 +248,13 @@ static void live_print_table(const struct bench_cfg *cfg, const struct live_resu
 	       r->wl_rate / 1e6, r->wl_writes, (double)s->bandwidth_bps / 1e9);
 	if (s->acks_required)
 		printf("; switchover acks %u/%u", s->acks_received, s->acks_required);
-	if (l->postcopy)
+	if (r->manifest_ms >= 0)
+		printf("\n manifest (digests of the final RAM) built in %.2f ms of the downtime",
+		       r->manifest_ms);
+	if (l->postcopy && !r->have_pc)
+		printf("\n postcopy pages pulled: %" PRIu64 " (the destination reports the rest)",
+		       s->postcopy_pages);
+	if (l->postcopy && r->have_pc)
 		printf("\n postcopy pages pulled: %" PRIu64 " (of %" PRIu64 " missing) in %.2f ms;"
 		       " faults %" PRIu64 " (%s); destination vCPU reads checked %" PRIu64,
 		       s->postcopy_pages, r->pc.missing,
@@ -278,27 +264,29 @@ static void live_print_table(const struct bench_cfg *cfg, const struct live_resu
 	printf("\n%s\n", LIVE_RULE);
 }
 
-static void live_print(const struct bench_cfg *cfg, const struct live_result *r)
+void live_print(const struct bench_cfg *cfg, const struct live_result *r)
 {
 	const struct rmig_live_stats *s = &r->st;
-	const char *ver = r->verified < 0 ? "n/a" : r->verified ? "yes" : "NO";
+	const char *ver = r->verified < 0 ? (cfg->transport == XPORT_NULL ? "n/a" : "see dst")
+					  : r->verified ? "yes" : "NO";
 
 	if (cfg->json)
 		live_print_json(cfg, r);
 	else if (cfg->quiet)
-		printf("live %s %uch %" PRIu64 " B rounds %u total %.4f s downtime %.2f ms%s"
+		printf("live %s %s %uch %" PRIu64 " B rounds %u total %.4f s downtime %.2f ms%s"
 		       " verified %s\n",
-		       live_xport(cfg), cfg->opts.channels, cfg->size, s->rounds,
-		       (double)s->total_ns / 1e9, ms(s->downtime_ns), s->forced ? " (forced)" : "",
+		       r->role, live_xport(cfg), cfg->opts.channels, cfg->size, s->rounds,
+		       (double)s->total_ns / 1e9, live_ms(s->downtime_ns),
+		       s->forced ? " (forced)" : "",
 		       ver);
 	else
 		live_print_table(cfg, r, ver);
 	fflush(stdout);
 	if (r->error[0])
-		fprintf(stderr, "rmig-bench: live: %s\n", r->error);
+		fprintf(stderr, "rmig-bench: live %s: %s\n", r->role, r->error);
 }
 
-static void live_err(struct live_result *r, const char *what, const char *msg, int ret)
+void live_err(struct live_result *r, const char *what, const char *msg, int ret)
 {
 	if (r->error[0])
 		return;
@@ -316,12 +304,63 @@ static void live_uri(char *buf, size_t len, const struct bench_cfg *cfg, int por
 			 v6 ? "]" : "", port);
 }
 
-int run_live(const struct bench_cfg *cfg)
+void live_opts_from_cfg(const struct bench_cfg *cfg, struct rmig_live_opts *lo)
+{
+	rmig_live_opts_init(lo);
+	lo->downtime_limit_ms = cfg->live.downtime_limit_ms;
+	lo->max_rounds = cfg->live.max_rounds;
+	if (cfg->live.fail_on_max_rounds)
+		lo->flags |= RMIG_LIVE_FAIL_ON_MAX_ROUNDS;
+	if (cfg->live.legacy_sync)
+		lo->flags |= RMIG_LIVE_SYNC_EACH_SECTION;
+	if (cfg->live.postcopy) {
+		lo->flags |= RMIG_LIVE_POSTCOPY;
+		lo->postcopy_after_rounds = cfg->live.postcopy_after;
+	}
+}
+
+int live_add_vdev(const struct bench_cfg *cfg, struct rmig_live *live, struct vdev_src *vdev)
+{
+	vdev->initial = cfg->live.dev_size;
+	vdev->grow = cfg->live.dev_size / 64;
+	vdev->switchover_ack = cfg->live.dev_ack;
+	return vdev_register(live, vdev);
+}
+
+int live_start_workload(const struct bench_cfg *cfg, struct live_src *ls,
+			const struct region *reg, _Atomic uint64_t *touched)
+{
+	struct wl_cfg wc = {
+		.base = reg->base,
+		.size = reg->size,
+		.page_size = reg->page_size,
+		.block = 0,
+		.rate = cfg->live.dirty_rate,
+		.pattern = (enum wl_pattern)cfg->live.pattern,
+		.threads = cfg->live.threads,
+		.seed = cfg->seed,
+		.touched = touched,
+	};
+
+	return wl_start(&wc, ls->live, &ls->wl);
+}
+
+void live_collect(struct live_src *ls, struct live_result *res, uint32_t page_size)
+{
+	wl_stop(ls->wl); /* also when the run failed before the switchover */
+	res->st.size = sizeof(res->st);
+	rmig_live_get_stats(ls->live, &res->st);
+	res->wl_writes = wl_writes(ls->wl);
+	res->wl_rate = (double)res->wl_writes * page_size / wl_seconds(ls->wl);
+}
+
+static int run_live_inproc(const struct bench_cfg *cfg)
 {
 	struct region sreg = { 0 }, dreg = { 0 };
 	struct live_dst ld = { 0 };
 	struct live_src ls = { .verbose = cfg->live.verbose };
-	struct live_result res = { .dst_downtime_s = -1, .verified = -1 };
+	struct live_result res = { .role = "in-process", .dst_downtime_s = -1, .verified = -1,
+				   .manifest_ms = -1 };
 	struct vdev_src vdev = { .idstr = LIVE_DEV_ID, .seed = cfg->seed };
 	struct rmig_block_desc bd = { .name = BENCH_BLOCK, .page_size = cfg->page_size };
 	struct rmig_live_hooks hooks = {
@@ -405,57 +444,26 @@ int run_live(const struct bench_cfg *cfg)
 		live_err(&res, "connect", rmig_src_error(src), ret);
 		goto out;
 	}
-	rmig_live_opts_init(&lo);
-	lo.downtime_limit_ms = cfg->live.downtime_limit_ms;
-	lo.max_rounds = cfg->live.max_rounds;
-	if (cfg->live.fail_on_max_rounds)
-		lo.flags |= RMIG_LIVE_FAIL_ON_MAX_ROUNDS;
-	if (cfg->live.legacy_sync)
-		lo.flags |= RMIG_LIVE_SYNC_EACH_SECTION;
-	if (cfg->live.postcopy) {
-		lo.flags |= RMIG_LIVE_POSTCOPY;
-		lo.postcopy_after_rounds = cfg->live.postcopy_after;
-	}
+	live_opts_from_cfg(cfg, &lo);
 	ret = rmig_live_create(src, &lo, &hooks, &ls.live);
 	if (ret) {
 		live_err(&res, "rmig_live_create", NULL, ret);
 		goto out;
 	}
-	if (cfg->live.dev_size) {
-		vdev.initial = cfg->live.dev_size;
-		vdev.grow = cfg->live.dev_size / 64;
-		vdev.switchover_ack = cfg->live.dev_ack;
-		ret = vdev_register(ls.live, &vdev);
-		if (ret) {
-			live_err(&res, "device", NULL, ret);
-			goto out;
-		}
+	if (cfg->live.dev_size && (ret = live_add_vdev(cfg, ls.live, &vdev))) {
+		live_err(&res, "device", NULL, ret);
+		goto out;
 	}
-	{
-		struct wl_cfg wc = {
-			.base = sreg.base,
-			.size = sreg.size,
-			.page_size = sreg.page_size,
-			.block = 0,
-			.rate = cfg->live.dirty_rate, .pattern = (enum wl_pattern)cfg->live.pattern,
-			.threads = cfg->live.threads, .seed = cfg->seed,
-		};
-
-		ret = wl_start(&wc, ls.live, &ls.wl);
-		if (ret) {
-			live_err(&res, "workload", NULL, ret);
-			goto out;
-		}
+	ret = live_start_workload(cfg, &ls, &sreg, NULL);
+	if (ret) {
+		live_err(&res, "workload", NULL, ret);
+		goto out;
 	}
 
 	ret = rmig_live_run(ls.live);
 	if (ret)
 		live_err(&res, "live migration", rmig_live_error(ls.live), ret);
-	wl_stop(ls.wl); /* also when the run failed before the switchover */
-	res.st.size = sizeof(res.st);
-	rmig_live_get_stats(ls.live, &res.st);
-	res.wl_writes = wl_writes(ls.wl);
-	res.wl_rate = (double)res.wl_writes * sreg.page_size / wl_seconds(ls.wl);
+	live_collect(&ls, &res, sreg.page_size);
 
 out:
 	if (dst_started) {
@@ -497,6 +505,7 @@ out:
 	} else if (ret) {
 		res.verified = 0;
 	}
+	res.have_pc = true;
 	res.pc = ld.pcs;
 	res.pc_touches = ld.touches;
 	live_print(cfg, &res);
@@ -510,4 +519,17 @@ out:
 	region_unmap(&dreg);
 	region_unmap(&sreg);
 	return ret || res.verified == 0 ? 1 : 0;
+}
+
+int run_live(const struct bench_cfg *cfg)
+{
+	switch (cfg->role) {
+	case ROLE_SOURCE:
+		return run_live_source(cfg);
+	case ROLE_DESTINATION:
+		return run_live_destination(cfg);
+	case ROLE_INPROC:
+	default:
+		return run_live_inproc(cfg);
+	}
 }

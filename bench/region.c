@@ -262,6 +262,31 @@ uint64_t hash_chunk(const void *buf, size_t len)
 	return mix64(h ^ (uint64_t)len);
 }
 
+/*
+ * hash_chunk's lanes over 64-bit values rather than bytes (so the result does
+ * not depend on the host's byte order): digests of page digests.
+ */
+uint64_t hash_words(const uint64_t *w, uint64_t n)
+{
+	uint64_t l[4] = { 0x243f6a8885a308d3ull, 0x13198a2e03707344ull, 0xa4093822299f31d0ull,
+			  0x082efa98ec4e6c89ull };
+	uint64_t i = 0, h;
+
+	for (; i + 4 <= n; i += 4) {
+		l[0] = hash_lane(l[0], w[i]);
+		l[1] = hash_lane(l[1], w[i + 1]);
+		l[2] = hash_lane(l[2], w[i + 2]);
+		l[3] = hash_lane(l[3], w[i + 3]);
+	}
+	for (unsigned int j = 0; i < n; i++, j++)
+		l[j] = hash_lane(l[j], w[i]);
+	h = mix64(l[0] ^ HK2);
+	h = mix64(h ^ l[1]);
+	h = mix64(h ^ l[2]);
+	h = mix64(h ^ l[3]);
+	return mix64(h ^ (n * 8));
+}
+
 uint64_t region_nchunks(const struct region *r)
 {
 	return (r->size + BENCH_HASH_CHUNK - 1) / BENCH_HASH_CHUNK;
@@ -336,8 +361,8 @@ static uint32_t get32(const uint8_t *p)
 	return le32toh(v);
 }
 
-size_t manifest_encode(uint8_t **bufp, const struct gen_params *gp, uint64_t size,
-		       bool generated, const uint64_t *digests, uint64_t nchunks)
+size_t manifest_encode(uint8_t **bufp, const struct gen_params *gp, uint64_t size, uint32_t flags,
+		       uint32_t hash_chunk_len, const uint64_t *digests, uint64_t nchunks)
 {
 	size_t len = MANIFEST_HDR_LEN + nchunks * 8;
 	uint8_t *b = calloc(1, len);
@@ -347,14 +372,14 @@ size_t manifest_encode(uint8_t **bufp, const struct gen_params *gp, uint64_t siz
 		return 0;
 	put32(b + 0, MANIFEST_MAGIC);
 	put32(b + 4, MANIFEST_VERSION);
-	put32(b + 8, generated ? MANIFEST_F_GENERATED : 0);
+	put32(b + 8, flags);
 	put32(b + 12, gp->rounds);
 	put64(b + 16, gp->seed);
 	put64(b + 24, size);
 	put64(b + 32, gp->zero_thr);
 	put64(b + 40, gp->dirty_thr);
 	put32(b + 48, gp->page_size);
-	put32(b + 52, BENCH_HASH_CHUNK);
+	put32(b + 52, hash_chunk_len);
 	put64(b + 56, nchunks);
 	for (uint64_t i = 0; i < nchunks; i++)
 		put64(b + MANIFEST_HDR_LEN + i * 8, digests[i]);

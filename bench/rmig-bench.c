@@ -83,11 +83,12 @@ static void usage(FILE *f)
 "  the pages from the seed and compares them byte for byte. Each side prints\n"
 "  its own result; the destination's says whether the data verified.\n"
 "\n"
-"Live migration (in-process; see bench/README.md):\n"
+"Live migration (in-process, or two processes; see bench/README.md):\n"
 "      --live               migrate while a workload rewrites pages and marks\n"
 "                           them dirty (rmig/live.h); rounds until the expected\n"
 "                           downtime fits, then stop the workload, switch over,\n"
 "                           and compare the destination with the final source\n"
+
 "      --dirty-rate RATE    bytes/s rewritten, suffixes as --size; 0: flat out\n"
 "                           [200M]\n"
 "      --pattern NAME       random, seq or hot (90%% of writes in 1/16)  [random]\n"
@@ -102,9 +103,18 @@ static void usage(FILE *f)
 "                           the device's initial data\n"
 "      --verbose            one line per round on stderr\n"
 "      --postcopy           switch over to postcopy: the destination runs (a\n"
-"                           vCPU thread reads random pages and checks them\n"
-"                           against the final source) and pulls what is left\n"
+"                           vCPU thread reads random pages, two processes: 1 MiB\n"
+"                           chunks, and checks them against the final source)\n"
+"                           and pulls what is left\n"
 "      --postcopy-after N   ... at the latest after N rounds (implies --postcopy)\n"
+"  With --listen/--connect the source runs the workload and the engine; once\n"
+"  the workload stopped it sends a digest of its final RAM (per MiB, from a\n"
+"  digest per page kept up to date as it runs) as device state \"%s\",\n"
+"  which the destination checks after finish (with --postcopy: after every\n"
+"  page was pulled). Give both sides the same --size, --page-size, --seed,\n"
+"  --device, --switchover-ack and --postcopy; the other live flags are the\n"
+"  source's. The source reports the engine's figures; the destination its\n"
+"  check and, when on the source's host, its own downtime.\n"
 "\n"
 "Output:\n"
 "      --json               one JSON object on stdout instead of the table\n"
@@ -134,8 +144,10 @@ static void usage(FILE *f)
 "  rmig-bench --connect 4444 --region /dev/shm/vm-ram\n"
 "  rmig-bench --transport rdma --host 10.0.2.15 -d rxe0 -x 1\n"
 "  rmig-bench --transport file --file /var/tmp/vm.rmig --size 2G --drop-cache\n"
-"  rmig-bench --live --dirty-rate 200M --downtime-limit 300\n",
-		RMIG_MAX_CHANNELS, RMIG_MAX_CHANNELS, BENCH_IDSTR);
+"  rmig-bench --live --dirty-rate 200M --downtime-limit 300\n"
+"  rmig-bench --listen 4444 --live --size 2G --postcopy          # host B\n"
+"  rmig-bench --connect hostB:4444 --live --size 2G --postcopy-after 2   # host A\n",
+		RMIG_MAX_CHANNELS, RMIG_MAX_CHANNELS, BENCH_IDSTR, BENCH_IDSTR);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
@@ -549,9 +561,9 @@ static void check_cfg(struct bench_cfg *cfg)
 				      : "--transport file needs --file PATH");
 	if (cfg->drop_cache && cfg->transport != XPORT_FILE)
 		usage_error("--drop-cache needs --transport file");
-	if (cfg->live.on && (cfg->role != ROLE_INPROC || cfg->transport == XPORT_FILE || cfg->region))
-		usage_error("--live runs source and destination in this process over tcp, rdma or"
-			    " null: drop --listen/--connect/--region/--transport file");
+	if (cfg->live.on && (cfg->transport == XPORT_FILE || cfg->region))
+		usage_error("--live migrates generated RAM over tcp, rdma or null:"
+			    " drop --region/--transport file");
 	if (!cfg->live.on && cfg->live.postcopy)
 		usage_error("--postcopy needs --live");
 	if (cfg->live.postcopy && cfg->transport == XPORT_NULL)

@@ -52,8 +52,8 @@ static void set_error(struct bench_result *res, const char *what, const char *li
 }
 
 /* "HOST:PORT" as given, or a bare port on @default_host. */
-static void make_uri(char *buf, size_t len, const struct bench_cfg *cfg, const char *addr,
-		     const char *default_host)
+void bench_make_uri(char *buf, size_t len, const struct bench_cfg *cfg, const char *addr,
+		    const char *default_host)
 {
 	if (addr[strspn(addr, "0123456789")] == '\0')
 		snprintf(buf, len, "%s:%s:%s", xport_names[cfg->transport], default_host, addr);
@@ -165,12 +165,65 @@ static int build_manifest(const struct bench_cfg *cfg, const struct gen_params *
 			ret = gen_digest_final(gp, reg->size, d);
 	}
 	if (!ret) {
-		*lenp = manifest_encode(bufp, gp, reg->size, !cfg->region, d, n);
+		*lenp = manifest_encode(bufp, gp, reg->size, cfg->region ? 0 : MANIFEST_F_GENERATED,
+					BENCH_HASH_CHUNK, d, n);
 		if (!*bufp)
 			ret = -ENOMEM;
 	}
 	free(d);
 	return ret;
+}
+
+void bench_mismatch_hint(char *msg, size_t len)
+{
+	size_t n = strlen(msg);
+
+	if (strstr(msg, "block table"))
+		snprintf(msg + n, len - n, " (give both sides the same --size and --page-size)");
+}
+
+int bench_src_connect(const struct bench_cfg *cfg, const struct rmig_opts *opts, const char *uri,
+		      const struct rmig_block_desc *desc, struct rmig_src **srcp, double *t0,
+		      double *cpu0, char *err, size_t errlen)
+{
+	double deadline = now_s() + opts->timeout_ms / 1e3;
+	int ret;
+
+	for (;;) {
+		ret = rmig_src_create(opts, srcp);
+		if (ret) {
+			snprintf(err, errlen, "rmig_src_create: %s", strerror(-ret));
+			return ret;
+		}
+		ret = rmig_src_add_block(*srcp, desc);
+		if (ret < 0) {
+			snprintf(err, errlen, "rmig_src_add_block: %s", rmig_src_error(*srcp));
+			return ret;
+		}
+		*cpu0 = cpu_now_s();
+		*t0 = now_s();
+		ret = rmig_src_connect(*srcp, uri);
+		if (ret != -ECONNREFUSED || cfg->role != ROLE_SOURCE || *t0 >= deadline)
+			break;
+		rmig_src_destroy(*srcp);
+		*srcp = NULL;
+		usleep(CONNECT_RETRY_US);
+	}
+	if (ret) {
+		const char *msg = rmig_src_error(*srcp);
+
+		snprintf(err, errlen, "connect: %s", msg[0] ? msg : strerror(-ret));
+		bench_mismatch_hint(err, errlen);
+	}
+	return ret;
+}
+
+void bench_listening(const struct bench_cfg *cfg, const char *uri, int port,
+		     const struct region *reg)
+{
+	if (!cfg->quiet)
+		fprintf(stderr, "rmig-bench: destination listening on %s (port %d), %" PRIu64
+			" bytes of %u-byte pages\n", uri, port, reg->size, reg->page_size);
 }
 
 /* Runs the whole source side over @uri and fills @res. Returns 0 or -errno. */
@@ -187,13 +240,14 @@ static int source_migrate(const struct bench_cfg *cfg, const char *uri, struct r
 		.page_size = reg->page_size,
 	};
 	struct progress *prog = NULL;
-	double t0, cpu0, paused = 0, cpu_paused = 0, mark, cmark, deadline;
+	double t0 = 0, cpu0 = 0, paused = 0, cpu_paused = 0, mark, cmark;
 	struct gen_params gp;
 	struct rmig_src *src = NULL;
 	uint64_t *bm = NULL;
 	uint8_t *man = NULL;
 	size_t man_len = 0;
-	int blk, ret;
+	char err[sizeof(res->error)];
+	int blk = 0, ret;
 
 	gen_params_init(&gp, cfg);
 	if (cfg->transport == XPORT_NULL)
@@ -214,32 +268,14 @@ static int source_migrate(const struct bench_cfg *cfg, const char *uri, struct r
 		}
 	}
 
-	/* a lone source may start first: retry a refused connect until the timeout */
-	deadline = now_s() + opts.timeout_ms / 1e3;
-	for (;;) {
-		ret = rmig_src_create(&opts, &src);
-		if (ret) {
-			set_error(res, "rmig_src_create", NULL, ret);
-			goto out;
-		}
-		blk = rmig_src_add_block(src, &desc);
-		if (blk < 0) {
-			ret = blk;
-			set_error(res, "rmig_src_add_block", rmig_src_error(src), ret);
-			goto out;
-		}
-		cpu0 = cpu_now_s();
-		t0 = now_s();
-		ret = rmig_src_connect(src, uri);
-		res->connect_s = now_s() - t0;
-		if (ret != -ECONNREFUSED || cfg->role != ROLE_SOURCE || t0 >= deadline)
-			break;
-		rmig_src_destroy(src);
-		src = NULL;
-		usleep(CONNECT_RETRY_US);
-	}
+	/* a lone source may start first: a refused connect is retried until the timeout */
+	ret = bench_src_connect(cfg, &opts, uri, &desc, &src, &t0, &cpu0, err, sizeof(err));
+	res->connect_s = t0 ? now_s() - t0 : 0;
 	if (ret) {
-		set_error(res, "connect", rmig_src_error(src), ret);
+		if (!res->error[0])
+			snprintf(res->error, sizeof(res->error), "%s", err);
+		if (!t0)
+			goto out;
 		goto out_timed;
 	}
 	if (cfg->progress)
@@ -295,54 +331,23 @@ out:
 
 /* ---- destination ------------------------------------------------------------ */
 
-#define MANIFEST_MAX (256u << 20)
-
 struct dst_side {
 	struct rmig_dst *dst;
 	pthread_t thread;
 	int ret;
 	const char *failed_step;
-	uint8_t *man;
-	size_t man_len, man_cap;
-	uint64_t foreign_chunks; /* device state from anyone but us: counted, ignored */
-	uint64_t nchunks, last_seq;
-	bool order_broken;
+	struct manifest_rx man; /* device state from anyone else: counted, ignored */
 };
 
-/* Device state may arrive in several chunks; keep appending ours. */
 static int dev_state_cb(void *arg, const char *idstr, uint32_t instance, uint64_t seq,
 			const void *data, size_t len)
 {
 	struct dst_side *ds = arg;
+	int ret;
 
 	(void)instance;
-	/* the library promises queue order; a repeat or step back would corrupt ours */
-	if (ds->nchunks++ && seq <= ds->last_seq) {
-		ds->order_broken = true;
-		return -EPROTO;
-	}
-	ds->last_seq = seq;
-	if (strcmp(idstr, BENCH_IDSTR)) {
-		ds->foreign_chunks++;
-		return 0;
-	}
-	if (len > MANIFEST_MAX - ds->man_len)
-		return -EFBIG;
-	if (ds->man_len + len > ds->man_cap) {
-		size_t cap = ds->man_cap ? ds->man_cap : 65536;
-		uint8_t *n;
-
-		while (cap < ds->man_len + len)
-			cap *= 2;
-		n = realloc(ds->man, cap);
-		if (!n)
-			return -ENOMEM;
-		ds->man = n;
-		ds->man_cap = cap;
-	}
-	memcpy(ds->man + ds->man_len, data, len);
-	ds->man_len += len;
-	return 0;
+	ret = manifest_rx_feed(&ds->man, idstr, seq, data, len);
+	return ret < 0 ? ret : 0;
 }
 
 static int dst_setup(struct dst_side *ds, const struct bench_cfg *cfg, struct region *reg,
@@ -397,81 +402,6 @@ static void *dst_thread(void *arg)
 {
 	dst_accept_finish(arg);
 	return NULL;
-}
-
-/* Checks the received region against the manifest: digests, then regenerated bytes. */
-static int verify_manifest(const struct dst_side *ds, const struct region *reg, bool full,
-			   char *err, size_t errlen)
-{
-	struct manifest m;
-	struct gen_params gp;
-	uint64_t npages = reg->size / reg->page_size, bad = 0, first = 0;
-	uint8_t *page;
-	int ret;
-
-	if (ds->order_broken) {
-		snprintf(err, errlen, "device-state chunks arrived out of order (seq went back)");
-		return -EPROTO;
-	}
-	if (!ds->man_len) {
-		snprintf(err, errlen, "no manifest arrived as device state \"%s\"", BENCH_IDSTR);
-		return -EPROTO;
-	}
-	ret = manifest_decode(&m, ds->man, ds->man_len, err, errlen);
-	if (ret)
-		return ret;
-	if (m.size != reg->size || m.page_size != reg->page_size) {
-		snprintf(err, errlen, "manifest describes %" PRIu64 " bytes of %u-byte pages, "
-			 "this region is %" PRIu64 " bytes of %u-byte pages",
-			 m.size, m.page_size, reg->size, reg->page_size);
-		return -EPROTO;
-	}
-	if (!full)
-		return 0;
-	if (m.nchunks) {
-		if (m.hash_chunk != BENCH_HASH_CHUNK || m.nchunks != region_nchunks(reg)) {
-			snprintf(err, errlen, "manifest digests %" PRIu64 " chunks of %u bytes; "
-				 "expected %" PRIu64 " of %u", m.nchunks, m.hash_chunk,
-				 region_nchunks(reg), BENCH_HASH_CHUNK);
-			return -EPROTO;
-		}
-		for (uint64_t i = 0; i < m.nchunks; i++) {
-			uint64_t off = i * BENCH_HASH_CHUNK;
-			uint64_t len = reg->size - off < BENCH_HASH_CHUNK ? reg->size - off
-									  : BENCH_HASH_CHUNK;
-
-			if (hash_chunk(reg->base + off, len) != manifest_digest(&m, i) && !bad++)
-				first = i;
-		}
-		if (bad) {
-			snprintf(err, errlen, "%" PRIu64 " of %" PRIu64 " 1 MiB chunks differ from the "
-				 "source's digest; first: chunk %" PRIu64 " (bytes %" PRIu64 "..)",
-				 bad, m.nchunks, first, first * BENCH_HASH_CHUNK);
-			return -EPROTO;
-		}
-	}
-	if (!(m.flags & MANIFEST_F_GENERATED))
-		return 0;
-	gp = (struct gen_params){ .seed = m.seed, .page_size = m.page_size, .zero_thr = m.zero_thr,
-				  .dirty_thr = m.dirty_thr, .rounds = m.rounds };
-	page = malloc(reg->page_size);
-	if (!page) {
-		snprintf(err, errlen, "out of memory for verification");
-		return -ENOMEM;
-	}
-	for (uint64_t p = 0; p < npages; p++) {
-		gen_fill_page(&gp, gen_final_version(&gp, p), p, page);
-		if (memcmp(page, reg->base + p * reg->page_size, reg->page_size) && !bad++)
-			first = p;
-	}
-	free(page);
-	if (bad) {
-		snprintf(err, errlen, "%" PRIu64 " of %" PRIu64 " pages differ from the content "
-			 "regenerated from seed %" PRIu64 "; first: page %" PRIu64, bad, npages,
-			 m.seed, first);
-		return -EPROTO;
-	}
-	return 0;
 }
 
 static void dst_result(struct dst_side *ds, struct bench_result *res, uint32_t page_size)
@@ -561,6 +491,7 @@ int run_inproc(const struct bench_cfg *cfg)
 		ret = ds.ret;
 	}
 	if (!ret) {
+		struct manifest m;
 		uint64_t page;
 
 		res.verified = 1;
@@ -569,7 +500,7 @@ int run_inproc(const struct bench_cfg *cfg)
 			snprintf(res.error, sizeof(res.error),
 				 "destination RAM differs from the source; first at page %" PRIu64
 				 " (offset %" PRIu64 ")", page, page * sreg.page_size);
-		} else if (verify_manifest(&ds, &dreg, false, err, sizeof(err))) {
+		} else if (manifest_verify(&ds.man, &dreg, false, &m, err, sizeof(err))) {
 			res.verified = 0;
 			snprintf(res.error, sizeof(res.error), "device state: %s", err);
 		}
@@ -581,7 +512,7 @@ out_report:
 		res.verified = 0;
 	report_print(cfg, &res);
 	rmig_dst_destroy(ds.dst);
-	free(ds.man);
+	manifest_rx_free(&ds.man);
 	region_unmap(&dreg);
 out_src:
 	region_unmap(&sreg);
@@ -601,7 +532,7 @@ int run_source(const struct bench_cfg *cfg)
 		fprintf(stderr, "rmig-bench: %s\n", err);
 		return 1;
 	}
-	make_uri(uri, sizeof(uri), cfg, cfg->addr, "127.0.0.1");
+	bench_make_uri(uri, sizeof(uri), cfg, cfg->addr, "127.0.0.1");
 	ret = source_migrate(cfg, uri, &reg, true, &res);
 	report_print(cfg, &res);
 	region_unmap(&reg);
@@ -614,9 +545,10 @@ int run_destination(const struct bench_cfg *cfg)
 	struct dst_side ds = { 0 };
 	struct bench_result res;
 	struct progress *prog = NULL;
+	struct manifest m;
 	double t0 = 0, cpu0 = 0;
 	char uri[512], err[256];
-	int ret, port;
+	int ret;
 
 	result_init(&res, cfg, "destination");
 	if (cfg->region)
@@ -628,18 +560,16 @@ int run_destination(const struct bench_cfg *cfg)
 		fprintf(stderr, "rmig-bench: %s\n", err);
 		return 1;
 	}
-	make_uri(uri, sizeof(uri), cfg, cfg->addr, "0.0.0.0");
+	bench_make_uri(uri, sizeof(uri), cfg, cfg->addr, "0.0.0.0");
 	ret = dst_setup(&ds, cfg, &reg, uri, &res);
 	if (ret)
 		goto out;
-	port = rmig_dst_port(ds.dst);
-	if (!cfg->quiet)
-		fprintf(stderr, "rmig-bench: destination listening on %s (port %d), %" PRIu64
-			" bytes of %u-byte pages\n", uri, port, reg.size, reg.page_size);
+	bench_listening(cfg, uri, rmig_dst_port(ds.dst), &reg);
 
 	ret = rmig_dst_accept(ds.dst);
 	if (ret) {
 		set_error(&res, "accept", rmig_dst_error(ds.dst), ret);
+		bench_mismatch_hint(res.error, sizeof(res.error));
 		goto out;
 	}
 	cpu0 = cpu_now_s();
@@ -655,25 +585,21 @@ int run_destination(const struct bench_cfg *cfg)
 		set_error(&res, "finish", rmig_dst_error(ds.dst), ret);
 		goto out;
 	}
-	ret = verify_manifest(&ds, &reg, true, err, sizeof(err));
+	ret = manifest_verify(&ds.man, &reg, true, &m, err, sizeof(err));
 	res.verified = !ret;
-	if (ret)
+	if (ret) {
 		snprintf(res.error, sizeof(res.error), "verification: %s", err);
-	else if (ds.man_len >= MANIFEST_HDR_LEN) {
-		struct manifest m;
-
-		if (!manifest_decode(&m, ds.man, ds.man_len, err, sizeof(err))) {
-			res.rounds = m.rounds;
-			res.seed = m.seed;
-			res.zero_fraction = (double)m.zero_thr / 4294967296.0;
-		}
+	} else {
+		res.rounds = m.rounds;
+		res.seed = m.seed;
+		res.zero_fraction = (double)m.zero_thr / 4294967296.0;
 	}
 out:
 	if (ret && res.verified < 0)
 		res.verified = 0;
 	report_print(cfg, &res);
 	rmig_dst_destroy(ds.dst);
-	free(ds.man);
+	manifest_rx_free(&ds.man);
 	region_unmap(&reg);
 	return ret ? 1 : 0;
 }

@@ -101,6 +101,10 @@ static void wl_write_page(struct wl_thread *t, uint64_t page)
 	/* after the write, as a dirty log reports it */
 	if (w->live)
 		rmig_live_mark_dirty(w->live, w->cfg.block, page * w->cfg.page_size);
+	/* release: pairs with the acquire exchange of page_digests_update() */
+	if (w->cfg.touched)
+		atomic_fetch_or_explicit(&w->cfg.touched[page / 64], 1ull << (page % 64),
+					 memory_order_release);
 }
 
 static void wl_sleep_ns(uint64_t ns)

@@ -8,6 +8,7 @@
 #ifndef RMIG_BENCH_WORKLOAD_H
 #define RMIG_BENCH_WORKLOAD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,6 +30,9 @@ struct wl_cfg {
 	uint64_t hot_bytes; /* WL_HOT: size of the hot set; 0: size / 16 */
 	unsigned int threads; /* 0: 1 */
 	uint64_t seed;
+	/* optional: a bit per page, set (release) after each write of the page,
+	 * for a reader that keeps digests of the content (rmig-bench's manifest) */
+	_Atomic uint64_t *touched;
 };
 
 struct workload;
