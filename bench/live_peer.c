@@ -123,7 +123,11 @@ static int source_engine(const struct bench_cfg *cfg, struct rmig_src *src, stru
 	live_opts_from_cfg(cfg, &lo);
 	ret = rmig_live_create(src, &lo, &hooks, &ls->live);
 	if (ret) {
-		live_err(res, "rmig_live_create", NULL, ret);
+		live_err(res, "rmig_live_create",
+			 ret == -ENOTSUP ? "the destination does not accept postcopy (run it with "
+					   "--postcopy too)"
+					 : NULL,
+			 ret);
 		return ret;
 	}
 	lm->live = ls->live;
@@ -197,13 +201,6 @@ int run_live_source(const struct bench_cfg *cfg)
 	ret = source_engine(cfg, src, &ls, &lm, &vdev, &res);
 	if (lm.built)
 		res.manifest_ms = lm.ms;
-	if (ret && cfg->live.postcopy && strstr(res.error, "postcopy failed")) {
-		size_t n = strlen(res.error);
-
-		/* a destination without it never answers postcopy: say so */
-		snprintf(res.error + n, sizeof(res.error) - n,
-			 " (does the destination run with --postcopy?)");
-	}
 out:
 	if (ret)
 		res.verified = 0;

@@ -568,6 +568,9 @@ static void check_cfg(struct bench_cfg *cfg)
 		usage_error("--postcopy needs --live");
 	if (cfg->live.postcopy && cfg->transport == XPORT_NULL)
 		usage_error("--postcopy needs a destination (not --transport null)");
+	/* rdma: the source's RAM readable by the destination, which pulls by RDMA READ */
+	if (cfg->live.postcopy)
+		cfg->opts.flags |= RMIG_F_POSTCOPY;
 	if (!cfg->live.on && (cfg->live.fail_on_max_rounds || cfg->live.legacy_sync ||
 			      cfg->live.dev_size || cfg->live.dev_ack || cfg->live.verbose))
 		usage_error("--fail-on-max-rounds, --legacy-sync, --device, --switchover-ack and"

@@ -645,8 +645,9 @@ static int dst_handshake(struct rmig_dst *d)
 	} else {
 		info_len = 0;
 	}
-	ret = rmig_status_send(d->ctl, RMIG_MSG_WELCOME, d->ctl_seq_out++, 0, "welcome", info,
-			       info_len);
+	/* postcopy is agreed here: a source may start it only if we said so */
+	ret = rmig_status_send_flags(d->ctl, RMIG_MSG_WELCOME, d->pc_enabled ? RMIG_WF_POSTCOPY : 0,
+				     d->ctl_seq_out++, 0, "welcome", info, info_len);
 	if (ret)
 		ret = rmig_err_set(&d->err, ret, "sending WELCOME: %s", d->ctl->err.msg);
 out:

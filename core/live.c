@@ -169,6 +169,10 @@ int rmig_live_create(struct rmig_src *src, const struct rmig_live_opts *opts,
 		free(live);
 		return -EINVAL; /* nobody to pull: file and null transports */
 	}
+	if ((live->opts.flags & RMIG_LIVE_POSTCOPY) && !rmig_src_peer_postcopy(src)) {
+		free(live);
+		return -ENOTSUP; /* the destination did not call rmig_dst_postcopy_enable() */
+	}
 	live->src = src;
 	live->has_peer = has_peer;
 	live->src_blocks = blocks;

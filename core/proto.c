@@ -69,6 +69,12 @@ int rmig_msg_recv(struct rmig_conn *c, int timeout_ms, size_t max_body, struct r
 int rmig_status_send(struct rmig_conn *c, uint16_t type, uint64_t seq, int status,
 		     const char *msg, const void *info, size_t info_len)
 {
+	return rmig_status_send_flags(c, type, 0, seq, status, msg, info, info_len);
+}
+
+int rmig_status_send_flags(struct rmig_conn *c, uint16_t type, uint32_t flags, uint64_t seq,
+			   int status, const char *msg, const void *info, size_t info_len)
+{
 	size_t mlen = msg ? strnlen(msg, 4096) : 0;
 	size_t len = sizeof(struct rmig_wire_status) + rmig_pad8(mlen) + info_len;
 	uint8_t *body;
@@ -84,7 +90,7 @@ int rmig_status_send(struct rmig_conn *c, uint16_t type, uint64_t seq, int statu
 		memcpy(body + sizeof(struct rmig_wire_status), msg, mlen);
 	if (info_len)
 		memcpy(body + sizeof(struct rmig_wire_status) + rmig_pad8(mlen), info, info_len);
-	ret = rmig_msg_send(c, type, 0, seq, body, len);
+	ret = rmig_msg_send(c, type, flags, seq, body, len);
 	free(body);
 	return ret;
 }

@@ -28,6 +28,9 @@ int rmig_msg_recv(struct rmig_conn *c, int timeout_ms, size_t max_body, struct r
 /* WELCOME / RESULT / ABORT */
 int rmig_status_send(struct rmig_conn *c, uint16_t type, uint64_t seq, int status,
 		     const char *msg, const void *info, size_t info_len);
+/* The same with header @flags (WELCOME: RMIG_WF_POSTCOPY) */
+int rmig_status_send_flags(struct rmig_conn *c, uint16_t type, uint32_t flags, uint64_t seq,
+			   int status, const char *msg, const void *info, size_t info_len);
 /*
  * Parse a status body. *@info points into @body. Returns 0 or -EPROTO with
  * the reason in @msg.

@@ -38,6 +38,7 @@ struct rmig_src {
 	struct rmig_xport *xp;
 	struct rmig_conn *ctl;
 	uint64_t ctl_seq;
+	bool peer_postcopy; /* WELCOME carried RMIG_WF_POSTCOPY */
 	struct src_chan *chans;
 	unsigned int nchan;
 	struct rmig_sched *sched;
@@ -396,6 +397,7 @@ static int src_handshake(struct rmig_src *src, const char *uri)
 		ret = src_fail(src, status, "destination refused the migration: %s", msg);
 		goto out;
 	}
+	src->peer_postcopy = h.flags & RMIG_WF_POSTCOPY;
 	if (src->xops->set_peer_info) {
 		ret = src->xops->set_peer_info(src->xp, info, info_len);
 		if (ret) {
@@ -714,6 +716,11 @@ int rmig_src_live_info(struct rmig_src *src, const struct rmig_block **blocks,
 	*nblocks = src->nblocks;
 	*has_peer = src->ctl != NULL;
 	return 0;
+}
+
+bool rmig_src_peer_postcopy(struct rmig_src *src)
+{
+	return src->peer_postcopy;
 }
 
 int rmig_src_pull_info(struct rmig_src *src, void *buf, size_t *len)

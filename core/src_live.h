@@ -57,6 +57,9 @@ int rmig_src_ctl_send(struct rmig_src *src, uint16_t type, const void *body, siz
 int rmig_src_ctl_recv(struct rmig_src *src, int timeout_ms, size_t max_body, uint16_t *type,
 		      void **body, uint32_t *len);
 
+/* Whether the destination accepts postcopy (it said so in WELCOME). */
+bool rmig_src_peer_postcopy(struct rmig_src *src);
+
 /*
  * Postcopy: what the destination needs to read this source's RAM itself,
  * into @buf (capacity *@len, size in *@len). Returns 0; 1 when the

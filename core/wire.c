@@ -61,8 +61,8 @@ int rmig_hdr_decode(const void *in, struct rmig_hdr *h, char *why, size_t whylen
 		snprintf(why, whylen, "unknown message type %u", h->type);
 		return -EPROTO;
 	}
-	if (h->flags & ~RMIG_WF_KNOWN) {
-		snprintf(why, whylen, "unknown flags 0x%x in %s", h->flags & ~RMIG_WF_KNOWN,
+	if (h->flags & ~rmig_wf_allowed(h->type)) {
+		snprintf(why, whylen, "unknown flags 0x%x in %s", h->flags & ~rmig_wf_allowed(h->type),
 			 rmig_msg_name(h->type));
 		return -EPROTO;
 	}

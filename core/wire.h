@@ -56,9 +56,15 @@ enum rmig_msg_type {
 	RMIG_MSG_MAX_TYPE = RMIG_MSG_PC_PULLED,
 };
 
-/* Header flags */
-#define RMIG_WF_PLACED (1u << 0) /* RAM: page data already written remotely, not in the stream */
-#define RMIG_WF_KNOWN (RMIG_WF_PLACED)
+/* Header flags, each meaningful on one message type */
+#define RMIG_WF_PLACED (1u << 0)   /* RAM: page data already written remotely, not in the stream */
+#define RMIG_WF_POSTCOPY (1u << 1) /* WELCOME: the destination accepts a postcopy switchover */
+
+/* The flags a message of @type may carry. */
+static inline uint32_t rmig_wf_allowed(unsigned int type)
+{
+	return type == RMIG_MSG_RAM ? RMIG_WF_PLACED : type == RMIG_MSG_WELCOME ? RMIG_WF_POSTCOPY : 0;
+}
 
 struct rmig_wire_hdr {
 	uint32_t magic;

@@ -289,7 +289,9 @@ struct rmig_live_stats {
  * Allocates one dirty bitmap per RAM block of @src, every page marked dirty.
  *
  * Return: 0; -EINVAL for bad parameters or missing hooks; -ENOTCONN if @src
- * is not connected; -ENOMEM.
+ * is not connected; -ENOTSUP for RMIG_LIVE_POSTCOPY when the destination
+ * did not accept postcopy (rmig_dst_postcopy_enable(): agreed in the
+ * handshake, so this is known before anything is sent); -ENOMEM.
  */
 int rmig_live_create(struct rmig_src *src, const struct rmig_live_opts *opts,
 		     const struct rmig_live_hooks *hooks, struct rmig_live **livep);

@@ -373,6 +373,57 @@ static void test_postcopy_opts(void **state)
 	munmap(ram, 16 * PAGE);
 }
 
+/* A destination that did not enable postcopy said so in WELCOME: refused at create. */
+static void *accept_main(void *arg)
+{
+	struct rmig_dst *dst = arg;
+
+	rmig_dst_accept(dst); /* then fails when the source goes away */
+	rmig_dst_finish(dst);
+	return NULL;
+}
+
+static void test_postcopy_not_agreed(void **state)
+{
+	struct rmig_block_desc bd = {.name = "pc.ram", .length = 16 * PAGE, .page_size = PAGE};
+	struct rmig_live_hooks h = {.size = sizeof(h), .stop_vcpus = stop_vcpus};
+	uint8_t *sram = map(16 * PAGE), *dram = map(16 * PAGE);
+	struct rmig_live_opts lo;
+	struct rmig_live *live = NULL;
+	struct rmig_dst *dst;
+	struct rmig_src *src;
+	struct rmig_opts o;
+	pthread_t th;
+	char uri[160];
+
+	(void)state;
+	rmig_opts_init(&o);
+	o.timeout_ms = TIMEOUT_MS;
+	bd.host = dram;
+	assert_int_equal(rmig_dst_create(&o, &dst), 0);
+	assert_int_equal(rmig_dst_add_block(dst, &bd), 0);
+	snprintf(uri, sizeof(uri), "%s:0", pc_host);
+	assert_int_equal(rmig_dst_listen(dst, uri), 0);
+	assert_int_equal(pthread_create(&th, NULL, accept_main, dst), 0);
+	bd.host = sram;
+	assert_int_equal(rmig_src_create(&o, &src), 0);
+	assert_int_equal(rmig_src_add_block(src, &bd), 0);
+	snprintf(uri, sizeof(uri), "%s:%d", pc_host, rmig_dst_port(dst));
+	assert_int_equal(rmig_src_connect(src, uri), 0);
+	rmig_live_opts_init(&lo);
+	lo.flags = RMIG_LIVE_POSTCOPY;
+	assert_int_equal(rmig_live_create(src, &lo, &h, &live), -ENOTSUP);
+	/* without postcopy the same pair is fine */
+	lo.flags = 0;
+	assert_int_equal(rmig_live_create(src, &lo, &h, &live), 0);
+	rmig_live_destroy(live);
+	rmig_src_destroy(src);
+	pthread_join(th, NULL);
+	rmig_dst_destroy(dst);
+	munmap(sram, 16 * PAGE);
+	munmap(dram, 16 * PAGE);
+}
+
 int main(void)
 {
 	const char *rdma = getenv("RMIG_PC_RDMA");
@@ -384,6 +435,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_postcopy_opts),
+	    cmocka_unit_test(test_postcopy_not_agreed),
 	    cmocka_unit_test(test_postcopy_dirty_after_switch),
 	    cmocka_unit_test(test_postcopy_dense),
 	    cmocka_unit_test(test_postcopy_degraded),

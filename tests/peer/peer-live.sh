@@ -2,8 +2,9 @@
 # rmig-bench --live as two processes over loopback TCP: a destination
 # (--listen on port 0; it prints the port it bound) and a source (--connect)
 # whose workload keeps dirtying pages. Pre-copy with a synthetic device and
-# its switchover ack; postcopy after one round; and a destination of another
-# size, which both sides must refuse with the reason.
+# its switchover ack; postcopy after one round; a destination of another
+# size, which both sides must refuse with the reason; and a source wanting
+# postcopy from a destination that did not enable it.
 set -uo pipefail
 bench=$1
 tmp=$(mktemp -d)
@@ -112,6 +113,16 @@ for side in src dst; do
 	n=$(grep -c "^rmig-bench: live .*block table mismatch" "$tmp/size.$side.err")
 	[ "$n" = 1 ] || fail "size: $side printed $n error lines naming the mismatch, expected 1"
 done
+
+# 4. postcopy the destination did not agree to: refused before anything is sent,
+#    not after the source waited out --timeout (10 s here) for pulls that never come
+t0=$(date +%s%N)
+run_case nopc --size 64M -- --size 64M --dirty-rate 50M --postcopy-after 1
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ $src_rc -eq 1 ] || fail "nopc: source exited $src_rc, expected 1"
+[ $dst_rc -ne 0 ] || fail "nopc: destination exited 0"
+expect nopc src '"does not accept postcopy" in s["error"]'
+[ $ms -lt 5000 ] || fail "nopc: took $ms ms to fail"
 
 if [ $fails -eq 0 ]; then echo "peer-live: PASS"; else echo "peer-live: FAIL ($fails)"; fi
 exit $fails
