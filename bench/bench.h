@@ -48,6 +48,7 @@ struct bench_live {
 	bool verbose;	   /* --verbose: one line per round on stderr */
 	bool postcopy;	   /* --postcopy: the destination runs and pulls what is left */
 	uint32_t postcopy_after; /* --postcopy-after N: at the latest after N rounds */
+	bool by_request;	 /* --postcopy-by-request: no RMIG_F_POSTCOPY */
 };
 
 struct bench_cfg {

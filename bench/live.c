@@ -187,9 +187,11 @@ static void live_print_json(const struct bench_cfg *cfg, const struct live_resul
 	if (r->manifest_ms >= 0)
 		printf("\"manifest_ms\":%.3f,", r->manifest_ms);
 	if (l->postcopy && r->have_pc)
-		printf("\"postcopy_faults\":%" PRIu64 ",\"postcopy_uffd\":%s,\"postcopy_ms\":%.3f,"
+		printf("\"postcopy_faults\":%" PRIu64 ",\"postcopy_uffd\":%s,\"postcopy_pull\":\"%s\","
+		       "\"postcopy_pulls\":%" PRIu64 ",\"postcopy_ms\":%.3f,"
 		       "\"postcopy_vcpu_reads\":%" PRIu64 ",",
 		       r->pc.faults, r->pc.uffd ? "true" : "false",
+		       r->pc.by_read ? "read" : "request", r->pc.pulls,
 		       r->pc.done_ns ? (double)(r->pc.done_ns - r->pc.start_ns) / 1e6 : -1.0,
 		       r->pc_touches);
 	printf("\"verified\":%s,\"error\":",
@@ -255,10 +257,12 @@ static void live_print_table(const struct bench_cfg *cfg, const struct live_resu
 		printf("\n postcopy pages pulled: %" PRIu64 " (the destination reports the rest)",
 		       s->postcopy_pages);
 	if (l->postcopy && r->have_pc)
-		printf("\n postcopy pages pulled: %" PRIu64 " (of %" PRIu64 " missing) in %.2f ms;"
-		       " faults %" PRIu64 " (%s); destination vCPU reads checked %" PRIu64,
+		printf("\n postcopy pages pulled: %" PRIu64 " (of %" PRIu64 " missing) in %.2f ms"
+		       " by %" PRIu64 " %s; faults %" PRIu64 " (%s); destination vCPU reads"
+		       " checked %" PRIu64,
 		       s->postcopy_pages, r->pc.missing,
 		       r->pc.done_ns ? (double)(r->pc.done_ns - r->pc.start_ns) / 1e6 : -1.0,
+		       r->pc.pulls, r->pc.by_read ? "reads" : "requests",
 		       r->pc.faults, r->pc.uffd ? "userfaultfd" : "degraded: pulled before running",
 		       r->pc_touches);
 	printf("\n%s\n", LIVE_RULE);

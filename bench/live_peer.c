@@ -473,10 +473,12 @@ static void peer_print_json(const struct bench_cfg *cfg, const struct peer_dst *
 		printf("\"downtime_ms\":null,");
 	printf("\"postcopy\":%s,", pd->pcs.active ? "true" : "false");
 	if (cfg->live.postcopy)
-		printf("\"postcopy_uffd\":%s,\"postcopy_missing\":%" PRIu64 ",\"postcopy_pulled\":%"
-		       PRIu64 ",\"postcopy_faults\":%" PRIu64 ",\"postcopy_ms\":%.3f,"
+		printf("\"postcopy_uffd\":%s,\"postcopy_pull\":\"%s\",\"postcopy_pulls\":%" PRIu64
+		       ",\"postcopy_missing\":%" PRIu64 ",\"postcopy_pulled\":%" PRIu64
+		       ",\"postcopy_faults\":%" PRIu64 ",\"postcopy_ms\":%.3f,"
 		       "\"postcopy_vcpu_reads\":%" PRIu64 ",",
-		       pd->pcs.uffd ? "true" : "false", pd->pcs.missing, pd->pcs.pulled,
+		       pd->pcs.uffd ? "true" : "false", pd->pcs.by_read ? "read" : "request",
+		       pd->pcs.pulls, pd->pcs.missing, pd->pcs.pulled,
 		       pd->pcs.faults, peer_pull_ms(pd), pd->reads);
 	if (pd->has_vdev)
 		printf("\"device_bytes\":%" PRIu64 ",\"device_acked\":%s,", pd->vdev.received,

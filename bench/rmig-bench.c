@@ -108,6 +108,8 @@ static void usage(FILE *f)
 "                           and pulls what is left: over tcp by request, over\n"
 "                           rdma by RDMA READ of the source's RAM\n"
 "      --postcopy-after N   ... at the latest after N rounds (implies --postcopy)\n"
+"      --postcopy-by-request  over rdma too, request pages on the control\n"
+"                           connection instead of reading them (to compare)\n"
 "  With --listen/--connect the source runs the workload and the engine; once\n"
 "  the workload stopped it sends a digest of its final RAM (per MiB, from a\n"
 "  digest per page kept up to date as it runs) as device state \"%s\",\n"
@@ -290,6 +292,7 @@ enum {
 	OPT_VERBOSE,
 	OPT_POSTCOPY,
 	OPT_POSTCOPY_AFTER,
+	OPT_POSTCOPY_BY_REQUEST,
 };
 
 static const struct option long_opts[] = {
@@ -332,6 +335,7 @@ static const struct option long_opts[] = {
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
 	{ "postcopy-after", required_argument, NULL, OPT_POSTCOPY_AFTER },
+	{ "postcopy-by-request", no_argument, NULL, OPT_POSTCOPY_BY_REQUEST },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -477,6 +481,10 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 		case OPT_POSTCOPY:
 			cfg->live.postcopy = true;
 			break;
+		case OPT_POSTCOPY_BY_REQUEST:
+			cfg->live.postcopy = true;
+			cfg->live.by_request = true;
+			break;
 		case OPT_POSTCOPY_AFTER:
 			cfg->live.postcopy = true;
 			cfg->live.postcopy_after =
@@ -570,7 +578,7 @@ static void check_cfg(struct bench_cfg *cfg)
 	if (cfg->live.postcopy && cfg->transport == XPORT_NULL)
 		usage_error("--postcopy needs a destination (not --transport null)");
 	/* rdma: the source's RAM readable by the destination, which pulls by RDMA READ */
-	if (cfg->live.postcopy)
+	if (cfg->live.postcopy && !cfg->live.by_request)
 		cfg->opts.flags |= RMIG_F_POSTCOPY;
 	if (!cfg->live.on && (cfg->live.fail_on_max_rounds || cfg->live.legacy_sync ||
 			      cfg->live.dev_size || cfg->live.dev_ack || cfg->live.verbose))
