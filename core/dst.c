@@ -128,6 +128,7 @@ struct rmig_dst {
 	struct { uint32_t block; uint64_t page; } pc_fq[RMIG_PC_FAULT_QUEUE];
 	unsigned int pc_fq_head, pc_fq_tail; /* free-running */
 	uint64_t **pc_unreported;
+	uint64_t *pc_unrep_lo, *pc_unrep_hi; /* per block: words that may hold bits; lo > hi: none */
 	/* a message pc_ctl read for the main thread (DONE), or its error */
 	bool stash_set;
 	int stash_ret;
@@ -993,6 +994,9 @@ int rmig_dst_finish(struct rmig_dst *d)
 		return ret;
 	}
 	ret = dst_check_done(d);
+	/* whatever failed on any thread, even after the checks above, is a failure */
+	if (!ret)
+		ret = rmig_err_code(&d->err);
 	if (ret) {
 		dst_send_abort(d);
 		return ret;

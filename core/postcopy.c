@@ -258,6 +258,8 @@ int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsig
 		goto out;
 	}
 	ret = pc_serve(src, blocks, nblocks, pb, out, pulled, why, whylen);
+	/* pulled or failed: nobody has any business reading our RAM any more */
+	rmig_src_revoke(src);
 	if (ret) {
 		char list[256], first[RMIG_ERRMSG_MAX];
 		uint64_t left = pc_unpulled(pb, nblocks, list, sizeof(list), blocks);

@@ -718,6 +718,12 @@ int rmig_src_live_info(struct rmig_src *src, const struct rmig_block **blocks,
 	return 0;
 }
 
+void rmig_src_revoke(struct rmig_src *src)
+{
+	if (src->xp && src->xops->revoke)
+		src->xops->revoke(src->xp);
+}
+
 bool rmig_src_peer_postcopy(struct rmig_src *src)
 {
 	return src->peer_postcopy;

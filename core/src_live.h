@@ -57,6 +57,13 @@ int rmig_src_ctl_send(struct rmig_src *src, uint16_t type, const void *body, siz
 int rmig_src_ctl_recv(struct rmig_src *src, int timeout_ms, size_t max_body, uint16_t *type,
 		      void **body, uint32_t *len);
 
+/*
+ * Postcopy over, done or failed: withdraw the destination's access to local
+ * RAM (rdma: deregister it, REMOTE_READ included). Channels may still send
+ * stream messages (FIN), never page data.
+ */
+void rmig_src_revoke(struct rmig_src *src);
+
 /* Whether the destination accepts postcopy (it said so in WELCOME). */
 bool rmig_src_peer_postcopy(struct rmig_src *src);
 

@@ -24,7 +24,7 @@
 #include "rmig/rmig.h"
 
 #define RMIG_WIRE_MAGIC 0x524d4947u /* "RMIG" */
-#define RMIG_WIRE_VERSION 1u
+#define RMIG_WIRE_VERSION 2u /* 2: postcopy runs, PC_PULL_INFO/PC_PULLED, WELCOME POSTCOPY */
 #define RMIG_UUID_LEN 16
 #define RMIG_MAX_PAGES_PER_PACKET 4096u
 /* Largest body of any message (a DEV chunk with its id). */

@@ -179,10 +179,11 @@ struct rmig_xport_ops {
 	/* Any thread: fail every blocked call on the xport and its conns. */
 	void (*shutdown)(struct rmig_xport *x);
 	/*
-	 * destination, any thread: from now on no peer can write into (or
-	 * read from) local RAM; rdma deregisters it. Called when the
-	 * migration ends, verified or not. NULL when data only ever lands by
-	 * the core's own reads (tcp, file).
+	 * Any thread: from now on no peer can write into (or read from) local
+	 * RAM; rdma deregisters it. The destination calls it when the
+	 * migration ends, verified or not, and at postcopy start; the source
+	 * when postcopy ends (no page data is sent after that). NULL when no
+	 * peer ever touches RAM itself (tcp, file).
 	 */
 	void (*revoke)(struct rmig_xport *x);
 	/* Closes what is left; for rdma deregisters memory. Conns are closed first. */

@@ -436,13 +436,12 @@ int rmig_dst_postcopy_enable(struct rmig_dst *dst);
  * @by_read: 1 when the pages were read from the source's RAM by the
  *           transport (rdma: RDMA READ; the source connected with
  *           RMIG_F_POSTCOPY), 0 when requested on the control connection
- * @missing: pages missing or stale at postcopy start
  * @pulled: pages pulled and placed
  * @faults: userfaultfd faults (touches of a page not yet there)
  * @start_ns: wall time of the postcopy start, CLOCK_MONOTONIC
  * @done_ns: when the last page was placed, CLOCK_MONOTONIC (0 before)
- * @pulls: pull operations: page requests, or reads (one read covers a run
- *         of up to 256 KiB of missing pages)
+ * @pulls: pull operations: requests (a run of up to 64 missing pages) or
+ *         reads (a run of up to 128 KiB)
  * @reserved: zero
  */
 struct rmig_dst_postcopy_stats {

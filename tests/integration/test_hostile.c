@@ -782,27 +782,57 @@ static void test_bad_postcopy_message(void **state)
 	victim_end(&v, false, -EPROTO, b->word, true, true);
 }
 
-/* The client above is sound: played straight, the destination verifies it. */
-static void test_valid_client(void **state)
+/* FIN on both channels and DONE, as a source ending after round 1 sends them. */
+static void send_fins_and_done(struct victim *v)
 {
 	uint8_t fin[sizeof(struct rmig_wire_fin)] = { 0 }, done[sizeof(struct rmig_wire_done)] = { 0 };
-	struct victim v;
 
-	victim_start(&v, false);
-	handshake(&v);
-	send_valid_prelude(&v);
 	rmig_put_be64(fin + RMIG_OFF(rmig_wire_fin, packets), 2);
 	rmig_put_be64(fin + RMIG_OFF(rmig_wire_fin, normal_pages), 2);
 	rmig_put_be64(fin + RMIG_OFF(rmig_wire_fin, zero_pages), 1);
 	rmig_put_be64(fin + RMIG_OFF(rmig_wire_fin, data_bytes), 2 * PAGE);
 	rmig_put_be64(fin + RMIG_OFF(rmig_wire_fin, syncs), 1);
-	raw_msg(v.r.ch[0], RMIG_MSG_FIN, 0, v.r.ch_seq[0]++, fin, sizeof(fin));
+	raw_msg(v->r.ch[0], RMIG_MSG_FIN, 0, v->r.ch_seq[0]++, fin, sizeof(fin));
 	memset(fin, 0, sizeof(fin));
 	rmig_put_be64(fin + RMIG_OFF(rmig_wire_fin, syncs), 1);
-	raw_msg(v.r.ch[1], RMIG_MSG_FIN, 0, v.r.ch_seq[1]++, fin, sizeof(fin));
+	raw_msg(v->r.ch[1], RMIG_MSG_FIN, 0, v->r.ch_seq[1]++, fin, sizeof(fin));
 	rmig_put_be64(done + RMIG_OFF(rmig_wire_done, rounds), 1);
 	rmig_put_be64(done + RMIG_OFF(rmig_wire_done, channels), NCH);
-	raw_msg(v.r.ctl, RMIG_MSG_DONE, 0, v.r.ctl_seq++, done, sizeof(done));
+	raw_msg(v->r.ctl, RMIG_MSG_DONE, 0, v->r.ctl_seq++, done, sizeof(done));
+}
+
+/*
+ * Postcopy announced (page 5 stale) for a round the channels never reach,
+ * then the end: the destination must not call page 5 verified.
+ */
+static void test_postcopy_never_started(void **state)
+{
+	uint8_t discard[sizeof(struct rmig_wire_pc_discard) + 8] = { 0 };
+	uint8_t start[sizeof(struct rmig_wire_pc_start)] = { 0 };
+	struct victim v;
+
+	victim_start(&v, true);
+	handshake(&v);
+	send_valid_prelude(&v);
+	rmig_put_be32(discard + RMIG_OFF(rmig_wire_pc_discard, nwords), 1);
+	rmig_put_be64(discard + sizeof(struct rmig_wire_pc_discard), 1ull << 5);
+	raw_msg(v.r.ctl, RMIG_MSG_PC_DISCARD, 0, v.r.ctl_seq++, discard, sizeof(discard));
+	rmig_put_be64(start + RMIG_OFF(rmig_wire_pc_start, round), 7);
+	rmig_put_be64(start + RMIG_OFF(rmig_wire_pc_start, discarded), 1);
+	raw_msg(v.r.ctl, RMIG_MSG_PC_START, 0, v.r.ctl_seq++, start, sizeof(start));
+	send_fins_and_done(&v);
+	victim_end(&v, false, -EPROTO, "pulled", true, true);
+}
+
+/* The client above is sound: played straight, the destination verifies it. */
+static void test_valid_client(void **state)
+{
+	struct victim v;
+
+	victim_start(&v, false);
+	handshake(&v);
+	send_valid_prelude(&v);
+	send_fins_and_done(&v);
 	expect_status(v.r.ctl, RMIG_MSG_RESULT, 0, "verified");
 	h_dst_join(&v.d);
 	h_watchdog_disarm();
@@ -829,6 +859,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_client),
+		cmocka_unit_test(test_postcopy_never_started),
 		cmocka_unit_test(test_hello_bad_magic),
 		cmocka_unit_test(test_hello_bad_version),
 		cmocka_unit_test(test_hello_wrong_table),

@@ -37,6 +37,9 @@ int rmig_rd_conn_fail(struct rd_conn *c, int code, const char *fmt, ...)
 	vsnprintf(c->base.err.msg, sizeof(c->base.err.msg), fmt, ap);
 	va_end(ap);
 	c->failed = code;
+	/* a thread asleep on this conn must see the failure now, not at its next keepalive */
+	for (int r = 0; r < RD_ROLES; r++)
+		rmig_rd_kick(c, (enum rd_role)r);
 	return code;
 }
 
@@ -858,12 +861,15 @@ void rmig_rd_conn_close(struct rd_conn *c)
 	/*
 	 * Let queued SENDs reach the peer first: disconnecting moves the QP to
 	 * error and would drop a last message (the destination's RESULT) that
-	 * the caller considers sent.
+	 * the caller considers sent. Waiting drops mu while asleep: hold it,
+	 * as every conn op does (no other thread uses the conn any more).
 	 */
+	rd_enter(&c->base, RD_ROLE_SEND);
 	if (c->established && !rmig_rd_check(c) && !c->peer_closed && !rmig_rd_post_batch(c) &&
 	    c->sq_next - 1 > c->sq_done)
 		rmig_rd_wait_done(c, c->sq_next - 1,
 				  rmig_now_ns() + RD_CLOSE_DRAIN_MS * 1000000ull);
+	rd_leave(c, 0);
 	if (c->established) {
 		if (!atomic_exchange(&c->disconnected, true))
 			c->v->disconnect(c->id);

@@ -192,12 +192,18 @@ int rmig_rd_wait_done(struct rd_conn *c, uint64_t seq, uint64_t deadline_ns)
 /* Make room for one more WR. */
 static int sq_room(struct rd_conn *c)
 {
-	uint64_t outstanding = c->sq_next - 1 - c->sq_done;
+	/*
+	 * Loop: with two threads on the conn, both may wait for the same
+	 * completion, and the room it makes is only for one of them.
+	 */
+	while (c->sq_next - 1 - c->sq_done >= c->sq_depth) {
+		/* the oldest outstanding WR; a signaled one at or after it is in the queue */
+		int ret = rmig_rd_wait_done(c, c->sq_next - c->sq_depth, 0);
 
-	if (outstanding < c->sq_depth)
-		return 0;
-	/* the oldest outstanding WR; a signaled one at or after it is in the queue */
-	return rmig_rd_wait_done(c, c->sq_next - c->sq_depth, 0);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 /*
