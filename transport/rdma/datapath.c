@@ -12,9 +12,12 @@
  *    WR whose completion makes room;
  *  - whoever must wait for seq s (flush, a send slot) first makes sure a
  *    signaled WR numbered >= s exists, adding a zero-length RDMA WRITE (NOP)
- *    if the tail was unsignaled. A zero-length WRITE touches no memory; the
- *    IB spec (C9-88) does not check its R_Key, and on the source we give it a
- *    valid one anyway.
+ *    if the tail was unsignaled. A zero-length WRITE touches no memory and
+ *    the IB spec (C9-88) does not check its R_Key. The source passes the
+ *    destination's first rkey, which is stale once the destination revoked
+ *    its RAM (postcopy start, the end); the destination passes 0. rxe (6.1)
+ *    accepts both, as the spec says: every rxe test with idle conns relies
+ *    on it.
  * Errors are always reported, signaled or not, so a failure is never missed.
  */
 #include <endian.h>
