@@ -17,6 +17,10 @@
 #   live        one guest: live migration over rdma, 2 channels, RAM dirtied by a
 #               workload, a device whose initial data the destination must
 #               acknowledge before switchover; the final state verified
+#   live-pair   two guests, one rmig-bench --live per side: postcopy after round
+#               1, the destination pulls the pages still missing by RDMA READ
+#               across the link and checks its RAM against the source's final
+#               state
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -90,6 +94,19 @@ print(f\"live over rdma: rounds {r['rounds']}, downtime {r['downtime_ms']:.1f} m
 sys.exit(0 if ok else 1)
 PY
 	"
+	;;
+live-pair)
+	"$vm" pair --out "$out" --timeout 240 \
+		--dst "$bench --transport rdma --listen \$RXE_ADDR:18603 --live --size 64M --postcopy --json > \"\$OUT/live-dst.json\"; r=\$?; cat \"\$OUT/live-dst.json\"; [ \$r -eq 0 ] || exit \$r
+		python3 - \"\$OUT/live-dst.json\" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = (r['verified'] is True and r['error'] is None and r['postcopy'] is True
+      and r['postcopy_pull'] == 'read' and 0 < r['postcopy_pulled'] == r['postcopy_missing'])
+print(f\"postcopy across two guests: {r['postcopy_pulled']} pages by {r['postcopy_pulls']} RDMA READs in {r['postcopy_ms']:.0f} ms, {r['postcopy_faults']} faults, verified {r['verified']}\")
+sys.exit(0 if ok else 1)
+PY" \
+		--src "$bench --transport rdma --connect \$RXE_PEER_ADDR:18603 --live --size 64M --dirty-rate 40M --postcopy-after 1 --json"
 	;;
 *)
 	echo "unknown scenario '$scenario'" >&2
