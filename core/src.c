@@ -763,15 +763,28 @@ static int src_parse_ack(const uint8_t *body, uint32_t len, struct rmig_src_ack 
 	return 0;
 }
 
-int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack *ack)
+/* An ABORT read on the control connection: fail with the destination's reason. */
+static int src_peer_abort(struct rmig_src *src, const void *body, uint32_t len)
 {
-	char why[RMIG_ERRMSG_MAX], msg[RMIG_ERRMSG_MAX];
-	uint8_t raw[sizeof(struct rmig_wire_hdr)];
+	char msg[RMIG_ERRMSG_MAX];
 	const void *info;
 	size_t info_len;
+	int status;
+
+	src->peer_checked = true;
+	if (rmig_status_parse(body, len, &status, msg, sizeof(msg), &info, &info_len) ||
+	    status >= 0)
+		return src_fail(src, -EPROTO, "destination sent a malformed ABORT");
+	return src_fail(src, status, "destination aborted: %.400s", msg);
+}
+
+int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack *ack)
+{
+	char why[RMIG_ERRMSG_MAX];
+	uint8_t raw[sizeof(struct rmig_wire_hdr)];
 	struct rmig_hdr h;
 	uint8_t *body = NULL;
-	int ret, status;
+	int ret;
 
 	ret = src_check(src);
 	if (ret)
@@ -811,12 +824,7 @@ int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack 
 			ret = 1;
 		break;
 	case RMIG_MSG_ABORT:
-		src->peer_checked = true;
-		if (rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len) ||
-		    status >= 0)
-			ret = src_fail(src, -EPROTO, "destination sent a malformed ABORT");
-		else
-			ret = src_fail(src, status, "destination aborted: %.400s", msg);
+		ret = src_peer_abort(src, body, h.len);
 		break;
 	default:
 		ret = src_fail(src, -EPROTO, "control connection: unexpected %s while migrating",
@@ -844,12 +852,10 @@ int rmig_src_ctl_send(struct rmig_src *src, uint16_t type, const void *body, siz
 int rmig_src_ctl_recv(struct rmig_src *src, int timeout_ms, size_t max_body, uint16_t *type,
 		      void **bodyp, uint32_t *len)
 {
-	char why[RMIG_ERRMSG_MAX], msg[RMIG_ERRMSG_MAX];
-	const void *info;
-	size_t info_len;
+	char why[RMIG_ERRMSG_MAX];
 	struct rmig_hdr h;
 	void *body = NULL;
-	int ret, status;
+	int ret;
 
 	*bodyp = NULL;
 	ret = src_check(src);
@@ -863,12 +869,7 @@ int rmig_src_ctl_recv(struct rmig_src *src, int timeout_ms, size_t max_body, uin
 	if (ret)
 		return src_fail(src, ret, "control connection: %s", why);
 	if (h.type == RMIG_MSG_ABORT) {
-		src->peer_checked = true;
-		if (rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len) ||
-		    status >= 0)
-			ret = src_fail(src, -EPROTO, "destination sent a malformed ABORT");
-		else
-			ret = src_fail(src, status, "destination aborted: %.400s", msg);
+		ret = src_peer_abort(src, body, h.len);
 		free(body);
 		return ret;
 	}
