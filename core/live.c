@@ -639,6 +639,21 @@ static int live_not_converged(struct rmig_live *live)
 			 live->cur.rounds, expected, live->opts.downtime_limit_ms);
 }
 
+/* vCPUs stopped: queue every device's final state, then sync every channel. */
+static int live_complete_devices(struct rmig_live *live)
+{
+	int ret;
+
+	for (unsigned int i = 0; i < live->ndevs; i++) {
+		struct rmig_live_device *d = &live->devs[i].d;
+
+		ret = d->complete(d->arg, live->src);
+		if (ret)
+			return live_dev_fail(live, d, "complete", ret > 0 ? -EIO : ret);
+	}
+	return live_sync(live);
+}
+
 /* vCPUs stopped: everything left, every device's final state, sync, finish. */
 static int live_switchover(struct rmig_live *live, uint64_t t_stop)
 {
@@ -648,14 +663,7 @@ static int live_switchover(struct rmig_live *live, uint64_t t_stop)
 	ret = collect_all(live, &pages, &bytes);
 	if (ret)
 		return ret;
-	for (unsigned int i = 0; i < live->ndevs; i++) {
-		struct rmig_live_device *d = &live->devs[i].d;
-
-		ret = d->complete(d->arg, live->src);
-		if (ret)
-			return live_dev_fail(live, d, "complete", ret > 0 ? -EIO : ret);
-	}
-	ret = live_sync(live);
+	ret = live_complete_devices(live);
 	if (ret)
 		return ret;
 	ret = rmig_src_finish(live->src);
@@ -679,14 +687,7 @@ static int live_switchover_postcopy(struct rmig_live *live, uint64_t t_stop)
 	char why[RMIG_ERRMSG_MAX];
 	int ret;
 
-	for (unsigned int i = 0; i < live->ndevs; i++) {
-		struct rmig_live_device *d = &live->devs[i].d;
-
-		ret = d->complete(d->arg, live->src);
-		if (ret)
-			return live_dev_fail(live, d, "complete", ret > 0 ? -EIO : ret);
-	}
-	ret = live_sync(live);
+	ret = live_complete_devices(live);
 	if (ret)
 		return ret;
 	dirty = calloc(live->nblocks, sizeof(*dirty));
