@@ -43,6 +43,37 @@ static uint64_t pc_unpulled(struct pc_src_block *pb, unsigned int nblocks, char 
 	return n;
 }
 
+size_t rmig_pc_words_head(uint8_t *out, uint32_t block, uint64_t first, uint32_t n)
+{
+	rmig_put_be32(out + RMIG_OFF(rmig_wire_pc_discard, block), block);
+	rmig_put_be32(out + RMIG_OFF(rmig_wire_pc_discard, nwords), n);
+	rmig_put_be64(out + RMIG_OFF(rmig_wire_pc_discard, first_word), first);
+	return sizeof(struct rmig_wire_pc_discard) + (size_t)n * 8;
+}
+
+int rmig_pc_words_parse(const uint8_t *body, size_t len, const struct rmig_block *blocks,
+			unsigned int nblocks, uint32_t *block, uint64_t *first, uint32_t *n)
+{
+	uint64_t np, nw;
+
+	if (len < sizeof(struct rmig_wire_pc_discard))
+		return -EPROTO;
+	*block = rmig_get_be32(body + RMIG_OFF(rmig_wire_pc_discard, block));
+	*n = rmig_get_be32(body + RMIG_OFF(rmig_wire_pc_discard, nwords));
+	*first = rmig_get_be64(body + RMIG_OFF(rmig_wire_pc_discard, first_word));
+	if (*block >= nblocks || !*n || *n > RMIG_PC_DISCARD_WORDS ||
+	    len != sizeof(struct rmig_wire_pc_discard) + (size_t)*n * 8)
+		return -EPROTO;
+	np = blocks[*block].length >> blocks[*block].page_shift;
+	nw = (np + 63) / 64;
+	if (*first > nw || *n > nw - *first)
+		return -EPROTO;
+	/* no page past the block's end */
+	if ((np % 64) && *first + *n == nw && (rmig_pc_word(body, *n - 1) >> (np % 64)))
+		return -EPROTO;
+	return 0;
+}
+
 /* PC_PULLED: the destination read these pages itself. */
 static int pc_pulled(const struct rmig_block *blocks, unsigned int nblocks,
 		     struct pc_src_block *pb, const uint8_t *body, uint32_t len, uint64_t *pulled,
@@ -51,28 +82,17 @@ static int pc_pulled(const struct rmig_block *blocks, unsigned int nblocks,
 	uint32_t bi, n;
 	uint64_t first;
 
-	if (len < sizeof(struct rmig_wire_pc_discard))
-		goto bad;
-	bi = rmig_get_be32(body + RMIG_OFF(rmig_wire_pc_discard, block));
-	n = rmig_get_be32(body + RMIG_OFF(rmig_wire_pc_discard, nwords));
-	first = rmig_get_be64(body + RMIG_OFF(rmig_wire_pc_discard, first_word));
-	if (bi >= nblocks || !n || n > RMIG_PC_DISCARD_WORDS ||
-	    len != sizeof(struct rmig_wire_pc_discard) + (size_t)n * 8 || first > pb[bi].nwords ||
-	    n > pb[bi].nwords - first)
-		goto bad;
+	if (rmig_pc_words_parse(body, len, blocks, nblocks, &bi, &first, &n)) {
+		snprintf(why, whylen, "destination sent a malformed PC_PULLED (%u bytes)", len);
+		return -EPROTO;
+	}
 	for (uint32_t k = 0; k < n; k++) {
-		uint64_t bits = rmig_get_be64(body + sizeof(struct rmig_wire_pc_discard) + k * 8);
-		uint64_t np = blocks[bi].length >> blocks[bi].page_shift, w = first + k;
+		uint64_t bits = rmig_pc_word(body, k);
 
-		if (w == np / 64 && (np % 64) && (bits >> (np % 64)))
-			goto bad; /* pages past the block's end */
 		*pulled += (uint64_t)__builtin_popcountll(bits);
-		pb[bi].need[w] &= ~bits;
+		pb[bi].need[first + k] &= ~bits;
 	}
 	return 0;
-bad:
-	snprintf(why, whylen, "destination sent a malformed PC_PULLED (%u bytes)", len);
-	return -EPROTO;
 }
 
 /* PAGE_REQ: send the run's final content, zero pages as flags only. */
@@ -240,11 +260,8 @@ int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsig
 			}
 			if (!any)
 				continue;
-			rmig_put_be32(out + RMIG_OFF(rmig_wire_pc_discard, block), i);
-			rmig_put_be32(out + RMIG_OFF(rmig_wire_pc_discard, nwords), (uint32_t)n);
-			rmig_put_be64(out + RMIG_OFF(rmig_wire_pc_discard, first_word), w);
 			ret = rmig_src_ctl_send(src, RMIG_MSG_PC_DISCARD, out,
-						sizeof(struct rmig_wire_pc_discard) + n * 8);
+						rmig_pc_words_head(out, i, w, (uint32_t)n));
 		}
 	}
 	if (!ret) {

@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire.h"
 #include "xport.h"
 
 /* Most pages the destination's background thread has asked for and not received. */
@@ -72,5 +73,22 @@
  */
 int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsigned int nblocks,
 		    _Atomic uint64_t *const *dirty, uint64_t *pulled, char *why, size_t whylen);
+
+/*
+ * PC_DISCARD and PC_PULLED share one body: a window of one block's page
+ * bitmap. rmig_pc_words_head() writes its header for @n words from word
+ * @first and returns the body's length (the words follow, big-endian).
+ * rmig_pc_words_parse() checks a received one against @blocks (whole
+ * window inside the block, no bit past its last page) and returns 0 with
+ * its fields, or -EPROTO; word k is then rmig_pc_word(body, k).
+ */
+size_t rmig_pc_words_head(uint8_t *out, uint32_t block, uint64_t first, uint32_t n);
+int rmig_pc_words_parse(const uint8_t *body, size_t len, const struct rmig_block *blocks,
+			unsigned int nblocks, uint32_t *block, uint64_t *first, uint32_t *n);
+
+static inline uint64_t rmig_pc_word(const uint8_t *body, uint32_t k)
+{
+	return rmig_get_be64(body + sizeof(struct rmig_wire_pc_discard) + (size_t)k * 8);
+}
 
 #endif
