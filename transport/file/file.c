@@ -56,6 +56,37 @@ int file_pread_all(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int file_xport_new(const struct rmig_xport_params *p, const char *path, bool source,
+		   struct file_xport **xp, struct rmig_msgbuf *mb)
+{
+	struct file_xport *x;
+
+	if (!path || !*path)
+		return rmig_msg(mb, -EINVAL, "no path after 'file:'");
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return rmig_msg(mb, -ENOMEM, "out of memory");
+	x->base.ops = &rmig_file_ops;
+	x->opts = p->opts;
+	x->source = source;
+	x->fd = x->dfd = -1;
+	x->direct = p->opts->flags & RMIG_F_DIRECT_IO;
+	x->nblocks = p->nblocks;
+	x->nchan = source ? p->channels : 0;
+	atomic_init(&x->cancelled, false);
+	pthread_mutex_init(&x->lock, NULL);
+	x->path = strdup(path);
+	x->blocks = calloc(p->nblocks, sizeof(*x->blocks));
+	if (source)
+		x->conns = calloc(p->channels, sizeof(*x->conns));
+	if (!x->path || !x->blocks || (source && !x->conns)) {
+		file_xport_free(x);
+		return rmig_msg(mb, -ENOMEM, "out of memory");
+	}
+	*xp = x;
+	return 0;
+}
+
 void file_xport_free(struct file_xport *x)
 {
 	if (!x)

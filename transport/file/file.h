@@ -98,6 +98,12 @@ static inline struct file_xport *to_fx(struct rmig_xport *x)
 int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* -ENODATA when the file ends first. */
 int file_pread_all(int fd, void *buf, size_t len, uint64_t off);
+/*
+ * A file xport with what saving and loading share set up (path, options,
+ * block and, for a source, conn tables); -EINVAL without a path.
+ */
+int file_xport_new(const struct rmig_xport_params *p, const char *path, bool source,
+		   struct file_xport **xp, struct rmig_msgbuf *mb);
 void file_xport_free(struct file_xport *x);
 
 /* save.c */

@@ -432,24 +432,9 @@ int file_load_open(const struct rmig_xport_params *p, const char *path, struct r
 	struct stat st;
 	int ret;
 
-	if (!path || !*path)
-		return rmig_msg(mb, -EINVAL, "no path after 'file:'");
-	x = calloc(1, sizeof(*x));
-	if (!x)
-		return rmig_msg(mb, -ENOMEM, "out of memory");
-	x->base.ops = &rmig_file_ops;
-	x->opts = p->opts;
-	x->fd = x->dfd = -1;
-	x->direct = p->opts->flags & RMIG_F_DIRECT_IO;
-	x->nblocks = p->nblocks;
-	atomic_init(&x->cancelled, false);
-	pthread_mutex_init(&x->lock, NULL);
-	x->path = strdup(path);
-	x->blocks = calloc(p->nblocks, sizeof(*x->blocks));
-	if (!x->path || !x->blocks) {
-		ret = rmig_msg(mb, -ENOMEM, "out of memory");
-		goto err_free;
-	}
+	ret = file_xport_new(p, path, false, &x, mb);
+	if (ret)
+		return ret;
 	for (unsigned int i = 0; i < p->nblocks; i++)
 		x->blocks[i].b = &p->blocks[i];
 

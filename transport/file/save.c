@@ -149,27 +149,9 @@ int file_save_open(const struct rmig_xport_params *p, const char *path, struct r
 	bool created = false;
 	int ret;
 
-	if (!path || !*path)
-		return rmig_msg(mb, -EINVAL, "no path after 'file:'");
-	x = calloc(1, sizeof(*x));
-	if (!x)
-		return rmig_msg(mb, -ENOMEM, "out of memory");
-	x->base.ops = &rmig_file_ops;
-	x->opts = p->opts;
-	x->source = true;
-	x->fd = x->dfd = -1;
-	x->direct = p->opts->flags & RMIG_F_DIRECT_IO;
-	x->nblocks = p->nblocks;
-	x->nchan = p->channels;
-	atomic_init(&x->cancelled, false);
-	pthread_mutex_init(&x->lock, NULL);
-	x->path = strdup(path);
-	x->blocks = calloc(p->nblocks, sizeof(*x->blocks));
-	x->conns = calloc(p->channels, sizeof(*x->conns));
-	if (!x->path || !x->blocks || !x->conns) {
-		ret = rmig_msg(mb, -ENOMEM, "out of memory");
-		goto err_free;
-	}
+	ret = file_xport_new(p, path, true, &x, mb);
+	if (ret)
+		return ret;
 	ret = save_layout(x, p, mb);
 	if (ret)
 		goto err_free;
