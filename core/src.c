@@ -22,7 +22,7 @@ struct src_chan {
 	struct rmig_conn *conn;
 	uint64_t seq;
 	uint64_t in_seq;	/* messages received back (RELEASE) */
-	uint64_t await_release; /* placed data: last round whose RELEASE must come first, or 0 */
+	uint64_t synced;	/* placed data: last round whose SYNC went out on this channel */
 	uint64_t release_next;	/* the next RELEASE expected: rounds go 1, 2, ... */
 	struct rmig_totals tot;
 	uint8_t *hdrbuf; /* header + RAM body: offsets of one batch */
@@ -125,47 +125,88 @@ static int src_error(struct rmig_src *src)
 /* ---- channel thread callbacks ------------------------------------------ */
 
 /*
+ * RELEASE flow (placing transports only).
+ *
  * One-sided writes would land in destination RAM while the destination's
- * caller is still looking at the last round, so on a placing transport a
- * channel waits for the destination to release the round before it places
- * more. A round trip per channel per round.
+ * caller is still looking at the last round, so a channel waits for the
+ * destination to release every round it synced before it places more data:
+ * a round trip per channel per round with data.
+ *
+ * Rounds without data on a channel (an idle guest, device state only, a
+ * long switchover-ack wait, per-section syncs) are released too, one
+ * RELEASE each, and every one of them occupies a receive buffer on this
+ * side until it is read: a stream with credits (rdma) lets the destination
+ * send only as many as the source has buffers. So the channel must read
+ * them whether or not it will place data again:
+ *  - before each SYNC it reads every RELEASE that has already arrived
+ *    (src_drain_releases, which never waits), and
+ *  - it never has more than RMIG_RELEASE_WINDOW rounds unreleased: before
+ *    SYNC r goes out, RELEASE r - RMIG_RELEASE_WINDOW must have been read,
+ *    waiting for it if need be.
+ * At most RMIG_RELEASE_WINDOW RELEASEs are thus ever unread, whatever the
+ * number of rounds, and a placing transport must buffer at least
+ * RMIG_RELEASE_WINDOW + 2 messages toward a reader (core/xport.h). The wait
+ * in the second rule depends only on the destination's caller moving on
+ * (its next rmig_dst_wait_sync() releases), never on this source.
  */
-static int src_await_release(struct rmig_src *src, unsigned int id)
+static int src_release_recv(struct rmig_src *src, unsigned int id, int timeout_ms)
 {
 	struct src_chan *ch = &src->chans[id];
+	uint8_t raw[sizeof(struct rmig_wire_hdr)], body[sizeof(struct rmig_wire_sync)];
 	char why[RMIG_ERRMSG_MAX];
 	struct rmig_hdr h;
-	void *body = NULL;
+	int ret;
+
+	ret = ch->conn->ops->recv(ch->conn, raw, sizeof(raw), timeout_ms);
+	if (ret == -ETIMEDOUT && timeout_ms >= 0)
+		return -EAGAIN;
+	if (ret)
+		return src_fail(src, ret,
+				"channel %u: waiting for the destination to release round %llu: %s",
+				id, (unsigned long long)ch->release_next, ch->conn->err.msg);
+	ret = rmig_hdr_decode(raw, &h, why, sizeof(why));
+	if (ret)
+		return src_fail(src, ret, "channel %u: from the destination: %s", id, why);
+	if (h.type != RMIG_MSG_RELEASE || h.seq != ch->in_seq || h.len != sizeof(body))
+		return src_fail(src, -EPROTO,
+				"channel %u: expected RELEASE of round %llu, got %s (message %llu, %u bytes)",
+				id, (unsigned long long)ch->release_next, rmig_msg_name(h.type),
+				(unsigned long long)h.seq, h.len);
+	/* the body came in the same message as the header: this does not wait */
+	ret = ch->conn->ops->recv(ch->conn, body, sizeof(body), -1);
+	if (ret)
+		return src_fail(src, ret, "channel %u: reading RELEASE: %s", id, ch->conn->err.msg);
+	if (rmig_get_be64(body) != ch->release_next || ch->release_next > ch->synced)
+		return src_fail(src, -EPROTO,
+				"channel %u: expected RELEASE of round %llu, got round %llu (last SYNC %llu)",
+				id, (unsigned long long)ch->release_next,
+				(unsigned long long)rmig_get_be64(body),
+				(unsigned long long)ch->synced);
+	ch->in_seq++;
+	ch->release_next++;
+	return 0;
+}
+
+/* Read RELEASEs, waiting, until every round up to @upto is released. */
+static int src_await_release(struct rmig_src *src, unsigned int id, uint64_t upto)
+{
+	struct src_chan *ch = &src->chans[id];
 	int ret = 0;
 
-	/*
-	 * Several rounds may have passed without data on this channel (an
-	 * idle round, or per-section syncs): the destination releases each
-	 * of them in turn, so read every RELEASE up to the last round.
-	 */
-	if (!ch->release_next)
-		ch->release_next = 1;
-	while (!ret && ch->release_next <= ch->await_release) {
-		ret = rmig_msg_recv(ch->conn, -1, sizeof(struct rmig_wire_sync), &h, &body, why,
-				    sizeof(why));
-		if (ret)
-			return src_fail(src, ret,
-					"channel %u: waiting for the destination to release round %llu: %s",
-					id, (unsigned long long)ch->release_next, why);
-		if (h.type != RMIG_MSG_RELEASE || h.seq != ch->in_seq ||
-		    h.len != sizeof(struct rmig_wire_sync) || rmig_get_be64(body) != ch->release_next)
-			ret = src_fail(src, -EPROTO,
-				       "channel %u: expected RELEASE of round %llu, got %s (message %llu, round %llu)",
-				       id, (unsigned long long)ch->release_next, rmig_msg_name(h.type),
-				       (unsigned long long)h.seq,
-				       h.len == sizeof(struct rmig_wire_sync) ? (unsigned long long)rmig_get_be64(body) : 0ull);
-		free(body);
-		body = NULL;
-		ch->in_seq++;
-		ch->release_next++;
-	}
-	ch->await_release = 0;
+	while (!ret && ch->release_next <= upto)
+		ret = src_release_recv(src, id, -1);
 	return ret;
+}
+
+/* Read the RELEASEs that have already arrived; never waits. */
+static int src_drain_releases(struct rmig_src *src, unsigned int id)
+{
+	struct src_chan *ch = &src->chans[id];
+	int ret = 0;
+
+	while (!ret && ch->release_next <= ch->synced)
+		ret = src_release_recv(src, id, 0);
+	return ret == -EAGAIN ? 0 : ret;
 }
 
 static int src_send_ram(struct rmig_src *src, unsigned int id, struct rmig_payload *p)
@@ -178,8 +219,8 @@ static int src_send_ram(struct rmig_src *src, unsigned int id, struct rmig_paylo
 	size_t len = sizeof(struct rmig_wire_ram) + (size_t)n * 8;
 	int ret;
 
-	if (ch->await_release) {
-		ret = src_await_release(src, id);
+	if (src->placed) {
+		ret = src_await_release(src, id, ch->synced);
 		if (ret)
 			return ret;
 	}
@@ -290,12 +331,20 @@ static int src_sync(void *ctx, unsigned int id, unsigned int kind, uint64_t roun
 	 * destination can move on while the source drains.
 	 */
 	if (kind == RMIG_SCHED_SYNC_FENCE) {
+		if (src->placed) {
+			/* RELEASE flow: read what came, keep the window (see above) */
+			ret = src_drain_releases(src, id);
+			if (!ret && round > RMIG_RELEASE_WINDOW)
+				ret = src_await_release(src, id, round - RMIG_RELEASE_WINDOW);
+			if (ret)
+				return ret;
+		}
 		rmig_put_be64(body, round);
 		ret = rmig_msg_send(c, RMIG_MSG_SYNC, 0, ch->seq++, body, sizeof(struct rmig_wire_sync));
 		if (!ret)
 			rmig_add_relaxed(&ch->tot.syncs, 1);
 		if (!ret && src->placed)
-			ch->await_release = round;
+			ch->synced = round;
 	} else if (kind == RMIG_SCHED_SYNC_FIN) {
 		rmig_put_be64(body + RMIG_OFF(rmig_wire_fin, packets), rmig_load_relaxed(&ch->tot.packets));
 		rmig_put_be64(body + RMIG_OFF(rmig_wire_fin, normal_pages),
@@ -485,6 +534,7 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 	hdrcap = sizeof(struct rmig_wire_hdr) + sizeof(struct rmig_wire_ram) +
 		 (size_t)src->opts.pages_per_packet * 8;
 	for (unsigned int i = 0; i < src->nchan; i++) {
+		src->chans[i].release_next = 1;
 		src->chans[i].hdrbuf = malloc(hdrcap);
 		src->chans[i].segs = calloc(src->opts.pages_per_packet, sizeof(struct rmig_seg));
 		if (!src->chans[i].hdrbuf || !src->chans[i].segs)

@@ -216,6 +216,15 @@ struct rmig_xport {
 	struct rmig_msgbuf err;
 };
 
+/*
+ * Placing transports: the source lets at most this many rounds go
+ * unreleased per channel (core/src.c, "RELEASE flow"), so at most this many
+ * RELEASE messages wait unread on a source's channel. A placing transport
+ * must be able to hold RMIG_RELEASE_WINDOW + 2 small messages toward a
+ * receiver that is not reading (rdma: RD_RECV_BUFS receive buffers).
+ */
+#define RMIG_RELEASE_WINDOW 8u
+
 /* Largest placement-info blob carried in the handshake. */
 #define RMIG_PEER_INFO_MAX (1u << 19)
 

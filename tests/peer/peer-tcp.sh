@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Source and destination as two processes over loopback TCP: rounds with
 # rewritten pages, zero pages and device state from two threads, checked by
-# the destination at every round; then the destination dying mid-transfer.
+# the destination at every round; long idle and device-state-only stretches;
+# then the destination dying mid-transfer.
 set -uo pipefail
 peer=$1
 tmp=$(mktemp -d)
@@ -27,6 +28,17 @@ start_dst "$tmp/dst1" "tcp:127.0.0.1:$port" --size 48 --rounds 4 || fails=$((fai
 "$peer" src "tcp:127.0.0.1:$port" --size 48 --rounds 4 --channels 3 || fails=$((fails + 1))
 wait $dpid || fails=$((fails + 1))
 cat "$tmp/dst1"
+
+# Long stretches without RAM: hundreds of idle rounds and rounds with device
+# state only, between busy ones (the same pattern runs over rdma in rxe-idle).
+pattern=B,I300,B,D120,I40,B,D3,I200,B
+port=$(free_port)
+start_dst "$tmp/dst3" "tcp:127.0.0.1:$port" --size 8 --dev-chunks 2 --pattern $pattern ||
+	fails=$((fails + 1))
+"$peer" src "tcp:127.0.0.1:$port" --size 8 --dev-chunks 2 --pattern $pattern --channels 2 ||
+	fails=$((fails + 1))
+wait $dpid || fails=$((fails + 1))
+cat "$tmp/dst3"
 
 port=$(free_port)
 start_dst "$tmp/dst2" "tcp:127.0.0.1:$port" --size 256 --rounds 2 --die-after-mib 32 ||

@@ -17,9 +17,10 @@
  * --seed N, --dev-chunks N (per thread per round), --die-after-mib N (dst:
  * exit abruptly after that much data arrived), --check-delay-ms N (dst: wait
  * before checking each round, as a slow caller would), --quiet-rounds N (the
- * last N rounds send nothing but their sync), --expect-fail (src: succeed
- * only if the migration fails cleanly and source RAM is intact), --timeout MS,
- * --ib-dev NAME, --gid-index N.
+ * last N rounds send nothing but their sync), --pattern SPEC (what each
+ * round carries, see parse_pattern(); both sides must be given the same),
+ * --expect-fail (src: succeed only if the migration fails cleanly and source
+ * RAM is intact), --timeout MS, --ib-dev NAME, --gid-index N.
  * Exit 0 on the expected outcome; prints "rmig-peer <role>: PASS ..." or FAIL.
  */
 #include <errno.h>
@@ -42,6 +43,7 @@ struct cfg {
 	uint64_t size;
 	unsigned int rounds, channels, dev_chunks;
 	unsigned int quiet; /* the last rounds send nothing: no page, no device state */
+	char *kind;	    /* per round (1-based): 'B' busy, 'I' idle, 'D' device state only */
 	uint64_t seed;
 	uint64_t die_after;
 	unsigned int check_delay_ms;
@@ -64,19 +66,30 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-/* Rounds that write pages and device state (the rest are idle). */
-static unsigned int active(unsigned int r)
+/*
+ * What round @r carries: 'B' (busy: rewritten pages and device state),
+ * 'I' (idle: nothing but the sync) or 'D' (device state, no page).
+ */
+static char round_kind(unsigned int r)
 {
-	unsigned int last = cfg.rounds - cfg.quiet;
+	return cfg.kind[r];
+}
 
-	return r < last ? r : last;
+/* Rounds up to @r that carried device state: chunks are numbered across them. */
+static unsigned int dev_rounds(unsigned int r)
+{
+	unsigned int n = 0;
+
+	for (unsigned int k = 1; k <= r; k++)
+		n += round_kind(k) != 'I';
+	return n;
 }
 
 /* The round in which page @p was last written, as of round @r. */
 static unsigned int page_version(uint64_t p, unsigned int r)
 {
-	for (unsigned int k = active(r); k > 1; k--)
-		if (mix(cfg.seed ^ (p << 8) ^ k) % 8 == 0)
+	for (unsigned int k = r; k > 1; k--)
+		if (round_kind(k) == 'B' && mix(cfg.seed ^ (p << 8) ^ k) % 8 == 0)
 			return k;
 	return 1;
 }
@@ -149,7 +162,7 @@ static struct rmig_opts make_opts(void)
 
 struct dev_thread {
 	struct rmig_src *src;
-	unsigned int thread, round;
+	unsigned int thread, dev_round; /* the round's number among rounds with device state */
 	int ret;
 };
 
@@ -161,7 +174,7 @@ static void *dev_producer(void *arg)
 
 	snprintf(id, sizeof(id), "dev%u", t->thread);
 	for (unsigned int i = 0; i < cfg.dev_chunks && !t->ret; i++) {
-		uint64_t idx = (uint64_t)(t->round - 1) * cfg.dev_chunks + i;
+		uint64_t idx = (uint64_t)(t->dev_round - 1) * cfg.dev_chunks + i;
 		size_t len = dev_len(t->thread, idx);
 
 		dev_bytes(buf, len, t->thread, idx);
@@ -189,7 +202,8 @@ static int run_src(void)
 		return 1;
 	}
 	for (unsigned int r = 1; r <= cfg.rounds; r++) {
-		struct dev_thread dt[2] = { { src, 0, r, 0 }, { src, 1, r, 0 } };
+		unsigned int dr = dev_rounds(r);
+		struct dev_thread dt[2] = { { src, 0, dr, 0 }, { src, 1, dr, 0 } };
 		pthread_t th[2];
 
 		/*
@@ -197,7 +211,7 @@ static int run_src(void)
 		 * data between, which a placing transport must still release
 		 * round by round.
 		 */
-		if (r != active(r)) {
+		if (round_kind(r) == 'I') {
 			ret = rmig_src_sync(src, RMIG_SYNC_ALL);
 			if (ret)
 				break;
@@ -205,12 +219,12 @@ static int run_src(void)
 		}
 
 		/* The "vCPUs" rewrite their pages for this round before it is sent. */
-		for (uint64_t p = 0; r > 1 && p < pages; p++)
+		for (uint64_t p = 0; r > 1 && round_kind(r) == 'B' && p < pages; p++)
 			if (page_version(p, r) == r)
 				fill_page(ram + p * PAGE, p, r);
 		for (int i = 0; i < 2; i++)
 			pthread_create(&th[i], NULL, dev_producer, &dt[i]);
-		for (uint64_t p = 0; p < pages && !ret; p++)
+		for (uint64_t p = 0; round_kind(r) == 'B' && p < pages && !ret; p++)
 			if (r == 1 || page_version(p, r) == r)
 				ret = rmig_src_queue_page(src, 0, p * PAGE);
 		for (int i = 0; i < 2; i++) {
@@ -383,10 +397,11 @@ static int run_dst(void)
 		 */
 		if (cfg.check_delay_ms)
 			usleep(cfg.check_delay_ms * 1000u);
-		if (check_round(ram, r, expect))
+		/* RAM changes only in busy rounds; the last round is checked below */
+		if (round_kind(r) == 'B' && check_round(ram, r, expect))
 			return 1;
-		if (chk.next_idx[0] < (uint64_t)active(r) * cfg.dev_chunks ||
-		    chk.next_idx[1] < (uint64_t)active(r) * cfg.dev_chunks) {
+		if (chk.next_idx[0] != (uint64_t)dev_rounds(r) * cfg.dev_chunks ||
+		    chk.next_idx[1] != (uint64_t)dev_rounds(r) * cfg.dev_chunks) {
 			fprintf(stderr, "rmig-peer dst: FAIL round %u: device state of the round not all delivered\n", r);
 			return 1;
 		}
@@ -421,13 +436,63 @@ static uint64_t parse_size(const char *s)
 	}
 }
 
+/*
+ * --pattern: comma-separated items, each a kind letter with an optional
+ * count: "B,I300,D100,B" is one busy round, 300 idle, 100 with device state
+ * only, one busy. Round 1 must be busy (it sends every page). Without it:
+ * --rounds busy rounds, the last --quiet-rounds of them idle.
+ */
+static int parse_pattern(const char *spec)
+{
+	unsigned int n = 0;
+
+	if (!spec) {
+		cfg.kind = malloc(cfg.rounds + 1u);
+		for (unsigned int r = 1; r <= cfg.rounds; r++)
+			cfg.kind[r] = r <= cfg.rounds - cfg.quiet ? 'B' : 'I';
+		return 0;
+	}
+	cfg.kind = malloc(strlen(spec) * 10000u + 2u);
+	for (const char *p = spec; *p;) {
+		char k = *p++;
+		unsigned long cnt = 1;
+
+		if (k != 'B' && k != 'I' && k != 'D') {
+			fprintf(stderr, "rmig-peer: --pattern: '%c' is not B, I or D\n", k);
+			return -1;
+		}
+		if (*p >= '0' && *p <= '9') {
+			char *end;
+
+			cnt = strtoul(p, &end, 10);
+			p = end;
+		}
+		if (!cnt || cnt > 10000 || (*p && *p != ',')) {
+			fprintf(stderr, "rmig-peer: --pattern: bad item near '%s'\n", p);
+			return -1;
+		}
+		if (*p == ',')
+			p++;
+		while (cnt--)
+			cfg.kind[++n] = k;
+	}
+	if (!n || cfg.kind[1] != 'B') {
+		fprintf(stderr, "rmig-peer: --pattern must start with B (round 1 sends every page)\n");
+		return -1;
+	}
+	cfg.rounds = n;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	const char *pattern = NULL;
+
 	if (argc < 3 || (strcmp(argv[1], "src") && strcmp(argv[1], "dst"))) {
 		fprintf(stderr, "usage: rmig-peer src|dst URI [--size MIB] [--rounds N] [--channels N]\n"
 				"       [--seed N] [--dev-chunks N] [--die-after-mib N] [--expect-fail]\n"
 				"       [--timeout MS] [--ib-dev NAME] [--gid-index N] [--check-delay-ms N]\n"
-				"       [--quiet-rounds N]\n");
+				"       [--quiet-rounds N] [--pattern SPEC]\n");
 		return 2;
 	}
 	cfg.role = argv[1];
@@ -458,6 +523,8 @@ int main(int argc, char **argv)
 			cfg.die_after = strtoull(v, NULL, 0) << 20;
 		else if (!strcmp(a, "--quiet-rounds"))
 			cfg.quiet = (unsigned int)atoi(v);
+		else if (!strcmp(a, "--pattern"))
+			pattern = v;
 		else if (!strcmp(a, "--check-delay-ms"))
 			cfg.check_delay_ms = (unsigned int)atoi(v);
 		else if (!strcmp(a, "--timeout"))
@@ -475,5 +542,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rmig-peer: size must be a non-zero multiple of 4 KiB; rounds and channels > 0\n");
 		return 2;
 	}
+	if (parse_pattern(pattern))
+		return 2;
 	return !strcmp(cfg.role, "src") ? run_src() : run_dst();
 }

@@ -10,6 +10,9 @@
 #               destination looks at RAM slowly, so a source that wrote the next
 #               round before the destination released the last one would fail;
 #               the last two rounds are idle (SYNC after SYNC on every channel)
+#   idle        two guests: 873 rounds, of them 710 idle (SYNC only on both
+#               channels) and 155 with device state only, between 4 busy ones;
+#               every busy round and the last checked, device state in order
 #   dst-dies    two guests: the destination exits mid-transfer; the source must
 #               fail with a clear error and keep its RAM intact
 #   vs-perftest one guest: rmig-bench beside ib_write_bw, same message size
@@ -47,6 +50,16 @@ rounds)
 	"$vm" pair --out "$out" --timeout 240 \
 		--dst "$peer dst rdma:\$RXE_ADDR:18601 --size 32 --rounds 6 --quiet-rounds 2 --check-delay-ms 1500" \
 		--src "$peer src rdma:\$RXE_PEER_ADDR:18601 --size 32 --rounds 6 --quiet-rounds 2 --channels 2"
+	;;
+idle)
+	# An idle guest: hundreds of rounds without RAM on any channel, and
+	# rounds with device state only, between busy ones (the deadlock of
+	# issue 9: RELEASEs of quiet rounds were left unread and the
+	# destination ran out of credits after about 30 of them).
+	pat=B,I400,B,D150,I60,B,D5,I250,B
+	"$vm" pair --out "$out" --timeout 300 \
+		--dst "$peer dst rdma:\$RXE_ADDR:18603 --size 8 --dev-chunks 2 --pattern $pat" \
+		--src "$peer src rdma:\$RXE_PEER_ADDR:18603 --size 8 --dev-chunks 2 --pattern $pat --channels 2"
 	;;
 dst-dies)
 	"$vm" pair --out "$out" --timeout 240 \

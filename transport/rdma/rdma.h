@@ -45,6 +45,8 @@
 _Static_assert((RD_RECV_BUFS & (RD_RECV_BUFS - 1)) == 0, "receive ring is a power of two");
 _Static_assert((RD_SEND_SLOTS & (RD_SEND_SLOTS - 1)) == 0 && RD_SEND_SLOTS >= 4,
 	       "send slots: a power of two, signaled every quarter");
+/* the core's RELEASE window must fit, with a credit return and the reserve */
+_Static_assert(RD_RECV_BUFS >= RMIG_RELEASE_WINDOW + 4, "receive window holds the RELEASE window");
 /* credits travel in 16 bits, and one is always kept back for credit returns */
 _Static_assert(RD_RECV_BUFS >= 4 && RD_RECV_BUFS <= 0xffff, "receive window");
 /* WRs linked into one ibv_post_send() call, and gather entries per WRITE */
