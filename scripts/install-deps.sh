@@ -7,6 +7,8 @@ pkgs=(
 	libibverbs-dev librdmacm-dev ibverbs-providers rdma-core
 	libnuma-dev libcmocka-dev
 	iperf3 python3
+	# sanitizers: gcc's ThreadSanitizer runtime; clang with libFuzzer (fuzz/)
+	libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev llvm
 )
 # The rxe suite boots QEMU guests with Debian's kernel and soft-RoCE.
 rxe_pkgs=(
