@@ -21,6 +21,7 @@
 
 #include "barrier.h"
 #include "core.h"
+#include "msgcheck.h"
 #include "postcopy.h"
 #include "zero.h"
 
@@ -257,6 +258,8 @@ static int recv_ram(struct dst_chan *ch, const struct rmig_hdr *h)
 {
 	struct rmig_dst *d = ch->d;
 	uint32_t block, normal, zero, n, iovcnt = 0;
+	char why[RMIG_ERRMSG_MAX];
+	struct rmig_ram_msg m;
 	struct rmig_block *b;
 	int ret;
 
@@ -266,41 +269,24 @@ static int recv_ram(struct dst_chan *ch, const struct rmig_hdr *h)
 	ret = ch->conn->ops->recv(ch->conn, ch->body, h->len, -1);
 	if (ret)
 		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->err.msg);
-	block = rmig_get_be32(ch->body + RMIG_OFF(rmig_wire_ram, block));
-	normal = rmig_get_be32(ch->body + RMIG_OFF(rmig_wire_ram, normal));
-	zero = rmig_get_be32(ch->body + RMIG_OFF(rmig_wire_ram, zero));
+	if (rmig_ram_check_head(ch->body, h->len, h->flags, d->blocks, d->nblocks,
+				d->hello.pages_per_packet, d->placed, d->xops->name, &m, why,
+				sizeof(why)))
+		return dst_fail(d, -EPROTO, "channel %u: %s", ch->id, why);
+	block = m.block;
+	normal = m.normal;
+	zero = m.zero;
 	n = normal + zero;
-	if (normal > d->hello.pages_per_packet || zero > d->hello.pages_per_packet ||
-	    n > d->hello.pages_per_packet)
-		return dst_fail(d, -EPROTO, "channel %u: RAM message with %u+%u pages, limit %u",
-				ch->id, normal, zero, d->hello.pages_per_packet);
-	if (h->len != sizeof(struct rmig_wire_ram) + (size_t)n * 8)
-		return dst_fail(d, -EPROTO, "channel %u: RAM message length %u does not fit %u offsets",
-				ch->id, h->len, n);
-	if (block >= d->nblocks)
-		return dst_fail(d, -EPROTO, "channel %u: RAM message for unknown block %u (have %u)",
-				ch->id, block, d->nblocks);
-	if (!!(h->flags & RMIG_WF_PLACED) != d->placed)
-		return dst_fail(d, -EPROTO,
-				"channel %u: RAM message says its data is %s, but the %s transport %s",
-				ch->id, (h->flags & RMIG_WF_PLACED) ? "already placed" : "in the stream",
-				d->xops->name, d->placed ? "places data" : "carries data in the stream");
 	b = &d->blocks[block];
 	if (rmig_load_relaxed(&d->pc_live))
 		return dst_fail(d, -EPROTO, "channel %u: RAM message during postcopy", ch->id);
 
 	/* Validate every offset before any byte lands in RAM. */
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t off = rmig_get_be64(ch->body + sizeof(struct rmig_wire_ram) + (size_t)i * 8);
+	if (rmig_ram_check_offsets(ch->body, b, &m, ch->offsets, why, sizeof(why)))
+		return dst_fail(d, -EPROTO, "channel %u: %s", ch->id, why);
+	for (uint32_t i = 0; i < normal; i++) {
+		uint64_t off = ch->offsets[i];
 
-		if (off >= b->length || (off & (b->page_size - 1)))
-			return dst_fail(d, -EPROTO,
-					"channel %u: offset 0x%llx outside block '%s' (%llu bytes, page %u) or not page aligned",
-					ch->id, (unsigned long long)off, b->name,
-					(unsigned long long)b->length, b->page_size);
-		ch->offsets[i] = off;
-		if (i >= normal)
-			continue;
 		if (iovcnt && (uint8_t *)ch->iov[iovcnt - 1].iov_base + ch->iov[iovcnt - 1].iov_len ==
 				      b->host + off) {
 			ch->iov[iovcnt - 1].iov_len += b->page_size;
@@ -344,10 +330,8 @@ static int recv_ram(struct dst_chan *ch, const struct rmig_hdr *h)
 static int recv_dev(struct dst_chan *ch, const struct rmig_hdr *h)
 {
 	struct rmig_dst *d = ch->d;
-	char id[RMIG_IDSTR_MAX];
-	uint32_t len, instance;
-	uint16_t idlen;
-	uint64_t seq;
+	char why[RMIG_ERRMSG_MAX];
+	struct rmig_dev_msg m;
 	int ret;
 
 	if (h->len < sizeof(struct rmig_wire_dev))
@@ -355,26 +339,14 @@ static int recv_dev(struct dst_chan *ch, const struct rmig_hdr *h)
 	ret = ch->conn->ops->recv(ch->conn, ch->body, h->len, -1);
 	if (ret)
 		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->err.msg);
-	seq = rmig_get_be64(ch->body + RMIG_OFF(rmig_wire_dev, seq));
-	instance = rmig_get_be32(ch->body + RMIG_OFF(rmig_wire_dev, instance));
-	idlen = rmig_get_be16(ch->body + RMIG_OFF(rmig_wire_dev, idlen));
-	len = rmig_get_be32(ch->body + RMIG_OFF(rmig_wire_dev, len));
-	if (idlen == 0 || idlen >= RMIG_IDSTR_MAX || len > RMIG_DEV_CHUNK_MAX ||
-	    h->len != sizeof(struct rmig_wire_dev) + rmig_pad8(idlen) + (size_t)len)
-		return dst_fail(d, -EPROTO,
-				"channel %u: device-state message lengths (id %u, data %u) do not fit %u bytes",
-				ch->id, idlen, len, h->len);
-	memcpy(id, ch->body + sizeof(struct rmig_wire_dev), idlen);
-	id[idlen] = '\0';
-	if (strlen(id) != idlen)
-		return dst_fail(d, -EPROTO, "channel %u: device id contains a NUL byte", ch->id);
-	ret = dev_deliver(d, ch->id, seq, id, instance,
-			  ch->body + sizeof(struct rmig_wire_dev) + rmig_pad8(idlen), len);
+	if (rmig_dev_check(ch->body, h->len, &m, why, sizeof(why)))
+		return dst_fail(d, -EPROTO, "channel %u: %s", ch->id, why);
+	ret = dev_deliver(d, ch->id, m.seq, m.id, m.instance, m.data, m.len);
 	if (ret)
 		return ret;
 	rmig_add_relaxed(&ch->tot.packets, 1);
 	rmig_add_relaxed(&ch->tot.dev_chunks, 1);
-	rmig_add_relaxed(&ch->tot.dev_bytes, len);
+	rmig_add_relaxed(&ch->tot.dev_bytes, m.len);
 	return 0;
 }
 

@@ -74,6 +74,75 @@ int rmig_pc_words_parse(const uint8_t *body, size_t len, const struct rmig_block
 	return 0;
 }
 
+/* The run (@r) names whole pages of one block, as many as one message may carry. */
+static const struct rmig_block *pc_run_block(const uint8_t *msg, const struct rmig_block *blocks,
+					     unsigned int nblocks, struct rmig_pc_run *r)
+{
+	const struct rmig_block *b;
+
+	r->block = rmig_get_be32(msg + RMIG_OFF(rmig_wire_page, block));
+	r->n = rmig_get_be32(msg + RMIG_OFF(rmig_wire_page, npages));
+	r->off = rmig_get_be64(msg + RMIG_OFF(rmig_wire_page, offset));
+	b = r->block < nblocks ? &blocks[r->block] : NULL;
+	if (!b || (r->off & (b->page_size - 1)) || r->off >= b->length || !r->n ||
+	    r->n > rmig_pc_run_max(b->page_size) || r->n > (b->length - r->off) >> b->page_shift)
+		return NULL;
+	return b;
+}
+
+int rmig_pc_req_parse(const uint8_t *req, size_t len, const struct rmig_block *blocks,
+		      unsigned int nblocks, struct rmig_pc_run *r, char *why, size_t whylen)
+{
+	if (len != sizeof(struct rmig_wire_page)) {
+		snprintf(why, whylen, "destination sent a PAGE_REQ of %zu bytes", len);
+		return -EPROTO;
+	}
+	if (!pc_run_block(req, blocks, nblocks, r)) {
+		snprintf(why, whylen,
+			 "destination requested %u pages of block %u at offset 0x%llx, which do not "
+			 "exist",
+			 r->n, r->block, (unsigned long long)r->off);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int rmig_pc_data_parse(const uint8_t *body, size_t len, const struct rmig_block *blocks,
+		       unsigned int nblocks, struct rmig_pc_run *r, uint32_t *ndata, char *why,
+		       size_t whylen)
+{
+	const uint8_t *flags = body + sizeof(struct rmig_wire_page);
+	const struct rmig_block *b;
+	bool ok = true;
+
+	if (len < sizeof(struct rmig_wire_page)) {
+		snprintf(why, whylen, "postcopy: PAGE_DATA of %zu bytes", len);
+		return -EPROTO;
+	}
+	b = pc_run_block(body, blocks, nblocks, r);
+	if (!b || len < sizeof(struct rmig_wire_page) + rmig_pad8(r->n)) {
+		snprintf(why, whylen, "postcopy: PAGE_DATA for %u pages of block %u at 0x%llx",
+			 r->n, r->block, (unsigned long long)r->off);
+		return -EPROTO;
+	}
+	*ndata = 0;
+	for (uint32_t k = 0; k < rmig_pad8(r->n); k++) {
+		if (k < r->n && (flags[k] & ~RMIG_PC_ZERO))
+			ok = false;
+		if (k >= r->n && flags[k])
+			ok = false;
+		*ndata += k < r->n && !flags[k];
+	}
+	if (!ok || len != rmig_pc_data_len(r->n, *ndata, b->page_size)) {
+		snprintf(why, whylen,
+			 "postcopy: PAGE_DATA for %u pages at 0x%llx of '%s' with %zu bytes "
+			 "(bad page flags or length)",
+			 r->n, (unsigned long long)r->off, b->name, len);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /* PC_PULLED: the destination read these pages itself. */
 static int pc_pulled(const struct rmig_block *blocks, unsigned int nblocks,
 		     struct pc_src_block *pb, const uint8_t *body, uint32_t len, uint64_t *pulled,
@@ -102,26 +171,18 @@ static int pc_answer(struct rmig_src *src, const struct rmig_block *blocks, unsi
 {
 	const struct rmig_block *b;
 	uint32_t block, n, data = 0;
+	struct rmig_pc_run run;
 	uint64_t off, page;
 	size_t at;
 	int ret;
 
-	if (len != sizeof(struct rmig_wire_page)) {
-		snprintf(why, whylen, "destination sent a PAGE_REQ of %u bytes", len);
-		return -EPROTO;
-	}
-	block = rmig_get_be32(req + RMIG_OFF(rmig_wire_page, block));
-	n = rmig_get_be32(req + RMIG_OFF(rmig_wire_page, npages));
-	off = rmig_get_be64(req + RMIG_OFF(rmig_wire_page, offset));
-	b = block < nblocks ? &blocks[block] : NULL;
-	if (!b || (off & (b->page_size - 1)) || off >= b->length || !n ||
-	    n > rmig_pc_run_max(b->page_size) || n > (b->length - off) >> b->page_shift) {
-		snprintf(why, whylen,
-			 "destination requested %u pages of block %u at offset 0x%llx, which do not "
-			 "exist",
-			 n, block, (unsigned long long)off);
-		return -EPROTO;
-	}
+	ret = rmig_pc_req_parse(req, len, blocks, nblocks, &run, why, whylen);
+	if (ret)
+		return ret;
+	block = run.block;
+	n = run.n;
+	off = run.off;
+	b = &blocks[block];
 	page = off >> b->page_shift;
 	rmig_put_be32(out + RMIG_OFF(rmig_wire_page, block), block);
 	rmig_put_be32(out + RMIG_OFF(rmig_wire_page, npages), n);

@@ -86,6 +86,34 @@ size_t rmig_pc_words_head(uint8_t *out, uint32_t block, uint64_t first, uint32_t
 int rmig_pc_words_parse(const uint8_t *body, size_t len, const struct rmig_block *blocks,
 			unsigned int nblocks, uint32_t *block, uint64_t *first, uint32_t *n);
 
+/*
+ * A run of pages named by PAGE_REQ or PAGE_DATA: @n pages of block @block
+ * from byte offset @off.
+ */
+struct rmig_pc_run {
+	uint32_t block;
+	uint32_t n;
+	uint64_t off;
+};
+
+/*
+ * Source: a PAGE_REQ body of @len bytes, its run inside one block of
+ * @blocks, aligned, 1..rmig_pc_run_max() pages. 0 or -EPROTO with a
+ * sentence in @why.
+ */
+int rmig_pc_req_parse(const uint8_t *req, size_t len, const struct rmig_block *blocks,
+		      unsigned int nblocks, struct rmig_pc_run *r, char *why, size_t whylen);
+
+/*
+ * Destination: a PAGE_DATA body of @len bytes (at least the run's 16): the
+ * run as for PAGE_REQ, then one flag byte per page (only RMIG_PC_ZERO, zero
+ * padding), and exactly the data of the *@ndata pages not flagged zero.
+ * 0 or -EPROTO with a sentence in @why.
+ */
+int rmig_pc_data_parse(const uint8_t *body, size_t len, const struct rmig_block *blocks,
+		       unsigned int nblocks, struct rmig_pc_run *r, uint32_t *ndata, char *why,
+		       size_t whylen);
+
 static inline uint64_t rmig_pc_word(const uint8_t *body, uint32_t k)
 {
 	return rmig_get_be64(body + sizeof(struct rmig_wire_pc_discard) + (size_t)k * 8);

@@ -117,6 +117,33 @@ void file_save_shutdown(struct file_xport *fx);
 int file_load_open(const struct rmig_xport_params *p, const char *path, struct rmig_xport **xp,
 		   struct rmig_msgbuf *err);
 int file_load(struct rmig_xport *x, unsigned int threads, rmig_dev_state_fn fn, void *arg);
+/*
+ * The checks file_load_open() runs on the file's metadata, pure (no I/O) so
+ * the fuzz targets run the same code; @x needs only nblocks, blocks[].b,
+ * st_size (and what earlier steps filled in). Each returns 0 or -EPROTO
+ * (-ENOMEM) with a sentence in @mb, in this order:
+ *  - the fixed 128-byte header: magic, version, sizes (sets hdr_size);
+ *  - the header area (hdr_size bytes): checksum, flags, the block table
+ *    against the local blocks, every region inside the file size recorded
+ *    and apart from the others (fills blocks[], dev_off, hv);
+ *  - each block's bitmap (bitmap_len bytes; @e its table entry; allocates
+ *    fb->present, which the caller frees);
+ *  - the device-state index (hv.dev_count entries, into x->index, which the
+ *    caller allocated with room for them);
+ *  - each device-state record (@length bytes read from @offset).
+ */
+int file_hdr_fixed_check(struct file_xport *x, const uint8_t *fixed, uint32_t *nblocks,
+			 struct rmig_msgbuf *mb);
+int file_hdr_area_check(struct file_xport *x, const uint8_t *area, uint32_t nblocks,
+			uint64_t *bmmax, struct rmig_msgbuf *mb);
+int file_bitmap_check(struct file_xport *x, struct file_block *fb, const uint8_t *e,
+		      const uint8_t *buf, struct rmig_msgbuf *mb);
+int file_index_check(struct file_xport *x, const uint8_t *area, const uint8_t *raw,
+		     struct rmig_msgbuf *mb);
+int file_dev_check(uint64_t seq, uint64_t offset, const uint8_t *buf, uint32_t length,
+		   char id[RMIG_IDSTR_MAX], uint32_t *instance, const uint8_t **data, uint32_t *len,
+		   struct rmig_msgbuf *mb);
+
 void file_load_stats(struct rmig_xport *x, struct rmig_stats *s);
 
 /*

@@ -128,18 +128,12 @@ static int check_block(struct file_xport *x, unsigned int i, const uint8_t *e,
 	return 0;
 }
 
-static int read_bitmap(struct file_xport *x, struct file_block *fb, const uint8_t *e, uint8_t *buf,
-		       struct rmig_msgbuf *mb)
+int file_bitmap_check(struct file_xport *x, struct file_block *fb, const uint8_t *e,
+		      const uint8_t *buf, struct rmig_msgbuf *mb)
 {
 	uint32_t want = rmig_get_be32(e + RMIG_FILE_OFF(rmig_file_block, bitmap_crc)), crc;
 	uint64_t last, need;
-	int ret;
 
-	ret = file_pread_all(x->fd, buf, fb->bitmap_len, fb->bitmap_off);
-	if (ret)
-		return rmig_msg(mb, ret == -ENODATA ? -EPROTO : ret,
-				"reading the bitmap of '%s': %s", fb->b->name,
-				ret == -ENODATA ? "file truncated" : strerror(-ret));
 	crc = rmig_crc32c(0, buf, fb->bitmap_len);
 	if (crc != want)
 		return fail(mb, "bitmap of '%s' is corrupted (checksum 0x%08x, header says 0x%08x)",
@@ -170,6 +164,54 @@ static int read_bitmap(struct file_xport *x, struct file_block *fb, const uint8_
 	return 0;
 }
 
+static int read_bitmap(struct file_xport *x, struct file_block *fb, const uint8_t *e, uint8_t *buf,
+		       struct rmig_msgbuf *mb)
+{
+	int ret;
+
+	ret = file_pread_all(x->fd, buf, fb->bitmap_len, fb->bitmap_off);
+	if (ret)
+		return rmig_msg(mb, ret == -ENODATA ? -EPROTO : ret,
+				"reading the bitmap of '%s': %s", fb->b->name,
+				ret == -ENODATA ? "file truncated" : strerror(-ret));
+	return file_bitmap_check(x, fb, e, buf, mb);
+}
+
+int file_dev_check(uint64_t seq, uint64_t offset, const uint8_t *buf, uint32_t length,
+		   char id[RMIG_IDSTR_MAX], uint32_t *instance, const uint8_t **data, uint32_t *len,
+		   struct rmig_msgbuf *mb)
+{
+	const uint8_t *dev = buf + RMIG_FILE_OFF(rmig_file_dev, dev);
+	uint16_t idlen;
+	uint32_t crc;
+
+	if (rmig_get_be32(buf) != RMIG_FILE_DEV_MAGIC)
+		return fail(mb, "device-state record %llu (offset %llu) is malformed: bad magic",
+			    (unsigned long long)seq, (unsigned long long)offset);
+	crc = rmig_crc32c(0, buf + 8, length - 8);
+	if (crc != rmig_get_be32(buf + 4))
+		return fail(
+		    mb, "device-state record %llu (offset %llu) is malformed: checksum mismatch",
+		    (unsigned long long)seq, (unsigned long long)offset);
+	idlen = rmig_get_be16(dev + RMIG_OFF(rmig_wire_dev, idlen));
+	*len = rmig_get_be32(dev + RMIG_OFF(rmig_wire_dev, len));
+	*instance = rmig_get_be32(dev + RMIG_OFF(rmig_wire_dev, instance));
+	if (rmig_get_be64(dev + RMIG_OFF(rmig_wire_dev, seq)) != seq || idlen == 0 ||
+	    idlen >= RMIG_IDSTR_MAX || *len > RMIG_DEV_CHUNK_MAX ||
+	    length != sizeof(struct rmig_file_dev) + rmig_pad8(idlen) + (size_t)*len)
+		return fail(mb,
+			    "device-state record %llu is malformed: sequence, id length %u or data "
+			    "length %u do not fit its %u bytes",
+			    (unsigned long long)seq, idlen, *len, length);
+	memcpy(id, buf + sizeof(struct rmig_file_dev), idlen);
+	id[idlen] = '\0';
+	if (strlen(id) != idlen)
+		return fail(mb, "device-state record %llu is malformed: its id contains a NUL byte",
+			    (unsigned long long)seq);
+	*data = buf + sizeof(struct rmig_file_dev) + rmig_pad8(idlen);
+	return 0;
+}
+
 /*
  * Read device-state record @seq into @buf (RMIG_FILE_DEV_MAX bytes) and check
  * it. On success @id holds the NUL-terminated id and *@data points into @buf.
@@ -178,9 +220,6 @@ static int dev_read(struct file_xport *x, uint64_t seq, uint8_t *buf, char id[RM
 		    uint32_t *instance, const uint8_t **data, uint32_t *len, struct rmig_msgbuf *mb)
 {
 	const struct rmig_file_index *e = &x->index[seq];
-	const uint8_t *dev = buf + RMIG_FILE_OFF(rmig_file_dev, dev);
-	uint16_t idlen;
-	uint32_t crc;
 	int ret;
 
 	ret = file_pread_all(x->fd, buf, e->length, e->offset);
@@ -188,31 +227,7 @@ static int dev_read(struct file_xport *x, uint64_t seq, uint8_t *buf, char id[RM
 		return rmig_msg(mb, ret == -ENODATA ? -EPROTO : ret,
 				"reading device-state record %llu: %s", (unsigned long long)seq,
 				ret == -ENODATA ? "file truncated" : strerror(-ret));
-	if (rmig_get_be32(buf) != RMIG_FILE_DEV_MAGIC)
-		return fail(mb, "device-state record %llu (offset %llu) is malformed: bad magic",
-			    (unsigned long long)seq, (unsigned long long)e->offset);
-	crc = rmig_crc32c(0, buf + 8, e->length - 8);
-	if (crc != rmig_get_be32(buf + 4))
-		return fail(
-		    mb, "device-state record %llu (offset %llu) is malformed: checksum mismatch",
-		    (unsigned long long)seq, (unsigned long long)e->offset);
-	idlen = rmig_get_be16(dev + RMIG_OFF(rmig_wire_dev, idlen));
-	*len = rmig_get_be32(dev + RMIG_OFF(rmig_wire_dev, len));
-	*instance = rmig_get_be32(dev + RMIG_OFF(rmig_wire_dev, instance));
-	if (rmig_get_be64(dev + RMIG_OFF(rmig_wire_dev, seq)) != seq || idlen == 0 ||
-	    idlen >= RMIG_IDSTR_MAX || *len > RMIG_DEV_CHUNK_MAX ||
-	    e->length != sizeof(struct rmig_file_dev) + rmig_pad8(idlen) + (size_t)*len)
-		return fail(mb,
-			    "device-state record %llu is malformed: sequence, id length %u or data "
-			    "length %u do not fit its %u bytes",
-			    (unsigned long long)seq, idlen, *len, e->length);
-	memcpy(id, buf + sizeof(struct rmig_file_dev), idlen);
-	id[idlen] = '\0';
-	if (strlen(id) != idlen)
-		return fail(mb, "device-state record %llu is malformed: its id contains a NUL byte",
-			    (unsigned long long)seq);
-	*data = buf + sizeof(struct rmig_file_dev) + rmig_pad8(idlen);
-	return 0;
+	return file_dev_check(seq, e->offset, buf, e->length, id, instance, data, len, mb);
 }
 
 /*
@@ -240,10 +255,35 @@ static int check_dev_bounds(struct file_xport *x, struct rmig_msgbuf *mb)
 	return 0;
 }
 
-static int check_index(struct file_xport *x, const uint8_t *area, struct rmig_msgbuf *mb)
+int file_index_check(struct file_xport *x, const uint8_t *area, const uint8_t *raw,
+		     struct rmig_msgbuf *mb)
 {
 	uint32_t want = rmig_get_be32(area + RMIG_FILE_OFF(rmig_file_hdr, index_crc));
-	uint64_t n = x->hv.dev_count, bytes, dev_end = x->dev_off + x->hv.dev_len;
+	uint64_t n = x->hv.dev_count, dev_end = x->dev_off + x->hv.dev_len;
+
+	if (rmig_crc32c(0, raw, n * sizeof(struct rmig_file_index)) != want)
+		return fail(mb, "the device-state index is corrupted (checksum mismatch)");
+	for (uint64_t i = 0; i < n; i++) {
+		const uint8_t *e = raw + i * sizeof(struct rmig_file_index);
+		uint64_t off = rmig_get_be64(e + RMIG_FILE_OFF(rmig_file_index, offset));
+		uint32_t len = rmig_get_be32(e + RMIG_FILE_OFF(rmig_file_index, length));
+
+		if (len < sizeof(struct rmig_file_dev) + 8 || len > RMIG_FILE_DEV_MAX ||
+		    off < x->dev_off || off > dev_end || len > dev_end - off)
+			return fail(mb,
+				    "device-state record %llu is malformed: [%llu, +%u) is not "
+				    "inside the device-state area [%llu, %llu)",
+				    (unsigned long long)i, (unsigned long long)off, len,
+				    (unsigned long long)x->dev_off, (unsigned long long)dev_end);
+		x->index[i].offset = off;
+		x->index[i].length = len;
+	}
+	return 0;
+}
+
+static int check_index(struct file_xport *x, const uint8_t *area, struct rmig_msgbuf *mb)
+{
+	uint64_t n = x->hv.dev_count, bytes;
 	uint8_t *raw;
 	int ret;
 
@@ -261,29 +301,9 @@ static int check_index(struct file_xport *x, const uint8_t *area, struct rmig_ms
 				"reading the device-state index: %s",
 				ret == -ENODATA ? "file truncated" : strerror(-ret));
 	}
-	if (rmig_crc32c(0, raw, bytes) != want) {
-		free(raw);
-		return fail(mb, "the device-state index is corrupted (checksum mismatch)");
-	}
-	for (uint64_t i = 0; i < n; i++) {
-		const uint8_t *e = raw + i * sizeof(struct rmig_file_index);
-		uint64_t off = rmig_get_be64(e + RMIG_FILE_OFF(rmig_file_index, offset));
-		uint32_t len = rmig_get_be32(e + RMIG_FILE_OFF(rmig_file_index, length));
-
-		if (len < sizeof(struct rmig_file_dev) + 8 || len > RMIG_FILE_DEV_MAX ||
-		    off < x->dev_off || off > dev_end || len > dev_end - off) {
-			free(raw);
-			return fail(mb,
-				    "device-state record %llu is malformed: [%llu, +%u) is not "
-				    "inside the device-state area [%llu, %llu)",
-				    (unsigned long long)i, (unsigned long long)off, len,
-				    (unsigned long long)x->dev_off, (unsigned long long)dev_end);
-		}
-		x->index[i].offset = off;
-		x->index[i].length = len;
-	}
+	ret = file_index_check(x, area, raw, mb);
 	free(raw);
-	return 0;
+	return ret;
 }
 
 /* Every record is read and checked now, so load() never starts on a file it must refuse. */
@@ -308,19 +328,11 @@ static int check_records(struct file_xport *x, struct rmig_msgbuf *mb)
 	return ret;
 }
 
-static int check_header(struct file_xport *x, struct rmig_msgbuf *mb)
+int file_hdr_fixed_check(struct file_xport *x, const uint8_t *fixed, uint32_t *nblocksp,
+			 struct rmig_msgbuf *mb)
 {
-	uint8_t fixed[sizeof(struct rmig_file_hdr)], *area = NULL, *bm = NULL;
-	uint32_t version, nblocks, entry, stored, crc, flags;
-	uint64_t align, bmmax = 0;
-	int ret;
+	uint32_t version, nblocks, entry;
 
-	if (x->st_size < sizeof(fixed))
-		return fail(mb, "the file is %llu bytes, too short for an rmig file header",
-			    (unsigned long long)x->st_size);
-	ret = file_pread_all(x->fd, fixed, sizeof(fixed), 0);
-	if (ret)
-		return rmig_msg(mb, ret, "reading the header: %s", strerror(-ret));
 	if (memcmp(fixed, RMIG_FILE_MAGIC, 8))
 		return fail(mb, "not an rmig migration file (wrong magic)");
 	version = rmig_get_be32(fixed + RMIG_FILE_OFF(rmig_file_hdr, version));
@@ -338,6 +350,77 @@ static int check_header(struct file_xport *x, struct rmig_msgbuf *mb)
 	if (x->hdr_size > x->st_size)
 		return fail(mb, "file is truncated: %llu bytes, the header alone is %u",
 			    (unsigned long long)x->st_size, x->hdr_size);
+	*nblocksp = nblocks;
+	return 0;
+}
+
+int file_hdr_area_check(struct file_xport *x, const uint8_t *area, uint32_t nblocks,
+			uint64_t *bmmax, struct rmig_msgbuf *mb)
+{
+	const uint32_t entry = sizeof(struct rmig_file_block);
+	uint32_t stored, crc, flags;
+	uint64_t align;
+	int ret;
+
+	stored = rmig_get_be32(area + RMIG_FILE_OFF(rmig_file_hdr, hdr_crc));
+	crc = rmig_file_hdr_crc(area, x->hdr_size);
+	if (stored != crc)
+		return fail(mb, "header is corrupted (checksum 0x%08x, stored 0x%08x)", crc, stored);
+	flags = rmig_get_be32(area + RMIG_FILE_OFF(rmig_file_hdr, flags));
+	if (flags & ~RMIG_FILE_F_KNOWN)
+		return fail(mb, "unknown header flags 0x%x", flags & ~RMIG_FILE_F_KNOWN);
+	if (!(flags & RMIG_FILE_F_COMPLETE))
+		return fail(mb, "the save that wrote this file did not finish (complete flag not set)");
+	if (nblocks != x->nblocks)
+		return fail(mb, "RAM layout differs: the file has %u blocks, this side has %u",
+			    nblocks, x->nblocks);
+	x->hv.flags = flags;
+	align = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, align));
+	x->dev_off = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_off));
+	x->hv.dev_len = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_len));
+	x->hv.index_off = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, index_off));
+	x->hv.dev_count = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_count));
+	x->hv.file_size = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, file_size));
+	if (!rmig_is_pow2(align) || align < RMIG_FILE_META_ALIGN)
+		return fail(mb, "header gives alignment %llu", (unsigned long long)align);
+
+	*bmmax = 0;
+	for (unsigned int i = 0; i < nblocks; i++) {
+		const uint8_t *e = area + sizeof(struct rmig_file_hdr) + (size_t)i * entry;
+
+		ret = check_block(x, i, e, mb);
+		if (ret)
+			return ret;
+		if (x->blocks[i].pages_off % align)
+			return fail(mb, "pages of '%s' at %llu are not %llu-byte aligned",
+				    x->blocks[i].b->name, (unsigned long long)x->blocks[i].pages_off,
+				    (unsigned long long)align);
+		if (x->blocks[i].bitmap_len > *bmmax)
+			*bmmax = x->blocks[i].bitmap_len;
+	}
+	ret = check_dev_bounds(x, mb);
+	if (!ret)
+		ret = check_overlaps(x, mb);
+	return ret;
+}
+
+static int check_header(struct file_xport *x, struct rmig_msgbuf *mb)
+{
+	uint8_t fixed[sizeof(struct rmig_file_hdr)], *area = NULL, *bm = NULL;
+	const uint32_t entry = sizeof(struct rmig_file_block);
+	uint64_t bmmax = 0;
+	uint32_t nblocks;
+	int ret;
+
+	if (x->st_size < sizeof(fixed))
+		return fail(mb, "the file is %llu bytes, too short for an rmig file header",
+			    (unsigned long long)x->st_size);
+	ret = file_pread_all(x->fd, fixed, sizeof(fixed), 0);
+	if (ret)
+		return rmig_msg(mb, ret, "reading the header: %s", strerror(-ret));
+	ret = file_hdr_fixed_check(x, fixed, &nblocks, mb);
+	if (ret)
+		return ret;
 	area = malloc(x->hdr_size);
 	if (!area)
 		return rmig_msg(mb, -ENOMEM, "out of memory");
@@ -347,57 +430,7 @@ static int check_header(struct file_xport *x, struct rmig_msgbuf *mb)
 			       ret == -ENODATA ? "file truncated" : strerror(-ret));
 		goto out;
 	}
-	stored = rmig_get_be32(area + RMIG_FILE_OFF(rmig_file_hdr, hdr_crc));
-	crc = rmig_file_hdr_crc(area, x->hdr_size);
-	if (stored != crc) {
-		ret = fail(mb, "header is corrupted (checksum 0x%08x, stored 0x%08x)", crc, stored);
-		goto out;
-	}
-	flags = rmig_get_be32(area + RMIG_FILE_OFF(rmig_file_hdr, flags));
-	if (flags & ~RMIG_FILE_F_KNOWN) {
-		ret = fail(mb, "unknown header flags 0x%x", flags & ~RMIG_FILE_F_KNOWN);
-		goto out;
-	}
-	if (!(flags & RMIG_FILE_F_COMPLETE)) {
-		ret = fail(mb,
-			   "the save that wrote this file did not finish (complete flag not set)");
-		goto out;
-	}
-	if (nblocks != x->nblocks) {
-		ret = fail(mb, "RAM layout differs: the file has %u blocks, this side has %u",
-			   nblocks, x->nblocks);
-		goto out;
-	}
-	x->hv.flags = flags;
-	align = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, align));
-	x->dev_off = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_off));
-	x->hv.dev_len = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_len));
-	x->hv.index_off = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, index_off));
-	x->hv.dev_count = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_count));
-	x->hv.file_size = rmig_get_be64(area + RMIG_FILE_OFF(rmig_file_hdr, file_size));
-	if (!rmig_is_pow2(align) || align < RMIG_FILE_META_ALIGN) {
-		ret = fail(mb, "header gives alignment %llu", (unsigned long long)align);
-		goto out;
-	}
-
-	for (unsigned int i = 0; i < nblocks; i++) {
-		const uint8_t *e = area + sizeof(struct rmig_file_hdr) + (size_t)i * entry;
-
-		ret = check_block(x, i, e, mb);
-		if (ret)
-			goto out;
-		if (x->blocks[i].pages_off % align) {
-			ret = fail(mb, "pages of '%s' at %llu are not %llu-byte aligned",
-				   x->blocks[i].b->name, (unsigned long long)x->blocks[i].pages_off,
-				   (unsigned long long)align);
-			goto out;
-		}
-		if (x->blocks[i].bitmap_len > bmmax)
-			bmmax = x->blocks[i].bitmap_len;
-	}
-	ret = check_dev_bounds(x, mb);
-	if (!ret)
-		ret = check_overlaps(x, mb);
+	ret = file_hdr_area_check(x, area, nblocks, &bmmax, mb);
 	if (ret)
 		goto out;
 	bm = malloc(bmmax ? bmmax : 1);
