@@ -172,11 +172,43 @@ static int dst_fail(struct rmig_dst *d, int code, const char *fmt, ...)
 	return ret;
 }
 
+/*
+ * Main thread, on a failure that says the source went away (a channel or
+ * the control connection closed or reset): a source that failed on its own
+ * sends ABORT with its reason first (core/src.c, src_tell_peer). Read it,
+ * if it comes within half a second, so the error names the real cause.
+ * Not while the postcopy control thread owns the control connection: it
+ * handles ABORT itself.
+ */
+static void dst_source_reason(struct rmig_dst *d)
+{
+	char why[RMIG_ERRMSG_MAX], msg[RMIG_ERRMSG_MAX];
+	int code = rmig_err_code(&d->err), status;
+	const void *info;
+	size_t info_len;
+	struct rmig_hdr h;
+	void *body = NULL;
+
+	if (!d->ctl || d->pc_ctl_started || d->stash_set ||
+	    (code != -ECONNRESET && code != -EPIPE && code != -ECONNABORTED && code != -ENOTCONN))
+		return;
+	if (rmig_msg_recv(d->ctl, 500, 8192, &h, &body, why, sizeof(why)) == 0 &&
+	    h.type == RMIG_MSG_ABORT &&
+	    rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len) == 0 &&
+	    status < 0) {
+		/* the code stays what the caller was told; the text names the cause */
+		rmig_err_reword(&d->err, "source aborted: %.400s", msg);
+		d->abort_sent = true; /* the source is gone: nothing to tell it */
+	}
+	free(body);
+}
+
 /* Main thread: tell the source why we stopped (best effort, once). */
 static void dst_send_abort(struct rmig_dst *d)
 {
 	char msg[RMIG_ERRMSG_MAX];
 
+	dst_source_reason(d);
 	if (!d->ctl || d->abort_sent)
 		return;
 	d->abort_sent = true;

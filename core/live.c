@@ -744,7 +744,8 @@ int rmig_live_run(struct rmig_live *live)
 			ret = live_switchover(live, t_stop);
 	}
 	if (ret) {
-		/* The destination must not go on with a half migration. */
+		/* The destination must not go on with a half migration, and must hear why. */
+		rmig_src_abort(live->src, ret, live->err.msg);
 		rmig_src_cancel(live->src);
 		if (stopped && !live->postcopy && live->hooks.resume_vcpus)
 			live->hooks.resume_vcpus(live->hooks.arg);

@@ -52,6 +52,9 @@ struct rmig_src {
 	enum src_state state;
 	bool placed;
 	bool peer_checked;
+	bool peer_aborted; /* the destination told us why it stopped */
+	bool abort_sent;   /* we told the destination why we stopped */
+	bool greeted;	   /* the destination accepted our HELLO: it listens for ABORT */
 	_Atomic bool cancelled;
 };
 
@@ -79,6 +82,29 @@ static void src_shutdown_conns(struct rmig_src *src)
 			src->chans[i].conn->ops->shutdown(src->chans[i].conn);
 	if (src->xp && src->xops->shutdown)
 		src->xops->shutdown(src->xp);
+}
+
+/*
+ * Main thread: tell the destination why this source stopped, once, so it
+ * reports the real cause instead of "connection closed by the peer". Not
+ * when the destination stopped first (it knows), nor after a cancel (the
+ * control connection is shut down; cancel may come from any thread). @msg
+ * NULL: the recorded failure's text. Best effort: a dead peer fails the send.
+ */
+static void src_tell_peer(struct rmig_src *src, int code, const char *msg)
+{
+	char buf[RMIG_ERRMSG_MAX];
+
+	if (!src->ctl || !src->greeted || src->abort_sent || src->peer_aborted ||
+	    src->state == SRC_FINISHED || rmig_load_relaxed(&src->cancelled))
+		return;
+	src->abort_sent = true;
+	if (!msg) {
+		rmig_err_msg(&src->err, buf, sizeof(buf));
+		msg = buf;
+	}
+	rmig_status_send(src->ctl, RMIG_MSG_ABORT, src->ctl_seq++, code < 0 ? code : -ECANCELED,
+			 msg, NULL, 0);
 }
 
 /*
@@ -117,8 +143,11 @@ static int src_error(struct rmig_src *src)
 		pthread_mutex_lock(&src->err.lock);
 		snprintf(src->err.msg, sizeof(src->err.msg), "destination aborted: %.400s", msg);
 		pthread_mutex_unlock(&src->err.lock);
+		src->peer_aborted = true;
 	}
 	free(body);
+	/* The failure is ours: the destination must hear why, not just see us go. */
+	src_tell_peer(src, code, NULL);
 	return code;
 }
 
@@ -447,6 +476,7 @@ static int src_handshake(struct rmig_src *src, const char *uri)
 		goto out;
 	}
 	src->peer_postcopy = h.flags & RMIG_WF_POSTCOPY;
+	src->greeted = true;
 	if (src->xops->set_peer_info) {
 		ret = src->xops->set_peer_info(src->xp, info, info_len);
 		if (ret) {
@@ -476,8 +506,10 @@ static int src_check_result(struct rmig_src *src, const struct rmig_hdr *h, void
 		ret = src_fail(src, -EPROTO, "expected RESULT, got %s", rmig_msg_name(h->type));
 	else if ((ret = rmig_status_parse(body, h->len, &status, msg, sizeof(msg), &info, &info_len)))
 		ret = src_fail(src, ret, "bad RESULT: %s", msg);
-	else if (status < 0)
+	else if (status < 0) {
+		src->peer_aborted = true;
 		ret = src_fail(src, status, "%s: %s", refused, msg);
+	}
 	free(body);
 	return ret;
 }
@@ -822,6 +854,7 @@ static int src_peer_abort(struct rmig_src *src, const void *body, uint32_t len)
 	int status;
 
 	src->peer_checked = true;
+	src->peer_aborted = true;
 	if (rmig_status_parse(body, len, &status, msg, sizeof(msg), &info, &info_len) ||
 	    status >= 0)
 		return src_fail(src, -EPROTO, "destination sent a malformed ABORT");
@@ -979,11 +1012,23 @@ const char *rmig_src_error(struct rmig_src *src)
 	return src ? src->err.msg : "";
 }
 
+void rmig_src_abort(struct rmig_src *src, int code, const char *msg)
+{
+	if (src)
+		src_tell_peer(src, code, msg && *msg ? msg : NULL);
+}
+
 void rmig_src_destroy(struct rmig_src *src)
 {
 	if (!src)
 		return;
 	if (src->state == SRC_CONNECTED || (src->state == SRC_NEW && src->xp)) {
+		/* a migration given up without a word: say so, or say why */
+		if (rmig_err_code(&src->err))
+			src_tell_peer(src, rmig_err_code(&src->err), NULL);
+		else
+			src_tell_peer(src, -ECANCELED,
+				      "the source closed the migration before finishing it");
 		if (src->sched)
 			rmig_sched_abort(src->sched, -ECANCELED);
 		src_shutdown_conns(src);

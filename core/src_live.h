@@ -64,6 +64,14 @@ int rmig_src_ctl_recv(struct rmig_src *src, int timeout_ms, size_t max_body, uin
  */
 void rmig_src_revoke(struct rmig_src *src);
 
+/*
+ * Main thread: the migration failed here (@code, @msg; NULL: the source's
+ * recorded error): tell the destination with ABORT, once, before the
+ * connections go, so it reports this reason rather than a closed
+ * connection. Nothing when the destination stopped first or after a cancel.
+ */
+void rmig_src_abort(struct rmig_src *src, int code, const char *msg);
+
 /* Whether the destination accepts postcopy (it said so in WELCOME). */
 bool rmig_src_peer_postcopy(struct rmig_src *src);
 

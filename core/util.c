@@ -42,6 +42,19 @@ int rmig_err_set(struct rmig_err *e, int code, const char *fmt, ...)
 	return ret;
 }
 
+void rmig_err_reword(struct rmig_err *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&e->lock);
+	if (e->code) {
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
 int rmig_err_code(struct rmig_err *e)
 {
 	int code;

@@ -37,6 +37,12 @@ int rmig_err_set(struct rmig_err *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int rmig_err_vset(struct rmig_err *e, int code, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
+/*
+ * Replace the text of the recorded failure (the code stays): when the
+ * failure seen first turns out to be a consequence of the peer's, whose
+ * reason arrived later.
+ */
+void rmig_err_reword(struct rmig_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int rmig_err_code(struct rmig_err *e);
 /* Copy of the message into @buf. */
 void rmig_err_msg(struct rmig_err *e, char *buf, size_t len);

@@ -398,6 +398,9 @@ static void max_rounds_case(bool fail_flag)
 		dst_join(&ds);
 		assert_int_equal(ds.accept_ret, 0);
 		assert_true(ds.finish_ret < 0); /* the destination does not pretend */
+		/* and it names the source's reason, which the source sent before it went */
+		if (!strstr(ds.error, "source aborted") || !strstr(ds.error, "did not converge"))
+			fail_msg("destination error without the source's reason: %s", ds.error);
 		assert_false(ds.devs[0].complete);
 	} else {
 		if (ret)
