@@ -1061,6 +1061,105 @@ out:
 	ram_unmap(&a);
 }
 
+/*
+ * The disk fills up while saving (a 2 MiB tmpfs, 16 MiB of RAM), in a
+ * child's private mount namespace (root): the save must fail naming the
+ * full disk, leave source RAM as it was, and leave no file a load would
+ * take as complete. Returns NULL or what went wrong.
+ */
+static const char *disk_full_save(const char *mnt)
+{
+	static const struct layout l[] = {{"pc.ram", 16u << 20, 4096}};
+	static char why[600];
+	struct ram a, b;
+	struct rmig_opts o;
+	struct rmig_src *src;
+	char path[4200], uri[4300], lwhy[512];
+	uint64_t before, after;
+	int ret;
+
+	ram_map(&a, l, 1);
+	ram_map(&b, l, 1);
+	ram_fill(&a, 77, 0);
+	before = mix(0);
+	for (uint64_t i = 0; i < l[0].length / 8; i++)
+		before = mix(before ^ ((uint64_t *)a.host[0])[i]);
+	snprintf(path, sizeof(path), "%s/full.rmig", mnt);
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	rmig_opts_init(&o);
+	o.channels = 2;
+	if (rmig_src_create(&o, &src) ||
+	    rmig_src_add_block(src, &(struct rmig_block_desc){"pc.ram", a.host[0], l[0].length,
+							       l[0].page_size}) < 0)
+		return "source set-up failed";
+	ret = rmig_src_connect(src, uri);
+	for (uint64_t off = 0; !ret && off < l[0].length; off += 4096)
+		ret = rmig_src_queue_page(src, 0, off);
+	if (!ret)
+		ret = rmig_src_sync(src, RMIG_SYNC_ALL);
+	if (!ret)
+		ret = rmig_src_finish(src);
+	if (!ret)
+		return "saving 16 MiB to a 2 MiB filesystem succeeded";
+	if (!strstr(rmig_src_error(src), "No space left")) {
+		snprintf(why, sizeof(why), "the error does not say the disk is full: %s",
+			 rmig_src_error(src));
+		return why;
+	}
+	print_message("    disk full: %s\n", rmig_src_error(src));
+	rmig_src_destroy(src);
+	after = mix(0);
+	for (uint64_t i = 0; i < l[0].length / 8; i++)
+		after = mix(after ^ ((uint64_t *)a.host[0])[i]);
+	if (after != before)
+		return "source RAM changed";
+	/* whatever is on disk must not load as a migration */
+	if (access(path, F_OK) == 0 && load(path, &b, 2, 0, NULL, NULL, lwhy, sizeof(lwhy)) == 0)
+		return "the file of a failed save loaded";
+	ram_unmap(&a);
+	ram_unmap(&b);
+	return NULL;
+}
+
+static void test_disk_full(void **state)
+{
+	char why[700] = {0};
+	int pfd[2], st;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char mnt[] = "/tmp/rmig-full-XXXXXX";
+		const char *err;
+
+		close(pfd[0]);
+		if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+		    !mkdtemp(mnt)) {
+			err = "no private mount namespace (needs root)";
+		} else if (mount("tmpfs", mnt, "tmpfs", 0, "size=2m")) {
+			rmdir(mnt);
+			err = "cannot mount a 2 MiB tmpfs (needs root)";
+		} else {
+			err = disk_full_save(mnt);
+			umount2(mnt, MNT_DETACH);
+			rmdir(mnt);
+		}
+		if (err && write(pfd[1], err, strlen(err)) < 0)
+			_exit(2);
+		_exit(err ? 1 : 0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], why, sizeof(why) - 1) < 0)
+		why[0] = 0;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fail_msg("disk full: %s", why[0] ? why : "the child crashed");
+}
+
 /* ---- O_DIRECT ------------------------------------------------------------------ */
 
 static void test_direct_round_trip(void **state)
@@ -1140,6 +1239,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_different_layout),
 	    cmocka_unit_test(test_dev_record_corrupt),
 	    cmocka_unit_test(test_dev_record_lengths),
+	    cmocka_unit_test(test_disk_full),
 	    cmocka_unit_test(test_dev_index_corrupt),
 	    cmocka_unit_test(test_connect_refused),
 	};

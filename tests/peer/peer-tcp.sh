@@ -2,7 +2,7 @@
 # Source and destination as two processes over loopback TCP: rounds with
 # rewritten pages, zero pages and device state from two threads, checked by
 # the destination at every round; long idle and device-state-only stretches;
-# then the destination dying mid-transfer.
+# then the destination dying mid-transfer, and the source.
 set -uo pipefail
 peer=$1
 tmp=$(mktemp -d)
@@ -49,6 +49,18 @@ wait $dpid
 rc=$?
 cat "$tmp/dst2"
 [ $rc -eq 9 ] || { echo "destination did not die as scripted (exit $rc)"; fails=$((fails + 1)); }
+
+# The source process killed (exit without a word, as SIGKILL would) mid-transfer:
+# the destination must fail with a reason and never report success.
+port=$(free_port)
+start_dst "$tmp/dst4" "tcp:127.0.0.1:$port" --size 256 --rounds 2 --expect-fail --timeout 5000 ||
+	fails=$((fails + 1))
+timeout 60 "$peer" src "tcp:127.0.0.1:$port" --size 256 --rounds 2 --die-after-mib 32
+rc=$?
+[ $rc -eq 9 ] || { echo "source did not die as scripted (exit $rc)"; fails=$((fails + 1)); }
+wait $dpid || fails=$((fails + 1))
+cat "$tmp/dst4"
+grep -q "PASS failed as expected" "$tmp/dst4" || fails=$((fails + 1))
 
 if [ $fails -eq 0 ]; then echo "peer-tcp: PASS"; else echo "peer-tcp: FAIL ($fails)"; fi
 exit $fails

@@ -14,13 +14,15 @@
  *   rmig-peer src URI [options]     connect to URI and run the script
  *
  * Options: --size SIZE (MiB or with K/M/G), --rounds N, --channels N,
- * --seed N, --dev-chunks N (per thread per round), --die-after-mib N (dst:
- * exit abruptly after that much data arrived), --check-delay-ms N (dst: wait
+ * --seed N, --dev-chunks N (per thread per round), --die-after-mib N (exit
+ * abruptly, as a killed process would, after that much data arrived (dst)
+ * or was sent (src)), --check-delay-ms N (dst: wait
  * before checking each round, as a slow caller would), --quiet-rounds N (the
  * last N rounds send nothing but their sync), --pattern SPEC (what each
  * round carries, see parse_pattern(); both sides must be given the same),
  * --expect-fail (src: succeed only if the migration fails cleanly and source
- * RAM is intact), --timeout MS, --ib-dev NAME, --gid-index N.
+ * RAM is intact; dst: only if no round and no finish ever succeeds after the
+ * failure and the error says why), --timeout MS, --ib-dev NAME, --gid-index N.
  * Exit 0 on the expected outcome; prints "rmig-peer <role>: PASS ..." or FAIL.
  */
 #include <errno.h>
@@ -184,6 +186,20 @@ static void *dev_producer(void *arg)
 	return NULL;
 }
 
+static void *src_killer(void *arg)
+{
+	struct rmig_src *src = arg;
+	struct rmig_stats st = { .size = sizeof(st) };
+
+	do {
+		usleep(1000);
+		rmig_src_get_stats(src, &st);
+	} while (st.data_bytes < cfg.die_after);
+	fprintf(stderr, "rmig-peer src: dying on purpose after %" PRIu64 " bytes\n", st.data_bytes);
+	_exit(9);
+	return NULL;
+}
+
 static int run_src(void)
 {
 	uint64_t pages = cfg.size / PAGE, before, after;
@@ -200,6 +216,11 @@ static int run_src(void)
 		fprintf(stderr, "rmig-peer src: FAIL setting up: %s (%s)\n", rmig_src_error(src),
 			strerror(-ret));
 		return 1;
+	}
+	if (cfg.die_after) {
+		pthread_t kt;
+
+		pthread_create(&kt, NULL, src_killer, src);
 	}
 	for (unsigned int r = 1; r <= cfg.rounds; r++) {
 		unsigned int dr = dev_rounds(r);
@@ -352,6 +373,23 @@ static int check_round(const uint8_t *ram, unsigned int r, uint8_t *expect)
 	return 0;
 }
 
+/*
+ * The migration failed at @what. Expected (--expect-fail): pass if the error
+ * says why. The destination never got to report success: that is checked by
+ * the caller never reaching the end.
+ */
+static int dst_failed(struct rmig_dst *d, const char *what, int ret, const struct dst_check *chk)
+{
+	if (cfg.expect_fail && ret < 0 && *rmig_dst_error(d)) {
+		printf("rmig-peer dst: PASS failed as expected at %s (%s): %s\n", what,
+		       strerror(-ret), rmig_dst_error(d));
+		return 0;
+	}
+	fprintf(stderr, "rmig-peer dst: FAIL %s: ret %d: %s %s\n", what, ret, rmig_dst_error(d),
+		chk->problem);
+	return 1;
+}
+
 static int run_dst(void)
 {
 	struct rmig_opts o = make_opts();
@@ -385,6 +423,8 @@ static int run_dst(void)
 		pthread_create(&kt, NULL, killer, d);
 	for (unsigned int r = 1; r <= cfg.rounds; r++) {
 		ret = rmig_dst_wait_sync(d, &round);
+		if (ret < 0)
+			return dst_failed(d, "a sync round", ret, &chk);
 		if (ret != 0 || round != r) {
 			fprintf(stderr, "rmig-peer dst: FAIL waiting for round %u: ret %d round %" PRIu64 ": %s %s\n",
 				r, ret, round, rmig_dst_error(d), chk.problem);
@@ -407,8 +447,10 @@ static int run_dst(void)
 		}
 	}
 	ret = rmig_dst_finish(d);
-	if (ret) {
-		fprintf(stderr, "rmig-peer dst: FAIL finish: %s %s\n", rmig_dst_error(d), chk.problem);
+	if (ret)
+		return dst_failed(d, "finish", ret, &chk);
+	if (cfg.expect_fail) {
+		fprintf(stderr, "rmig-peer dst: FAIL the migration verified but was expected to fail\n");
 		return 1;
 	}
 	if (check_round(ram, cfg.rounds, expect))

@@ -10,7 +10,7 @@
 #               destination looks at RAM slowly, so a source that wrote the next
 #               round before the destination released the last one would fail;
 #               the last two rounds are idle (SYNC after SYNC on every channel)
-#   idle        two guests: 873 rounds, of them 710 idle (SYNC only on both
+#   idle        two guests: 869 rounds, of them 710 idle (SYNC only on both
 #               channels) and 155 with device state only, between 4 busy ones;
 #               every busy round and the last checked, device state in order
 #   dst-dies    two guests: the destination exits mid-transfer; the source must
