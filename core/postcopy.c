@@ -84,8 +84,10 @@ static const struct rmig_block *pc_run_block(const uint8_t *msg, const struct rm
 	r->n = rmig_get_be32(msg + RMIG_OFF(rmig_wire_page, npages));
 	r->off = rmig_get_be64(msg + RMIG_OFF(rmig_wire_page, offset));
 	b = r->block < nblocks ? &blocks[r->block] : NULL;
+	/* a page too large for one PAGE_DATA cannot be asked for (rmig_pc_page_fits) */
 	if (!b || (r->off & (b->page_size - 1)) || r->off >= b->length || !r->n ||
-	    r->n > rmig_pc_run_max(b->page_size) || r->n > (b->length - r->off) >> b->page_shift)
+	    r->n > rmig_pc_run_max(b->page_size) || r->n > (b->length - r->off) >> b->page_shift ||
+	    !rmig_pc_page_fits(b->page_size))
 		return NULL;
 	return b;
 }
@@ -305,6 +307,20 @@ int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsig
 		ret = rmig_src_ctl_send(src, RMIG_MSG_PC_PULL_INFO, out, ilen);
 	if (ret < 0) {
 		snprintf(why, whylen, "offering pulls: %s", rmig_src_error(src));
+		goto out;
+	}
+	/*
+	 * Pulled by request, every page must fit one PAGE_DATA: refuse now,
+	 * before PC_START lets the destination run, not at its first fault.
+	 */
+	for (unsigned int i = 0; i < nblocks && ret > 0; i++) {
+		if (rmig_pc_page_fits(blocks[i].page_size))
+			continue;
+		snprintf(why, whylen,
+			 "postcopy by request cannot carry block '%s': its %u-byte pages do not "
+			 "fit one PAGE_DATA (at most %u bytes)",
+			 blocks[i].name, blocks[i].page_size, RMIG_WIRE_BODY_MAX);
+		ret = -EMSGSIZE;
 		goto out;
 	}
 	ret = 0;

@@ -41,6 +41,7 @@
 #define RMIG_CORE_POSTCOPY_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,6 +86,16 @@ int rmig_pc_src_run(struct rmig_src *src, const struct rmig_block *blocks, unsig
 size_t rmig_pc_words_head(uint8_t *out, uint32_t block, uint64_t first, uint32_t n);
 int rmig_pc_words_parse(const uint8_t *body, size_t len, const struct rmig_block *blocks,
 			unsigned int nblocks, uint32_t *block, uint64_t *first, uint32_t *n);
+
+/*
+ * Whether a page of @page_size fits one PAGE_DATA. Larger pages (1 GiB,
+ * or 2 MiB with today's body limit) cannot be pulled by request, only by
+ * the transport.
+ */
+static inline bool rmig_pc_page_fits(uint32_t page_size)
+{
+	return rmig_pc_data_len(1, 1, page_size) <= RMIG_WIRE_BODY_MAX;
+}
 
 /*
  * A run of pages named by PAGE_REQ or PAGE_DATA: @n pages of block @block

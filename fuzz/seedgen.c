@@ -321,7 +321,7 @@ static void gen_file(unsigned int ndev, bool fix, const char *tmp)
 		ram[i][fuzz_block_desc[i].page_size] = 2;
 		ram[i][fuzz_block_desc[i].length - 1] = 3;
 		dd.host = ram[i];
-		if (rmig_src_add_block(src, &dd))
+		if (rmig_src_add_block(src, &dd) < 0)
 			die("rmig_src_add_block: %s", rmig_src_error(src));
 	}
 	if (rmig_src_connect(src, uri))
