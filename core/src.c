@@ -56,6 +56,14 @@ struct rmig_src {
 	bool abort_sent;   /* we told the destination why we stopped */
 	bool greeted;	   /* the destination accepted our HELLO: it listens for ABORT */
 	_Atomic bool cancelled;
+	/*
+	 * rmig_src_cancel() may run on any thread while rmig_src_connect() is
+	 * still building what it has to shut down: connect publishes xp, ctl,
+	 * chans/nchan, each channel's conn and sched under conn_lock, and
+	 * cancel reads them under it (the main thread, their only writer,
+	 * reads them without it).
+	 */
+	pthread_mutex_t conn_lock;
 };
 
 /* Record a failure and stop everything; returns the recorded code. */
@@ -75,6 +83,7 @@ static int src_fail(struct rmig_src *src, int code, const char *fmt, ...)
 	return ret;
 }
 
+/* Main thread, or under conn_lock. */
 static void src_shutdown_conns(struct rmig_src *src)
 {
 	for (unsigned int i = 0; i < src->nchan; i++)
@@ -420,6 +429,7 @@ int rmig_src_create(const struct rmig_opts *opts, struct rmig_src **srcp)
 	}
 	rmig_err_init(&src->err);
 	pthread_mutex_init(&src->dev_lock, NULL);
+	pthread_mutex_init(&src->conn_lock, NULL);
 	atomic_init(&src->cancelled, false);
 	*srcp = src;
 	return 0;
@@ -528,10 +538,42 @@ static int src_wait_ready(struct rmig_src *src)
 	return src_check_result(src, &h, body, "destination refused the channels");
 }
 
+/*
+ * Publish what connect() just opened, for rmig_src_cancel(). A cancel that
+ * came earlier found nothing to shut down: do it here, so it is not lost
+ * (cancel stores cancelled before it takes conn_lock).
+ */
+static void src_publish_ctl(struct rmig_src *src, struct rmig_xport *xp, struct rmig_conn *ctl)
+{
+	pthread_mutex_lock(&src->conn_lock);
+	src->xp = xp;
+	src->ctl = ctl;
+	if (rmig_load_relaxed(&src->cancelled)) {
+		if (ctl)
+			ctl->ops->shutdown(ctl);
+		if (xp && src->xops->shutdown)
+			src->xops->shutdown(xp);
+	}
+	pthread_mutex_unlock(&src->conn_lock);
+}
+
+static void src_publish_chan(struct rmig_src *src, unsigned int i, struct rmig_conn *conn)
+{
+	pthread_mutex_lock(&src->conn_lock);
+	src->chans[i].conn = conn;
+	if (conn && rmig_load_relaxed(&src->cancelled))
+		conn->ops->shutdown(conn);
+	pthread_mutex_unlock(&src->conn_lock);
+}
+
 int rmig_src_connect(struct rmig_src *src, const char *uri)
 {
 	struct rmig_xport_params params;
 	struct rmig_msgbuf mb = { "" };
+	struct rmig_xport *xp = NULL;
+	struct rmig_conn *ctl = NULL;
+	struct rmig_sched *sched;
+	struct src_chan *chans;
 	const char *addr;
 	size_t hdrcap;
 	int ret;
@@ -555,14 +597,17 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 		return src_fail(src, -EINVAL, "zero copy is not supported by the %s transport",
 				src->xops->name);
 	src->placed = src->xops->caps & RMIG_XCAP_PLACES_DATA;
-	src->nchan = src->opts.channels;
 	if (getrandom(src->uuid, sizeof(src->uuid), 0) != sizeof(src->uuid))
 		return src_fail(src, -EIO, "no random bytes for the session id");
 
-	src->chans = aligned_alloc(RMIG_CACHELINE, sizeof(*src->chans) * src->nchan);
-	if (!src->chans)
+	chans = aligned_alloc(RMIG_CACHELINE, sizeof(*chans) * src->opts.channels);
+	if (!chans)
 		return src_fail(src, -ENOMEM, "out of memory");
-	memset(src->chans, 0, sizeof(*src->chans) * src->nchan);
+	memset(chans, 0, sizeof(*chans) * src->opts.channels);
+	pthread_mutex_lock(&src->conn_lock);
+	src->chans = chans;
+	src->nchan = src->opts.channels;
+	pthread_mutex_unlock(&src->conn_lock);
 	hdrcap = sizeof(struct rmig_wire_hdr) + sizeof(struct rmig_wire_ram) +
 		 (size_t)src->opts.pages_per_packet * 8;
 	for (unsigned int i = 0; i < src->nchan; i++) {
@@ -581,7 +626,8 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 		.opts = &src->opts, .blocks = src->blocks, .nblocks = src->nblocks,
 		.channels = src->nchan,
 	};
-	ret = src->xops->connect(&params, addr, &src->xp, &src->ctl, &mb);
+	ret = src->xops->connect(&params, addr, &xp, &ctl, &mb);
+	src_publish_ctl(src, xp, ctl);
 	if (ret)
 		return src_fail(src, ret, "%s: %s", uri, mb.msg);
 
@@ -594,7 +640,10 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 		struct rmig_wire_chan wc;
 		uint8_t body[sizeof(wc)] = { 0 };
 
-		ret = src->xops->connect_channel(src->xp, i, &src->chans[i].conn);
+		struct rmig_conn *conn = NULL;
+
+		ret = src->xops->connect_channel(src->xp, i, &conn);
+		src_publish_chan(src, i, conn);
 		if (ret)
 			return src_fail(src, ret, "%s: opening channel %u: %s", uri, i, src->xp->err.msg);
 		memcpy(body + RMIG_OFF(rmig_wire_chan, uuid), src->uuid, RMIG_UUID_LEN);
@@ -611,9 +660,14 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 			return ret;
 	}
 	ret = rmig_sched_create(src->nchan, src->opts.pages_per_packet, &src_sched_cb, src,
-				&src->sched);
+				&sched);
 	if (ret)
 		return src_fail(src, ret, "starting channel threads: %s", strerror(-ret));
+	pthread_mutex_lock(&src->conn_lock);
+	src->sched = sched;
+	if (rmig_load_relaxed(&src->cancelled))
+		rmig_sched_abort(sched, -ECANCELED);
+	pthread_mutex_unlock(&src->conn_lock);
 	src->state = SRC_CONNECTED;
 	return 0;
 }
@@ -966,13 +1020,16 @@ void rmig_src_cancel(struct rmig_src *src)
 {
 	if (!src)
 		return;
+	/* before conn_lock: connect, publishing later, then sees it (src_publish_ctl) */
 	rmig_store_relaxed(&src->cancelled, true);
 	rmig_err_set(&src->err, -ECANCELED, "migration cancelled");
+	pthread_mutex_lock(&src->conn_lock);
 	if (src->sched)
 		rmig_sched_abort(src->sched, -ECANCELED);
 	src_shutdown_conns(src);
 	if (src->ctl)
 		src->ctl->ops->shutdown(src->ctl);
+	pthread_mutex_unlock(&src->conn_lock);
 }
 
 int rmig_src_get_stats(struct rmig_src *src, struct rmig_stats *st)
@@ -1049,6 +1106,7 @@ void rmig_src_destroy(struct rmig_src *src)
 	rmig_payload_free(src->dev_slot);
 	free(src->blocks);
 	pthread_mutex_destroy(&src->dev_lock);
+	pthread_mutex_destroy(&src->conn_lock);
 	rmig_err_destroy(&src->err);
 	free(src);
 }

@@ -466,6 +466,40 @@ static void test_connect_refused(void **state)
 	h_unmap(mem, 1 << 20);
 }
 
+static void *cancel_src_later(void *arg)
+{
+	sleep_ms(200);
+	rmig_src_cancel(arg);
+	return NULL;
+}
+
+/*
+ * A destination that accepts the connection (the kernel does, from the
+ * backlog) but never answers HELLO: connect waits for WELCOME until a
+ * cancel from another thread, which must reach the control connection
+ * connect is still setting up (a ThreadSanitizer case too).
+ */
+static void test_src_cancel_during_connect(void **state)
+{
+	uint8_t *mem = h_map(1 << 20);
+	struct rmig_src *src = lone_src(mem);
+	char uri[64];
+	pthread_t t;
+	int fd, port = closed_port(&fd);
+
+	assert_int_equal(listen(fd, 8), 0);
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", port);
+	h_watchdog_arm(60, "source cancel during connect");
+	assert_int_equal(pthread_create(&t, NULL, cancel_src_later, src), 0);
+	assert_int_equal(rmig_src_connect(src, uri), -ECANCELED);
+	pthread_join(t, NULL);
+	h_watchdog_disarm();
+	h_assert_contains(rmig_src_error(src), "cancelled");
+	rmig_src_destroy(src);
+	close(fd);
+	h_unmap(mem, 1 << 20);
+}
+
 static void test_listen_in_use(void **state)
 {
 	uint8_t *mem = h_map(1 << 20);
@@ -541,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_bad_pages_then_success),
 		cmocka_unit_test(test_bad_uris),
 		cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_src_cancel_during_connect),
 		cmocka_unit_test(test_listen_in_use),
 		cmocka_unit_test(test_accept_timeout_and_cancel),
 	};
