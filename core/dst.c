@@ -300,7 +300,7 @@ static int recv_ram(struct dst_chan *ch, const struct rmig_hdr *h)
 				h->len);
 	ret = ch->conn->ops->recv(ch->conn, ch->body, h->len, -1);
 	if (ret)
-		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->err.msg);
+		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->recv_err.msg);
 	if (rmig_ram_check_head(ch->body, h->len, h->flags, d->blocks, d->nblocks,
 				d->hello.pages_per_packet, d->placed, d->xops->name, &m, why,
 				sizeof(why)))
@@ -332,7 +332,7 @@ static int recv_ram(struct dst_chan *ch, const struct rmig_hdr *h)
 		ret = ch->conn->ops->recv_pages(ch->conn, ch->iov, iovcnt);
 		if (ret)
 			return dst_fail(d, ret, "channel %u: receiving %u pages of '%s': %s", ch->id,
-					normal, b->name, ch->conn->err.msg);
+					normal, b->name, ch->conn->recv_err.msg);
 	}
 	for (uint32_t i = normal; i < n; i++) {
 		uint8_t *page = b->host + ch->offsets[i];
@@ -370,7 +370,7 @@ static int recv_dev(struct dst_chan *ch, const struct rmig_hdr *h)
 		return dst_fail(d, -EPROTO, "channel %u: device-state message truncated", ch->id);
 	ret = ch->conn->ops->recv(ch->conn, ch->body, h->len, -1);
 	if (ret)
-		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->err.msg);
+		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->recv_err.msg);
 	if (rmig_dev_check(ch->body, h->len, &m, why, sizeof(why)))
 		return dst_fail(d, -EPROTO, "channel %u: %s", ch->id, why);
 	ret = dev_deliver(d, ch->id, m.seq, m.id, m.instance, m.data, m.len);
@@ -392,7 +392,7 @@ static int recv_sync(struct dst_chan *ch, const struct rmig_hdr *h)
 		return dst_fail(d, -EPROTO, "channel %u: SYNC of %u bytes", ch->id, h->len);
 	ret = ch->conn->ops->recv(ch->conn, ch->body, h->len, -1);
 	if (ret)
-		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->err.msg);
+		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->recv_err.msg);
 	round = rmig_get_be64(ch->body);
 	want = rmig_load_relaxed(&ch->tot.syncs) + 1;
 	if (round != want)
@@ -434,7 +434,7 @@ static int recv_fin(struct dst_chan *ch, const struct rmig_hdr *h)
 		return dst_fail(d, -EPROTO, "channel %u: FIN of %u bytes", ch->id, h->len);
 	ret = ch->conn->ops->recv(ch->conn, ch->fin, h->len, -1);
 	if (ret)
-		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->err.msg);
+		return dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->recv_err.msg);
 	mine[0] = rmig_load_relaxed(&ch->tot.packets);
 	mine[1] = rmig_load_relaxed(&ch->tot.normal_pages);
 	mine[2] = rmig_load_relaxed(&ch->tot.zero_pages);
@@ -472,7 +472,7 @@ static void *dst_chan_thread(void *arg)
 	for (;;) {
 		ret = ch->conn->ops->recv(ch->conn, raw, sizeof(raw), -1);
 		if (ret) {
-			dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->err.msg);
+			dst_fail(d, ret, "channel %u: %s", ch->id, ch->conn->recv_err.msg);
 			break;
 		}
 		ret = rmig_hdr_decode(raw, &h, why, sizeof(why));

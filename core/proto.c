@@ -40,7 +40,7 @@ int rmig_msg_recv(struct rmig_conn *c, int timeout_ms, size_t max_body, struct r
 	*body = NULL;
 	ret = c->ops->recv(c, raw, sizeof(raw), timeout_ms);
 	if (ret) {
-		snprintf(why, whylen, "%s", c->err.msg);
+		snprintf(why, whylen, "%s", c->recv_err.msg);
 		return ret;
 	}
 	ret = rmig_hdr_decode(raw, h, why, whylen);
@@ -57,7 +57,7 @@ int rmig_msg_recv(struct rmig_conn *c, int timeout_ms, size_t max_body, struct r
 			return -ENOMEM;
 		ret = c->ops->recv(c, b, h->len, timeout_ms);
 		if (ret) {
-			snprintf(why, whylen, "%s", c->err.msg);
+			snprintf(why, whylen, "%s", c->recv_err.msg);
 			free(b);
 			return ret;
 		}

@@ -201,7 +201,7 @@ static int src_release_recv(struct rmig_src *src, unsigned int id, int timeout_m
 	if (ret)
 		return src_fail(src, ret,
 				"channel %u: waiting for the destination to release round %llu: %s",
-				id, (unsigned long long)ch->release_next, ch->conn->err.msg);
+				id, (unsigned long long)ch->release_next, ch->conn->recv_err.msg);
 	ret = rmig_hdr_decode(raw, &h, why, sizeof(why));
 	if (ret)
 		return src_fail(src, ret, "channel %u: from the destination: %s", id, why);
@@ -213,7 +213,7 @@ static int src_release_recv(struct rmig_src *src, unsigned int id, int timeout_m
 	/* the body came in the same message as the header: this does not wait */
 	ret = ch->conn->ops->recv(ch->conn, body, sizeof(body), -1);
 	if (ret)
-		return src_fail(src, ret, "channel %u: reading RELEASE: %s", id, ch->conn->err.msg);
+		return src_fail(src, ret, "channel %u: reading RELEASE: %s", id, ch->conn->recv_err.msg);
 	if (rmig_get_be64(body) != ch->release_next || ch->release_next > ch->synced)
 		return src_fail(src, -EPROTO,
 				"channel %u: expected RELEASE of round %llu, got round %llu (last SYNC %llu)",
@@ -935,7 +935,7 @@ int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack 
 	if (!ret)
 		ret = src->ctl->ops->recv(src->ctl, raw + 1, sizeof(raw) - 1, src->opts.timeout_ms);
 	if (ret)
-		return src_fail(src, ret, "control connection: %s", src->ctl->err.msg);
+		return src_fail(src, ret, "control connection: %s", src->ctl->recv_err.msg);
 	ret = rmig_hdr_decode(raw, &h, why, sizeof(why));
 	if (ret)
 		return src_fail(src, ret, "control connection: %s", why);
@@ -949,7 +949,7 @@ int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack 
 		ret = src->ctl->ops->recv(src->ctl, body, h.len, src->opts.timeout_ms);
 		if (ret) {
 			free(body);
-			return src_fail(src, ret, "control connection: %s", src->ctl->err.msg);
+			return src_fail(src, ret, "control connection: %s", src->ctl->recv_err.msg);
 		}
 	}
 	switch (h.type) {

@@ -24,7 +24,8 @@
  * be called by any thread to make blocked calls fail promptly.
  *
  * Errors: every op returns 0 (or a byte count where said) or a negative
- * errno, and writes a one-line reason into the conn's or xport's msgbuf.
+ * errno, and writes a one-line reason into the conn's or xport's msgbuf (a
+ * conn's receiving ops into recv_err, its other ops into err).
  */
 #ifndef RMIG_CORE_XPORT_H
 #define RMIG_CORE_XPORT_H
@@ -125,7 +126,16 @@ struct rmig_conn_ops {
 /* Base of every connection; transports embed it and use container_of. */
 struct rmig_conn {
 	const struct rmig_conn_ops *ops;
+	/*
+	 * Why the last failed op failed: recv_err for the receiving ops (recv,
+	 * recv_pages), err for every other. Two buffers because a conn may be
+	 * used by one receiving and one sending thread at once (the
+	 * destination's control connection in postcopy): each thread reads
+	 * only the text its own ops write, so neither overwrites the other's
+	 * failure with, say, a receive timeout, and there is no data race.
+	 */
 	struct rmig_msgbuf err;
+	struct rmig_msgbuf recv_err;
 	/*
 	 * Counters: written only by the thread that uses the conn, read by
 	 * rmig_*_get_stats() from any thread; bump them with rmig_count().

@@ -870,13 +870,13 @@ static void test_recv_protocol_errors(void **state)
 	c = conn_new(64, 8, 1u << 20);
 	deliver(c, b, sizeof(b), RD_IMM(RD_IMM_CREDIT, 0));
 	assert_int_equal(rmig_rd_recv(&c->base, b, 1, 1000), -EPROTO);
-	assert_non_null(strstr(c->base.err.msg, "malformed"));
+	assert_non_null(strstr(c->base.recv_err.msg, "malformed"));
 	conn_free(c);
 	/* more credits back than were lent */
 	c = conn_new(64, 8, 1u << 20);
 	deliver(c, b, 0, RD_IMM(RD_IMM_CREDIT, 1));
 	assert_int_equal(rmig_rd_recv(&c->base, b, 1, 1000), -EPROTO);
-	assert_non_null(strstr(c->base.err.msg, "returned 1 credits"));
+	assert_non_null(strstr(c->base.recv_err.msg, "returned 1 credits"));
 	conn_free(c);
 	/* a receive error names its status */
 	c = conn_new(64, 8, 1u << 20);
@@ -886,7 +886,7 @@ static void test_recv_protocol_errors(void **state)
 		fk_push_wc(&wc);
 	}
 	assert_int_equal(rmig_rd_recv(&c->base, b, 1, 1000), -EPROTO);
-	assert_non_null(strstr(c->base.err.msg, "IBV_WC_LOC_LEN_ERR"));
+	assert_non_null(strstr(c->base.recv_err.msg, "IBV_WC_LOC_LEN_ERR"));
 	conn_free(c);
 }
 
@@ -904,7 +904,7 @@ static void test_recv_after_peer_close(void **state)
 	assert_int_equal(rmig_rd_recv(&c->base, b, 4, 1000), 0);
 	assert_memory_equal(b, "last", 4);
 	assert_int_equal(rmig_rd_recv(&c->base, b, 4, 1000), -ECONNRESET);
-	assert_non_null(strstr(c->base.err.msg, "peer closed"));
+	assert_non_null(strstr(c->base.recv_err.msg, "peer closed"));
 	conn_free(c);
 }
 
@@ -933,7 +933,7 @@ static void test_recv_pages_is_enosys(void **state)
 	struct iovec iov = {mem[0], 4096};
 
 	assert_int_equal(c->base.ops->recv_pages(&c->base, &iov, 1), -ENOSYS);
-	assert_non_null(strstr(c->base.err.msg, "recv_pages"));
+	assert_non_null(strstr(c->base.recv_err.msg, "recv_pages"));
 	conn_free(c);
 }
 

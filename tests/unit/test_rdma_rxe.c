@@ -478,10 +478,10 @@ static void test_shutdown(struct pair *p)
 	t0 = now_s();
 	ret = p->dctl->ops->recv(p->dctl, b, sizeof(b), -1);
 	pthread_join(t, NULL);
-	CHECK(ret == -ECANCELED, "recv after shutdown returned %d (%s)", ret, p->dctl->err.msg);
+	CHECK(ret == -ECANCELED, "recv after shutdown returned %d (%s)", ret, p->dctl->recv_err.msg);
 	CHECK(now_s() - t0 < 2.0, "shutdown took %.2f s", now_s() - t0);
 	printf("shutdown: blocked recv woke with %d after %.2f s: %s\n", ret, now_s() - t0,
-	       p->dctl->err.msg);
+	       p->dctl->recv_err.msg);
 }
 
 /* Idle conns probe each other (zero-length WRITEs) without failing. */
@@ -491,7 +491,7 @@ static void test_keepalive(struct pair *p)
 	int ret = p->sctl->ops->recv(p->sctl, b, sizeof(b), 5000);
 	struct rd_conn *c = rd_conn_of(p->sctl);
 
-	CHECK(ret == -ETIMEDOUT, "idle recv returned %d (%s)", ret, p->sctl->err.msg);
+	CHECK(ret == -ETIMEDOUT, "idle recv returned %d (%s)", ret, p->sctl->recv_err.msg);
 	CHECK(!c->failed && c->sq_posted >= 2, "probes: failed %d, %" PRIu64 " WRs", c->failed,
 	      c->sq_posted);
 	printf("keepalive: 5 s idle recv -> %d, %" PRIu64 " probes done, conn healthy\n", ret,
@@ -518,8 +518,8 @@ static void test_peer_close(const char *addr)
 	free(body);
 	ret = recv_msg(p.dc[0].c, &h, &body, 10000);
 	free(body);
-	CHECK(ret == -ECONNRESET, "recv after peer close: %d (%s)", ret, p.dc[0].c->err.msg);
-	printf("peer close: %d: %s\n", ret, p.dc[0].c->err.msg);
+	CHECK(ret == -ECONNRESET, "recv after peer close: %d (%s)", ret, p.dc[0].c->recv_err.msg);
+	printf("peer close: %d: %s\n", ret, p.dc[0].c->recv_err.msg);
 	p.dc[0].c->ops->close(p.dc[0].c);
 	p.sctl->ops->close(p.sctl);
 	p.dctl->ops->close(p.dctl);

@@ -509,12 +509,12 @@ static int file_flush(struct rmig_conn *conn)
 
 static int file_recv(struct rmig_conn *conn, void *buf, size_t len, int timeout_ms)
 {
-	return conn_fail(to_fc(conn), -ENOSYS, "a file channel has nothing to receive");
+	return rmig_msg(&conn->recv_err, -ENOSYS, "a file channel has nothing to receive");
 }
 
 static int file_recv_pages(struct rmig_conn *conn, const struct iovec *iov, unsigned int iovcnt)
 {
-	return conn_fail(to_fc(conn), -ENOSYS, "a file channel has nothing to receive");
+	return rmig_msg(&conn->recv_err, -ENOSYS, "a file channel has nothing to receive");
 }
 
 static void file_conn_shutdown(struct rmig_conn *conn)

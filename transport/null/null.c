@@ -35,12 +35,12 @@ static int null_flush(struct rmig_conn *c)
 
 static int null_recv(struct rmig_conn *c, void *buf, size_t len, int timeout_ms)
 {
-	return rmig_msg(&c->err, -ENOTSUP, "the null transport has nothing to receive");
+	return rmig_msg(&c->recv_err, -ENOTSUP, "the null transport has nothing to receive");
 }
 
 static int null_recv_pages(struct rmig_conn *c, const struct iovec *iov, unsigned int iovcnt)
 {
-	return rmig_msg(&c->err, -ENOTSUP, "the null transport has nothing to receive");
+	return rmig_msg(&c->recv_err, -ENOTSUP, "the null transport has nothing to receive");
 }
 
 static void null_shutdown(struct rmig_conn *c)

@@ -34,13 +34,19 @@ int rmig_rd_conn_fail(struct rd_conn *c, int code, const char *fmt, ...)
 	if (c->failed)
 		return c->failed;
 	va_start(ap, fmt);
-	vsnprintf(c->base.err.msg, sizeof(c->base.err.msg), fmt, ap);
+	vsnprintf(c->fail_msg, sizeof(c->fail_msg), fmt, ap);
 	va_end(ap);
 	c->failed = code;
 	/* a thread asleep on this conn must see the failure now, not at its next keepalive */
 	for (int r = 0; r < RD_ROLES; r++)
 		rmig_rd_kick(c, (enum rd_role)r);
 	return code;
+}
+
+/* Set-up failed: its text, whether recorded as the conn's failure or not. */
+static void setup_err(struct rd_conn *c, struct rmig_msgbuf *err)
+{
+	snprintf(err->msg, sizeof(err->msg), "%s", c->failed ? c->fail_msg : c->base.err.msg);
 }
 
 /* ------------------------------------------------------- private data */
@@ -635,7 +641,7 @@ int rmig_rd_connect(struct rd_xport *x, const char *label, struct rd_conn **cp,
 
 	ret = rmig_rd_conn_setup_qp(c);
 	if (ret) {
-		*err = c->base.err;
+		setup_err(c, err);
 		goto err_free;
 	}
 	conn_param(c, &param, priv, x->rd_atomic, x->rd_atomic);
@@ -768,7 +774,7 @@ static int accept_one(struct rd_xport *x, struct rdma_cm_id *id, const struct rd
 		goto err_reject;
 	ret = rmig_rd_conn_setup_qp(c);
 	if (ret) {
-		*err = c->base.err;
+		setup_err(c, err);
 		goto err_reject;
 	}
 	conn_param(c, &param, priv, peer_ord < x->rd_atomic ? peer_ord : x->rd_atomic,

@@ -292,7 +292,7 @@ static uint64_t rd_reg_ns(struct rmig_xport *xp)
 
 static int rd_recv_pages(struct rmig_conn *bc, const struct iovec *iov, unsigned int iovcnt)
 {
-	return rmig_msg(&bc->err, -ENOSYS,
+	return rmig_msg(&bc->recv_err, -ENOSYS,
 			"rdma places page data itself; recv_pages is not used with it");
 }
 

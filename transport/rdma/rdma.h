@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "core/xport.h"
@@ -272,6 +273,13 @@ struct rd_conn {
 	atomic_bool down;
 	atomic_bool disconnected; /* rdma_disconnect() called, by shutdown or close */
 	int failed; /* sticky first failure (negative errno) */
+	/*
+	 * Its text, under mu; rd_leave() copies it into the failing op's own
+	 * buffer (base.recv_err or base.err), which only that role's thread
+	 * writes and reads, so a receive timeout on one thread never replaces
+	 * the real cause another thread is about to report.
+	 */
+	char fail_msg[RMIG_ERRMSG_MAX];
 
 	/*
 	 * mu guards every field of the conn (but down) while a receiving and a
@@ -346,6 +354,12 @@ static inline struct rd_conn *rd_enter(struct rmig_conn *bc, enum rd_role role)
 
 static inline int rd_leave(struct rd_conn *c, int ret)
 {
+	if (ret && ret == c->failed) {
+		struct rmig_msgbuf *mb =
+		    rmig_rd_role == RD_ROLE_RECV ? &c->base.recv_err : &c->base.err;
+
+		snprintf(mb->msg, sizeof(mb->msg), "%s", c->fail_msg);
+	}
 	pthread_mutex_unlock(&c->mu);
 	return ret;
 }

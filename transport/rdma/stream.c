@@ -271,7 +271,7 @@ static int recv_locked(struct rd_conn *c, void *buf, size_t len, int timeout_ms)
 				return rmig_rd_conn_fail(c, -ETIMEDOUT,
 							 "%s: timed out after %zu of %zu bytes",
 							 c->label, got, len);
-			return rmig_msg(&c->base.err, -ETIMEDOUT, "%s: nothing received in %d ms",
+			return rmig_msg(&c->base.recv_err, -ETIMEDOUT, "%s: nothing received in %d ms",
 					c->label, timeout_ms);
 		}
 		if (ret)

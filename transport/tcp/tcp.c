@@ -356,17 +356,18 @@ static void tcp_xshutdown(struct rmig_xport *xp)
 
 /* ---- conn data path ---------------------------------------------------- */
 
-static int io_error(struct tcp_conn *c, int err, const char *what, size_t done, size_t total)
+/* @mb: the conn's err or recv_err, by the op's role */
+static int io_error(struct tcp_conn *c, struct rmig_msgbuf *mb, int err, const char *what,
+		    size_t done, size_t total)
 {
 	if (err == 0)
-		return rmig_msg(&c->base.err, -ECONNRESET,
+		return rmig_msg(mb, -ECONNRESET,
 				"connection closed by the peer while %s (%zu of %zu bytes)", what,
 				done, total);
 	if (err == ENOBUFS && c->zero_copy)
-		return rmig_msg(&c->base.err, -ENOBUFS,
+		return rmig_msg(mb, -ENOBUFS,
 				"zero-copy send refused (ENOBUFS): locked memory exhausted; raise RLIMIT_MEMLOCK or net.core.optmem_max");
-	return rmig_msg(&c->base.err, -err, "%s: %s (%zu of %zu bytes)", what, strerror(err), done,
-			total);
+	return rmig_msg(mb, -err, "%s: %s (%zu of %zu bytes)", what, strerror(err), done, total);
 }
 
 /* Advance @iov/@cnt past @n bytes. */
@@ -403,7 +404,7 @@ static int send_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return io_error(c, errno, "sending", done, total);
+			return io_error(c, &c->base.err, errno, "sending", done, total);
 		}
 		if (flags & MSG_ZEROCOPY) {
 			/* every successful zero-copy sendmsg gets one notification id */
@@ -463,7 +464,8 @@ static int zc_reap(struct tcp_conn *c, bool block)
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN)
-				return io_error(c, errno, "reading zero-copy completions", 0, 0);
+				return io_error(c, &c->base.err, errno, "reading zero-copy completions",
+						0, 0);
 			if (!block)
 				return 0;
 			/* relaxed: shutdown() also makes poll() return (POLLHUP) */
@@ -489,7 +491,7 @@ static int zc_reap(struct tcp_conn *c, bool block)
 				continue;
 			ee = (struct sock_extended_err *)CMSG_DATA(cm);
 			if (ee->ee_origin != SO_EE_ORIGIN_ZEROCOPY) {
-				return io_error(c, ee->ee_errno ? (int)ee->ee_errno : EIO,
+				return io_error(c, &c->base.err, ee->ee_errno ? (int)ee->ee_errno : EIO,
 						"zero-copy send", 0, 0);
 			}
 			/* [ee_info, ee_data] is an inclusive range of completed sends */
@@ -526,9 +528,10 @@ static int wait_readable(struct tcp_conn *c, int timeout_ms)
 		ret = poll(&pfd, 1, timeout_ms);
 	while (ret < 0 && errno == EINTR);
 	if (ret == 0)
-		return rmig_msg(&c->base.err, -ETIMEDOUT, "peer sent nothing for %d ms", timeout_ms);
+		return rmig_msg(&c->base.recv_err, -ETIMEDOUT, "peer sent nothing for %d ms",
+				timeout_ms);
 	if (ret < 0)
-		return rmig_msg(&c->base.err, -errno, "poll: %s", strerror(errno));
+		return rmig_msg(&c->base.recv_err, -errno, "poll: %s", strerror(errno));
 	return 0;
 }
 
@@ -550,10 +553,10 @@ static int recv_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return io_error(c, errno, "receiving", done, total);
+			return io_error(c, &c->base.recv_err, errno, "receiving", done, total);
 		}
 		if (n == 0)
-			return io_error(c, 0, "receiving", done, total);
+			return io_error(c, &c->base.recv_err, 0, "receiving", done, total);
 		done += (size_t)n;
 		iov_advance(&iov, &cnt, (size_t)n);
 	}
@@ -575,7 +578,7 @@ static int tcp_recv_pages(struct rmig_conn *cb, const struct iovec *iov, unsigne
 	size_t total = 0;
 
 	if (iovcnt > TCP_IOV_MAX)
-		return rmig_msg(&c->base.err, -E2BIG, "%u iovecs in one receive", iovcnt);
+		return rmig_msg(&c->base.recv_err, -E2BIG, "%u iovecs in one receive", iovcnt);
 	for (unsigned int i = 0; i < iovcnt; i++) {
 		c->iov[i] = iov[i];
 		total += iov[i].iov_len;
