@@ -13,6 +13,10 @@
 #   idle        two guests: 869 rounds, of them 710 idle (SYNC only on both
 #               channels) and 155 with device state only, between 4 busy ones;
 #               every busy round and the last checked, device state in order
+#   faults      two guests: memlock too low (no CAP_IPC_LOCK, 64 KiB) refused
+#               naming RLIMIT_MEMLOCK; then the source's link goes down
+#               mid-migration: both sides fail with a reason, source RAM
+#               intact, the destination never reports success
 #   dst-dies    two guests: the destination exits mid-transfer; the source must
 #               fail with a clear error and keep its RAM intact
 #   vs-perftest one guest: rmig-bench beside ib_write_bw, same message size
@@ -58,8 +62,23 @@ idle)
 	# destination ran out of credits after about 30 of them).
 	pat=B,I400,B,D150,I60,B,D5,I250,B
 	"$vm" pair --out "$out" --timeout 300 \
-		--dst "$peer dst rdma:\$RXE_ADDR:18603 --size 8 --dev-chunks 2 --pattern $pat" \
-		--src "$peer src rdma:\$RXE_PEER_ADDR:18603 --size 8 --dev-chunks 2 --pattern $pat --channels 2"
+		--dst "$peer dst rdma:\$RXE_ADDR:18605 --size 8 --dev-chunks 2 --pattern $pat" \
+		--src "$peer src rdma:\$RXE_PEER_ADDR:18605 --size 8 --dev-chunks 2 --pattern $pat --channels 2"
+	;;
+faults)
+	# 1. memlock too low: without CAP_IPC_LOCK and with 64 KiB of locked
+	#    memory, registering 64 MiB must fail naming RLIMIT_MEMLOCK.
+	# 2. link down: the source's eth0 goes down mid-migration (the
+	#    destination holds each round 1.5 s, so the link dies between and
+	#    during rounds); both sides must fail with a reason, the source's
+	#    RAM intact, the destination never reporting success.
+	"$vm" pair --out "$out" --timeout 240 \
+		--dst "$peer dst rdma:\$RXE_ADDR:18604 --size 32 --rounds 12 --check-delay-ms 1500 --expect-fail --timeout 30000" \
+		--src "m=\$( (ulimit -l 64; setpriv --bounding-set=-ipc_lock --inh-caps=-ipc_lock $bench --transport rdma --listen \$RXE_ADDR:18610 --size 64M -q) 2>&1 ); r=\$?
+			echo \"memlock 64 KiB: exit \$r: \$m\"
+			[ \$r -ne 0 ] && echo \"\$m\" | grep -q RLIMIT_MEMLOCK || { echo 'memlock: FAIL'; exit 1; }
+			( sleep 6; ip link set eth0 down; echo 'link down (eth0)' ) &
+			$peer src rdma:\$RXE_PEER_ADDR:18604 --size 32 --rounds 12 --expect-fail --timeout 30000"
 	;;
 dst-dies)
 	"$vm" pair --out "$out" --timeout 240 \
