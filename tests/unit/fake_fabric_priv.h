@@ -140,6 +140,19 @@ void ff_qp_error(struct ff_qp *qp);
 /* Under ff.mu: the eventfd @fd reads as ready iff @ready (it is kept in step with a queue). */
 void ff_efd_set(int fd, bool ready);
 
+/* Under ff.mu: the MR of @pd holding [addr, addr + len) with @access, by lkey or rkey. */
+struct ff_mr *ff_mr_check(struct ff_pd *pd, uint32_t key, bool remote, uint64_t addr, uint64_t len,
+			  int access);
+/* Under ff.mu: queue a completion (of @sq_qp's WR @seq for a send), raising an event if armed. */
+void ff_cq_push(struct ff_cq *q, const struct ibv_wc *wc, struct ff_qp *sq_qp, uint64_t seq);
+
+/* QPs (fake_fabric_qp.c) */
+int ff_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd, struct ibv_qp_init_attr *a);
+void ff_destroy_qp(struct rdma_cm_id *id);
+int ff_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask);
+int ff_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
+int ff_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
+
 /* the rdma_cm half of the table (fake_fabric_cm.c) */
 int ff_create_event_channel(struct rdma_event_channel **ch);
 void ff_destroy_event_channel(struct rdma_event_channel *ch);
