@@ -63,7 +63,7 @@ static int mem_recv(struct rmig_conn *c, void *buf, size_t len, int timeout_ms)
 	struct mem_conn *m = to_mem(c);
 
 	if (m->len - m->rpos < len)
-		return rmig_msg(&c->err, -ECONNRESET, "memory stream ends after %zu bytes",
+		return rmig_msg(&c->recv_err, -ECONNRESET, "memory stream ends after %zu bytes",
 				m->len - m->rpos);
 	memcpy(buf, m->buf + m->rpos, len);
 	m->rpos += len;
