@@ -855,7 +855,7 @@ int rmig_dst_wait_sync(struct rmig_dst *d, uint64_t *round)
 		return -EINVAL;
 	if (d->state != DST_RUNNING)
 		return d->state == DST_DONE ? 1 : -ENOTCONN;
-	/* A load has no rounds: the only sync is the end of rmig_dst_finish() (seed 000). */
+	/* A load has no rounds: the only sync is the end of rmig_dst_finish() (mapped-ram sync). */
 	if (d->loading) {
 		ret = rmig_err_code(&d->err);
 		return ret ? ret : 1;

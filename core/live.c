@@ -440,7 +440,7 @@ static int live_sync(struct rmig_live *live)
 
 /*
  * Every iterable device that has pre-copy data gets its turn, whatever the
- * ones before it still hold (seed 004: stopping at the first device that
+ * ones before it still hold (iterable devices not serialized: stopping at the first device that
  * is not done starves the rest).
  */
 static int iterate_devices(struct rmig_live *live, uint64_t *dev_bytes)
@@ -676,7 +676,7 @@ static int live_switchover(struct rmig_live *live, uint64_t t_stop)
 
 /*
  * Postcopy switchover, vCPUs stopped: every device's final state, then
- * flush the partial slot and sync every channel (seed 001: every page queued
+ * flush the partial slot and sync every channel (postcopy-prepare flush: every page queued
  * so far is loaded before the destination runs), then the destination pulls
  * the pages still dirty while it runs; finish once it has them all.
  */

@@ -4,7 +4,7 @@
  *
  * Source (live engine, RMIG_LIVE_POSTCOPY): once the vCPUs are stopped and
  * the devices' final state is queued, the engine syncs every channel
- * (flushing the partial RAM slot first: seed 001), so every page queued
+ * (flushing the partial RAM slot first: the postcopy-prepare flush), so every page queued
  * before postcopy is loaded on the destination before it runs. Then
  * rmig_pc_src_run() announces the pages still dirty (PC_DISCARD: their copy
  * on the destination is stale or missing), sends PC_START with the last SYNC

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * multifd's slot swap. See sched.h for the contract; the ordering argument
- * is in the comments at each acquire/release pair.
+ * multifd's slot swap, as the generic payload slot swap made it (any
+ * payload type in one slot; docs/design.md names the QEMU changes). See
+ * sched.h for the contract; the ordering argument is in the comments at
+ * each acquire/release pair.
  *
  * pending_job moves IDLE -> CLAIMED (a producer's CAS) -> JOB (the
  * producer's store-release after the swap) -> IDLE (the channel's

@@ -5,7 +5,7 @@
  * out of rounds the switchover is forced, or fails cleanly when asked to;
  * a device that wants a switchover ack is acknowledged by the destination
  * and the switchover waits for it, even while RAM is dirtied too fast to
- * ever converge (seed 004); legacy per-section syncs reach the destination.
+ * ever converge (iterable devices not serialized, docs/design.md); legacy per-section syncs reach the destination.
  *
  * No timing assertions: the outcomes are made deterministic with a downtime
  * limit of 0 (only "nothing left" converges) and a gate device that holds

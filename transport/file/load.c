@@ -7,7 +7,7 @@
  * is touched. load() then reads the present pages with N threads and clears
  * the absent ones, and hands device state to the callback in order.
  *
- * Receive side sync (seed 000): there are no rounds in a file, so the only
+ * Receive side sync (mapped-ram sync, docs/design.md): there are no rounds in a file, so the only
  * sync is the join of the load threads at the end.
  */
 #include <errno.h>

@@ -9,7 +9,7 @@
  *
  * Ordering between rounds needs nothing here: pwrite() has finished when
  * send() returns, and the core's sync waits for every channel's send()
- * before the next round's pages are handed out (seed 000: the send side
+ * before the next round's pages are handed out (mapped-ram sync, docs/design.md: the send side
  * syncs each round).
  */
 #include <errno.h>

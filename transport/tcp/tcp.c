@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * TCP transport: a control connection plus one connection per channel.
- * Page data goes out by writev straight from source RAM (or MSG_ZEROCOPY)
- * and comes in by readv straight into destination RAM.
+ * Page data goes out by writev straight from source RAM (or MSG_ZEROCOPY,
+ * whose completions are drained at every sync as multifd zero-copy does:
+ * docs/design.md) and comes in by readv straight into destination RAM.
  */
 #include <errno.h>
 #include <fcntl.h>
