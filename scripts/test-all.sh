@@ -3,7 +3,10 @@
 #   1. unit + integration suites (build-test/)
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   3. the rxe suite: real RDMA verbs on soft-RoCE inside QEMU guests (build-test/)
-# Ends with one line "N passed, N failed, N skipped" over all of them.
+#   4. every libFuzzer target for 15 s (bench/fuzz.sh, build-fuzz/)
+# Ends with one line "N passed, N failed, N skipped" over all of them. A skip
+# counts as a failure unless tests/skip-allow.txt allows it, and every test a
+# suite registers must report a result.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -111,6 +114,21 @@ if [ -d build-test ]; then
 	else
 		total_fail=$((total_fail + 1)); failed_names+=("build-test: rxe suite not registered")
 	fi
+fi
+
+# Fuzzing, time-boxed: every libFuzzer target (fuzz/) for 15 s on seeds made
+# from real messages; a target that finds nothing passes, any crash, leak,
+# timeout or sanitizer report fails (bench/fuzz.sh; docs/reliability.md has
+# the long runs).
+echo "== fuzz: bench/fuzz.sh ${RMIG_FUZZ_SECONDS:-15}"
+bash bench/fuzz.sh "${RMIG_FUZZ_SECONDS:-15}" | tee fuzz.log
+fuzz_rc=${PIPESTATUS[0]}
+fz_ok=$(awk 'NF == 3 && $3 == "ok"' fuzz.log | wc -l)
+fz_bad=$(awk '$3 == "FINDING"' fuzz.log | wc -l)
+total_pass=$((total_pass + fz_ok)); total_fail=$((total_fail + fz_bad))
+[ "$fz_bad" -gt 0 ] && failed_names+=("fuzz: $(awk '$3 == "FINDING" { printf "%s ", $1 }' fuzz.log)")
+if [ "$fuzz_rc" -ne 0 ] && [ "$fz_bad" -eq 0 ] || [ "$fz_ok" -eq 0 ]; then
+	total_fail=$((total_fail + 1)); failed_names+=("fuzz: bench/fuzz.sh exit $fuzz_rc")
 fi
 
 echo
