@@ -165,7 +165,7 @@ static int dst_fail(struct rmig_dst *d, int code, const char *fmt, ...)
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	/* A failed migration's peer must not write into our RAM any more. */
-	if (d->xp && d->xops->revoke)
+	if (d->xp)
 		d->xops->revoke(d->xp);
 	if (d->chans)
 		dst_shutdown_chans(d);
@@ -581,15 +581,15 @@ int rmig_dst_listen(struct rmig_dst *d, const char *uri)
 		return rmig_err_set(&d->err, ret,
 				    "'%s' is not a URI rmig knows (tcp:HOST:PORT, rdma:HOST:PORT, file:PATH)",
 				    uri);
-	if (!d->xops->listen)
-		return rmig_err_set(&d->err, -EINVAL, "the %s transport cannot receive",
-				    d->xops->name);
 	d->placed = d->xops->caps & RMIG_XCAP_PLACES_DATA;
 	d->loading = d->xops->caps & RMIG_XCAP_LOAD;
 	params = (struct rmig_xport_params){
 		.opts = &d->opts, .blocks = d->blocks, .nblocks = d->nblocks, .channels = 0,
 	};
 	ret = d->xops->listen(&params, addr, &d->xp, &mb);
+	if (ret == -ENOSYS)
+		return rmig_err_set(&d->err, -EINVAL, "the %s transport cannot receive",
+				    d->xops->name);
 	if (ret)
 		return rmig_err_set(&d->err, ret, "%s: %s", uri, mb.msg);
 	d->state = DST_LISTENING;
@@ -636,19 +636,15 @@ static int dst_handshake(struct rmig_dst *d)
 		goto out;
 	}
 	/* Only now, with the table checked, does placement info (rkeys) leave this host. */
-	if (d->xops->local_info) {
-		info = malloc(info_len);
-		if (!info) {
-			ret = dst_refuse(d, -ENOMEM, "destination out of memory");
-			goto out;
-		}
-		ret = d->xops->local_info(d->xp, info, &info_len);
-		if (ret) {
-			ret = dst_refuse(d, ret, d->xp->err.msg);
-			goto out;
-		}
-	} else {
-		info_len = 0;
+	info = malloc(info_len);
+	if (!info) {
+		ret = dst_refuse(d, -ENOMEM, "destination out of memory");
+		goto out;
+	}
+	ret = d->xops->local_info(d->xp, info, &info_len);
+	if (ret) {
+		ret = dst_refuse(d, ret, d->xp->err.msg);
+		goto out;
 	}
 	/* postcopy is agreed here: a source may start it only if we said so */
 	ret = rmig_status_send_flags(d->ctl, RMIG_MSG_WELCOME, d->pc_enabled ? RMIG_WF_POSTCOPY : 0,
@@ -1006,8 +1002,7 @@ int rmig_dst_finish(struct rmig_dst *d)
 		return ret;
 	}
 	/* Everything arrived and checked out: the source has no business in our RAM now. */
-	if (d->xops->revoke)
-		d->xops->revoke(d->xp);
+	d->xops->revoke(d->xp);
 	pthread_mutex_lock(&d->ctl_send_lock);
 	ret = rmig_status_send(d->ctl, RMIG_MSG_RESULT, d->ctl_seq_out++, 0, "verified", NULL, 0);
 	pthread_mutex_unlock(&d->ctl_send_lock);
@@ -1024,7 +1019,7 @@ void rmig_dst_cancel(struct rmig_dst *d)
 	dst_fail(d, -ECANCELED, "migration cancelled");
 	if (d->ctl)
 		d->ctl->ops->shutdown(d->ctl);
-	if (d->xp && d->xops->shutdown)
+	if (d->xp)
 		d->xops->shutdown(d->xp);
 }
 
@@ -1052,9 +1047,9 @@ int rmig_dst_get_stats(struct rmig_dst *d, struct rmig_stats *st)
 	s.channels = d->nchan;
 	s.sync_rounds = d->reached;
 	pthread_mutex_unlock(&d->lock);
-	if (d->loading && d->xp && d->xops->load_stats)
+	if (d->loading && d->xp)
 		d->xops->load_stats(d->xp, &s);
-	if (d->xp && d->xops->reg_ns)
+	if (d->xp)
 		s.reg_ns = d->xops->reg_ns(d->xp);
 	s.size = st->size < sizeof(s) ? st->size : (uint32_t)sizeof(s);
 	memcpy(st, &s, s.size);

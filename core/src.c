@@ -89,7 +89,7 @@ static void src_shutdown_conns(struct rmig_src *src)
 	for (unsigned int i = 0; i < src->nchan; i++)
 		if (src->chans[i].conn)
 			src->chans[i].conn->ops->shutdown(src->chans[i].conn);
-	if (src->xp && src->xops->shutdown)
+	if (src->xp)
 		src->xops->shutdown(src->xp);
 }
 
@@ -487,12 +487,10 @@ static int src_handshake(struct rmig_src *src, const char *uri)
 	}
 	src->peer_postcopy = h.flags & RMIG_WF_POSTCOPY;
 	src->greeted = true;
-	if (src->xops->set_peer_info) {
-		ret = src->xops->set_peer_info(src->xp, info, info_len);
-		if (ret) {
-			ret = src_fail(src, ret, "%s: %s", uri, src->xp->err.msg);
-			goto out;
-		}
+	ret = src->xops->set_peer_info(src->xp, info, info_len);
+	if (ret) {
+		ret = src_fail(src, ret, "%s: %s", uri, src->xp->err.msg);
+		goto out;
 	}
 out:
 	free(body);
@@ -551,7 +549,7 @@ static void src_publish_ctl(struct rmig_src *src, struct rmig_xport *xp, struct 
 	if (rmig_load_relaxed(&src->cancelled)) {
 		if (ctl)
 			ctl->ops->shutdown(ctl);
-		if (xp && src->xops->shutdown)
+		if (xp)
 			src->xops->shutdown(xp);
 	}
 	pthread_mutex_unlock(&src->conn_lock);
@@ -810,11 +808,9 @@ int rmig_src_finish(struct rmig_src *src)
 	if (ret)
 		return src_error(src);
 	if (src->xops->caps & RMIG_XCAP_SINK) {
-		if (src->xops->finish) {
-			ret = src->xops->finish(src->xp);
-			if (ret)
-				return src_fail(src, ret, "finishing: %s", src->xp->err.msg);
-		}
+		ret = src->xops->finish(src->xp);
+		if (ret)
+			return src_fail(src, ret, "finishing: %s", src->xp->err.msg);
 		src->state = SRC_FINISHED;
 		return 0;
 	}
@@ -856,7 +852,7 @@ int rmig_src_live_info(struct rmig_src *src, const struct rmig_block **blocks,
 
 void rmig_src_revoke(struct rmig_src *src)
 {
-	if (src->xp && src->xops->revoke)
+	if (src->xp)
 		src->xops->revoke(src->xp);
 }
 
@@ -1057,7 +1053,7 @@ int rmig_src_get_stats(struct rmig_src *src, struct rmig_stats *st)
 	}
 	s.sync_rounds = rmig_load_relaxed(&src->round);
 	s.channels = src->nchan;
-	if (src->xp && src->xops->reg_ns)
+	if (src->xp)
 		s.reg_ns = src->xops->reg_ns(src->xp);
 	s.size = st->size < sizeof(s) ? st->size : (uint32_t)sizeof(s);
 	memcpy(st, &s, s.size);

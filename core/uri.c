@@ -42,6 +42,14 @@ int rmig_uri_parse(const char *uri, const struct rmig_xport_ops **ops, const cha
 	return -EINVAL;
 }
 
+int rmig_xport_registered(unsigned int i, const struct rmig_xport_ops **ops)
+{
+	if (i >= RMIG_ARRAY_SIZE(transports))
+		return -ENOENT;
+	*ops = transports[i].ops;
+	return 0;
+}
+
 int rmig_transport_available(const char *name)
 {
 	for (size_t i = 0; i < RMIG_ARRAY_SIZE(transports); i++)

@@ -192,8 +192,8 @@ struct rmig_xport_ops {
 	 * Any thread: from now on no peer can write into (or read from) local
 	 * RAM; rdma deregisters it. The destination calls it when the
 	 * migration ends, verified or not, and at postcopy start; the source
-	 * when postcopy ends (no page data is sent after that). NULL when no
-	 * peer ever touches RAM itself (tcp, file).
+	 * when postcopy ends (no page data is sent after that).
+	 * rmig_xport_nop_revoke when no peer ever touches RAM itself (tcp, file).
 	 */
 	void (*revoke)(struct rmig_xport *x);
 	/* Closes what is left; for rdma deregisters memory. Conns are closed first. */
@@ -203,7 +203,7 @@ struct rmig_xport_ops {
 	/*
 	 * source, transports without a peer (RMIG_XCAP_SINK): called by
 	 * rmig_src_finish() after every channel's FIN; a file transport
-	 * completes its file here. NULL: nothing to do.
+	 * completes its file here. Nothing to do: rmig_xport_nop_finish.
 	 */
 	int (*finish)(struct rmig_xport *x);
 	/*
@@ -215,7 +215,8 @@ struct rmig_xport_ops {
 	int (*load)(struct rmig_xport *x, unsigned int threads, rmig_dev_state_fn fn, void *arg);
 	/*
 	 * destination, RMIG_XCAP_LOAD transports: add what load() has done so
-	 * far (pages, bytes, device state) to @s. Any thread. NULL: nothing.
+	 * far (pages, bytes, device state) to @s. Any thread. Others:
+	 * rmig_xport_nop_load_stats.
 	 */
 	void (*load_stats)(struct rmig_xport *x, struct rmig_stats *s);
 };
@@ -238,6 +239,34 @@ struct rmig_xport {
 /* Largest placement-info blob carried in the handshake. */
 #define RMIG_PEER_INFO_MAX (1u << 19)
 
+/*
+ * Defaults for the slots a transport has nothing for (core/xport_stubs.c).
+ * Every slot of every ops table is filled, and the core calls ops without
+ * checking for NULL. rmig_*_nop_* succeed and do nothing: the op has no work
+ * for that transport. rmig_*_no_* fail with -ENOSYS: the transport cannot do
+ * it (the core checks the caps first, or treats -ENOSYS as "cannot").
+ */
+int rmig_xport_no_listen(const struct rmig_xport_params *p, const char *addr,
+			 struct rmig_xport **xp, struct rmig_msgbuf *err);
+int rmig_xport_no_port(struct rmig_xport *x);
+int rmig_xport_no_accept(struct rmig_xport *x, int timeout_ms, struct rmig_conn **c);
+int rmig_xport_nop_set_peer_info(struct rmig_xport *x, const void *info, size_t len);
+int rmig_xport_nop_local_info(struct rmig_xport *x, void *buf, size_t *len);
+int rmig_xport_no_pull_info(struct rmig_xport *x, void *buf, size_t *len);
+int rmig_xport_no_pull_open(struct rmig_xport *x, const void *info, size_t len, size_t size,
+			    void **area);
+void rmig_xport_nop_shutdown(struct rmig_xport *x);
+void rmig_xport_nop_revoke(struct rmig_xport *x);
+uint64_t rmig_xport_nop_reg_ns(struct rmig_xport *x);
+int rmig_xport_nop_finish(struct rmig_xport *x);
+int rmig_xport_no_load(struct rmig_xport *x, unsigned int threads, rmig_dev_state_fn fn,
+		       void *arg);
+void rmig_xport_nop_load_stats(struct rmig_xport *x, struct rmig_stats *s);
+int rmig_conn_no_recv_pages(struct rmig_conn *c, const struct iovec *iov, unsigned int iovcnt);
+int rmig_conn_no_pull(struct rmig_conn *c, void *local, unsigned int block, uint64_t off,
+		      uint64_t len, uint64_t *ticket);
+int rmig_conn_no_pull_wait(struct rmig_conn *c, uint64_t ticket, int timeout_ms);
+
 /* Registered transports (NULL entries for those not built). */
 extern const struct rmig_xport_ops rmig_tcp_ops;
 extern const struct rmig_xport_ops rmig_null_ops;
@@ -248,5 +277,11 @@ extern const struct rmig_xport_ops rmig_rdma_ops;
 
 /* "tcp:H:P" -> ops and "H:P". Returns 0, -EINVAL or -EPROTONOSUPPORT. */
 int rmig_uri_parse(const char *uri, const struct rmig_xport_ops **ops, const char **addr);
+
+/*
+ * The @i-th entry of the transport table behind rmig_uri_parse(): 0 and its
+ * ops in *@ops (NULL when not built), or -ENOENT past the last one.
+ */
+int rmig_xport_registered(unsigned int i, const struct rmig_xport_ops **ops);
 
 #endif /* RMIG_CORE_XPORT_H */

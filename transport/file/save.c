@@ -535,6 +535,8 @@ static const struct rmig_conn_ops file_conn_ops = {
     .flush = file_flush,
     .recv = file_recv,
     .recv_pages = file_recv_pages,
+    .pull = rmig_conn_no_pull,
+    .pull_wait = rmig_conn_no_pull_wait,
     .shutdown = file_conn_shutdown,
     .close = file_conn_close,
 };

@@ -333,7 +333,7 @@ const struct rmig_xport_ops rmig_rdma_ops = {
 	.shutdown = rd_xshutdown,
 	.destroy = rd_destroy,
 	.reg_ns = rd_reg_ns,
-	.finish = NULL,	    /* the peer confirms the end, not the transport */
-	.load = NULL,	    /* not RMIG_XCAP_LOAD */
-	.load_stats = NULL, /* not RMIG_XCAP_LOAD */
+	.finish = rmig_xport_nop_finish, /* the peer confirms the end, not the transport */
+	.load = rmig_xport_no_load,	 /* not RMIG_XCAP_LOAD */
+	.load_stats = rmig_xport_nop_load_stats,
 };
