@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "core/live_decide.h"
+#include "core/live/live_decide.h"
 #include "rmig/live.h"
 #include "vdev.h"
 #include "workload.h"
