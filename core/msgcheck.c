@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "msgcheck.h"
+#include "wire.h"
 
 int rmig_ram_check_head(const uint8_t *body, uint32_t len, uint32_t flags,
 			const struct rmig_block *blocks, unsigned int nblocks, uint32_t ppp,

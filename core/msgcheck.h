@@ -4,6 +4,11 @@
  * DEV): no I/O, no engine state, so that core/dst.c and the fuzz targets
  * (fuzz/) run the very same code. Each returns 0 or -EPROTO with a sentence
  * in @why (the caller adds which channel).
+ *
+ * The file transport decodes the RAM messages it stores with these too, so
+ * this header is one transports may include: it declares only the checks
+ * and their results, not the wire layout (core/wire.h), and its API stays
+ * as it is while transport/file relies on it.
  */
 #ifndef RMIG_CORE_MSGCHECK_H
 #define RMIG_CORE_MSGCHECK_H
@@ -12,7 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire.h"
 #include "xport.h"
 
 /* A RAM body's head, checked: its offsets follow it, normal ones first. */

@@ -3,6 +3,11 @@
 #include <stdio.h>
 
 #include "wire.h"
+#include "xport.h"
+
+/* A RAM message's runs of pages are the segments of one send(). */
+_Static_assert(RMIG_MAX_PAGES_PER_PACKET <= RMIG_XPORT_SEGS_MAX,
+	       "a transport's send() takes every run of a RAM message");
 
 static const char *const msg_names[] = {
 	[RMIG_MSG_HELLO] = "HELLO", [RMIG_MSG_WELCOME] = "WELCOME", [RMIG_MSG_CHAN] = "CHAN",

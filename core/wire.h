@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "byteorder.h"
 #include "rmig/rmig.h"
 
 #define RMIG_WIRE_MAGIC 0x524d4947u /* "RMIG" */
@@ -237,42 +238,5 @@ void rmig_hdr_encode(void *out, uint16_t type, uint32_t flags, uint32_t len, uin
 int rmig_hdr_decode(const void *in, struct rmig_hdr *h, char *why, size_t whylen);
 
 const char *rmig_msg_name(unsigned int type);
-
-/* Byte-order helpers on unaligned memory */
-static inline void rmig_put_be16(void *p, uint16_t v)
-{
-	uint8_t *b = p;
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-static inline void rmig_put_be32(void *p, uint32_t v)
-{
-	uint8_t *b = p;
-	b[0] = (uint8_t)(v >> 24);
-	b[1] = (uint8_t)(v >> 16);
-	b[2] = (uint8_t)(v >> 8);
-	b[3] = (uint8_t)v;
-}
-static inline void rmig_put_be64(void *p, uint64_t v)
-{
-	rmig_put_be32(p, (uint32_t)(v >> 32));
-	rmig_put_be32((uint8_t *)p + 4, (uint32_t)v);
-}
-static inline uint16_t rmig_get_be16(const void *p)
-{
-	const uint8_t *b = p;
-	return (uint16_t)((b[0] << 8) | b[1]);
-}
-static inline uint32_t rmig_get_be32(const void *p)
-{
-	const uint8_t *b = p;
-	return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
-}
-static inline uint64_t rmig_get_be64(const void *p)
-{
-	return ((uint64_t)rmig_get_be32(p) << 32) | rmig_get_be32((const uint8_t *)p + 4);
-}
-
-#define RMIG_OFF(type, field) offsetof(struct type, field)
 
 #endif /* RMIG_CORE_WIRE_H */

@@ -79,6 +79,12 @@ enum rmig_xport_caps {
 struct rmig_conn;
 struct rmig_xport;
 
+/*
+ * Most segments one send() is given: one per run of a RAM message's pages,
+ * and a message has at most RMIG_MAX_PAGES_PER_PACKET (core/wire.c checks).
+ */
+#define RMIG_XPORT_SEGS_MAX 4096u
+
 struct rmig_conn_ops {
 	/*
 	 * Send @hdr (copied or fully sent before return, so the caller may

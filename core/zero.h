@@ -6,9 +6,7 @@
 #include <stddef.h>
 
 #include "sched.h"
-
-/* True if @len bytes at @buf are all zero. @len is a multiple of 64, @buf 8-byte aligned. */
-bool rmig_is_zero(const void *buf, size_t len);
+#include "xport_util.h" /* rmig_is_zero() */
 
 /*
  * Partition @b's offsets in place so the pages with data come first

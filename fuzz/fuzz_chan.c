@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/msgcheck.h"
+#include "core/wire.h"
 #include "fuzz.h"
 
 static void fuzz_ram(const uint8_t *body, uint32_t len, uint8_t sel, uint32_t ppp)

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/zero.h"
+#include "core/xport_util.h"
 #include "file.h"
 
 /* Pages are loaded in units of this many bytes of a block (or one page, if larger). */

@@ -20,8 +20,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "core/barrier.h"
-#include "core/wire.h"
+#include "core/xport_util.h"
 #include "transport/rdma/rdma.h"
 
 /* Completion polls before sleeping: cheap, and completions often follow within microseconds. */

@@ -25,7 +25,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "core/barrier.h"
+#include "core/xport_util.h"
 #include "transport/rdma/rdma.h"
 
 static const char *op_name(enum rd_op op)

@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/barrier.h"
+#include "core/xport_util.h"
 #include "transport/rdma/rdma.h"
 
 /* "rxe0, mlx5_0" or "none", for messages */

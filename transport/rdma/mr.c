@@ -12,8 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core/barrier.h"
-#include "core/wire.h"
+#include "core/xport_util.h"
 #include "transport/rdma/rdma.h"
 
 /* Below this much memory, threads cost more than they save. */

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "rmig-config.h"
-#include "core/barrier.h"
+#include "core/xport_util.h"
 #include "transport/rdma/rdma.h"
 
 static int parse_addr(struct rd_xport *x, const char *addr, struct rmig_msgbuf *err)

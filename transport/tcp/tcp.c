@@ -21,9 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/barrier.h"
-#include "core/wire.h"
 #include "core/xport.h"
+#include "core/xport_util.h"
 
 #ifndef SO_ZEROCOPY
 #define SO_ZEROCOPY 60
@@ -36,7 +35,7 @@
  * A batch of scattered pages can need one iovec per page, plus the header;
  * the kernel takes at most UIO_MAXIOV (1024) per call, so calls are cut.
  */
-#define TCP_IOV_MAX (RMIG_MAX_PAGES_PER_PACKET + 1)
+#define TCP_IOV_MAX (RMIG_XPORT_SEGS_MAX + 1)
 #define TCP_IOV_PER_CALL 1024u
 
 struct tcp_xport {
