@@ -72,6 +72,7 @@ int file_xport_new(const struct rmig_xport_params *p, const char *path, bool sou
 	x->fd = x->dfd = -1;
 	x->direct = p->opts->flags & RMIG_F_DIRECT_IO;
 	x->nblocks = p->nblocks;
+	x->rblocks = p->blocks;
 	x->nchan = source ? p->channels : 0;
 	atomic_init(&x->cancelled, false);
 	pthread_mutex_init(&x->lock, NULL);

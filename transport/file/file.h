@@ -18,8 +18,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "core/barrier.h"
 #include "core/xport.h"
-#include "core/xport_util.h"
 #include "format.h"
 
 /* Alignment O_DIRECT is given (memory, file offset, length); safe for 512 and 4K sectors. */
@@ -50,6 +50,7 @@ struct file_xport {
 	bool direct;
 	bool source;
 	_Atomic bool cancelled;
+	const struct rmig_block *rblocks; /* the local blocks, as the core keeps them */
 	struct file_block *blocks;
 	unsigned int nblocks;
 	uint32_t hdr_size;

@@ -18,7 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/xport_util.h"
+#include "core/msgcheck.h"
+#include "core/zero.h"
 #include "file.h"
 
 /* Pages are loaded in units of this many bytes of a block (or one page, if larger). */
@@ -177,38 +178,40 @@ static int read_bitmap(struct file_xport *x, struct file_block *fb, const uint8_
 	return file_bitmap_check(x, fb, e, buf, mb);
 }
 
+/*
+ * A record is an 8-byte prefix (magic, CRC) and then a DEV message body,
+ * decoded by the core's own decoder (core/msgcheck.h).
+ */
 int file_dev_check(uint64_t seq, uint64_t offset, const uint8_t *buf, uint32_t length,
 		   char id[RMIG_IDSTR_MAX], uint32_t *instance, const uint8_t **data, uint32_t *len,
 		   struct rmig_msgbuf *mb)
 {
-	const uint8_t *dev = buf + RMIG_FILE_OFF(rmig_file_dev, dev);
-	uint16_t idlen;
+	const size_t pre = RMIG_FILE_OFF(rmig_file_dev, dev);
+	char why[RMIG_ERRMSG_MAX];
+	struct rmig_dev_msg m;
 	uint32_t crc;
 
+	if (length < sizeof(struct rmig_file_dev))
+		return fail(mb, "device-state record %llu is malformed: %u bytes",
+			    (unsigned long long)seq, length);
 	if (rmig_get_be32(buf) != RMIG_FILE_DEV_MAGIC)
 		return fail(mb, "device-state record %llu (offset %llu) is malformed: bad magic",
 			    (unsigned long long)seq, (unsigned long long)offset);
-	crc = rmig_crc32c(0, buf + 8, length - 8);
+	crc = rmig_crc32c(0, buf + pre, length - pre);
 	if (crc != rmig_get_be32(buf + 4))
 		return fail(
 		    mb, "device-state record %llu (offset %llu) is malformed: checksum mismatch",
 		    (unsigned long long)seq, (unsigned long long)offset);
-	idlen = rmig_get_be16(dev + RMIG_OFF(rmig_wire_dev, idlen));
-	*len = rmig_get_be32(dev + RMIG_OFF(rmig_wire_dev, len));
-	*instance = rmig_get_be32(dev + RMIG_OFF(rmig_wire_dev, instance));
-	if (rmig_get_be64(dev + RMIG_OFF(rmig_wire_dev, seq)) != seq || idlen == 0 ||
-	    idlen >= RMIG_IDSTR_MAX || *len > RMIG_DEV_CHUNK_MAX ||
-	    length != sizeof(struct rmig_file_dev) + rmig_pad8(idlen) + (size_t)*len)
-		return fail(mb,
-			    "device-state record %llu is malformed: sequence, id length %u or data "
-			    "length %u do not fit its %u bytes",
-			    (unsigned long long)seq, idlen, *len, length);
-	memcpy(id, buf + sizeof(struct rmig_file_dev), idlen);
-	id[idlen] = '\0';
-	if (strlen(id) != idlen)
-		return fail(mb, "device-state record %llu is malformed: its id contains a NUL byte",
-			    (unsigned long long)seq);
-	*data = buf + sizeof(struct rmig_file_dev) + rmig_pad8(idlen);
+	if (rmig_dev_check(buf + pre, length - pre, &m, why, sizeof(why)))
+		return fail(mb, "device-state record %llu is malformed: %s",
+			    (unsigned long long)seq, why);
+	if (m.seq != seq)
+		return fail(mb, "device-state record %llu is malformed: it holds chunk %llu",
+			    (unsigned long long)seq, (unsigned long long)m.seq);
+	memcpy(id, m.id, strlen(m.id) + 1);
+	*instance = m.instance;
+	*len = m.len;
+	*data = m.data;
 	return 0;
 }
 

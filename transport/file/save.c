@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/msgcheck.h"
 #include "file.h"
 
 struct file_conn {
@@ -30,6 +31,7 @@ struct file_conn {
 	bool hello;
 	bool fin;
 	_Atomic bool down;
+	uint64_t *offsets; /* the offsets of the RAM message being written, decoded */
 	/* what this channel wrote; checked against the FIN the core sends */
 	uint64_t packets, normal_pages, zero_pages, data_bytes, dev_chunks, dev_bytes, syncs;
 };
@@ -221,54 +223,54 @@ static int conn_fail(struct file_conn *c, int code, const char *fmt, ...)
 	return code;
 }
 
+/*
+ * A RAM message: its body decoded and checked by the core's own decoder
+ * (core/msgcheck.h, the one the destination runs), then each segment checked
+ * against the data pages it must carry: the segments are exactly the runs of
+ * the message's normal offsets, in order, so what lands in the file is what
+ * the bitmap will say is there.
+ */
 static int write_pages(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body,
 		       const struct rmig_seg *segs, unsigned int nsegs)
 {
 	struct file_xport *x = c->x;
-	uint32_t block, normal, zero, n;
 	const struct rmig_block *b;
+	struct rmig_ram_msg m;
 	struct file_block *fb;
-	uint64_t total = 0;
+	char why[RMIG_ERRMSG_MAX];
+	uint32_t n, i = 0;
 	int ret;
 
-	if (h->len < sizeof(struct rmig_wire_ram))
-		return conn_fail(c, -EPROTO, "RAM message truncated (%u bytes)", h->len);
-	block = rmig_get_be32(body + RMIG_OFF(rmig_wire_ram, block));
-	normal = rmig_get_be32(body + RMIG_OFF(rmig_wire_ram, normal));
-	zero = rmig_get_be32(body + RMIG_OFF(rmig_wire_ram, zero));
-	n = normal + zero;
-	if (normal > RMIG_MAX_PAGES_PER_PACKET || zero > RMIG_MAX_PAGES_PER_PACKET ||
-	    n > RMIG_MAX_PAGES_PER_PACKET || h->len != sizeof(struct rmig_wire_ram) + (size_t)n * 8)
-		return conn_fail(c, -EPROTO, "RAM message of %u bytes with %u+%u pages", h->len,
-				 normal, zero);
-	if (block >= x->nblocks)
-		return conn_fail(c, -EPROTO, "RAM message for unknown block %u", block);
-	fb = &x->blocks[block];
+	if (rmig_ram_check_head(body, h->len, h->flags, x->rblocks, x->nblocks,
+				x->opts->pages_per_packet, false, rmig_file_ops.name, &m, why,
+				sizeof(why)))
+		return conn_fail(c, -EPROTO, "%s", why);
+	fb = &x->blocks[m.block];
 	b = fb->b;
+	if (rmig_ram_check_offsets(body, b, &m, c->offsets, why, sizeof(why)))
+		return conn_fail(c, -EPROTO, "%s", why);
+	n = m.normal + m.zero;
 
-	for (unsigned int i = 0; i < nsegs; i++) {
-		const struct rmig_seg *s = &segs[i];
+	for (unsigned int k = 0; k < nsegs; k++) {
+		const struct rmig_seg *s = &segs[k];
+		bool ok = s->block == m.block && s->len && !(s->len & (b->page_size - 1));
 
-		if (s->block != block || s->offset >= b->length || s->len > b->length - s->offset ||
-		    ((s->offset | s->len) & (b->page_size - 1)))
-			return conn_fail(
-			    c, -EPROTO, "page data [0x%llx, +0x%llx) outside block '%s'",
-			    (unsigned long long)s->offset, (unsigned long long)s->len, b->name);
-		total += s->len;
+		/* bounded by the offsets: at most normal + 1 steps */
+		for (uint64_t o = 0; ok && o < s->len; o += b->page_size, i++)
+			ok = i < m.normal && c->offsets[i] == s->offset + o;
+		if (!ok)
+			return conn_fail(c, -EPROTO,
+					 "page data [0x%llx, +0x%llx) for block %u does not match the "
+					 "data pages of the RAM message for block '%s'",
+					 (unsigned long long)s->offset, (unsigned long long)s->len,
+					 s->block, b->name);
 	}
-	if (total != (uint64_t)normal * b->page_size)
-		return conn_fail(c, -EPROTO, "RAM message for %u pages carries %llu bytes", normal,
-				 (unsigned long long)total);
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t off = rmig_get_be64(body + sizeof(struct rmig_wire_ram) + (size_t)i * 8);
+	if (i != m.normal)
+		return conn_fail(c, -EPROTO, "RAM message for %u pages carries %u pages of data",
+				 m.normal, i);
 
-		if (off >= b->length || (off & (b->page_size - 1)))
-			return conn_fail(c, -EPROTO, "offset 0x%llx outside block '%s'",
-					 (unsigned long long)off, b->name);
-	}
-
-	for (unsigned int i = 0; i < nsegs; i++) {
-		const struct rmig_seg *s = &segs[i];
+	for (unsigned int k = 0; k < nsegs; k++) {
+		const struct rmig_seg *s = &segs[k];
 		uint64_t foff = fb->pages_off + s->offset;
 		int fd = x->fd;
 
@@ -295,44 +297,35 @@ static int write_pages(struct file_conn *c, const struct rmig_hdr *h, const uint
 	 * core's FIN sync has waited for this channel (its semaphore hand-off
 	 * orders our stores before that read).
 	 */
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t page =
-		    rmig_get_be64(body + sizeof(struct rmig_wire_ram) + (size_t)i * 8) >>
-		    b->page_shift;
+	for (i = 0; i < n; i++) {
+		uint64_t page = c->offsets[i] >> b->page_shift;
 		uint64_t mask = 1ull << (page & 63);
 
-		if (i < normal)
+		if (i < m.normal)
 			rmig_or_relaxed(&fb->bits[page >> 6], mask);
 		else
 			rmig_and_relaxed(&fb->bits[page >> 6], ~mask);
 	}
 	c->packets++;
-	c->normal_pages += normal;
-	c->zero_pages += zero;
-	c->data_bytes += total;
+	c->normal_pages += m.normal;
+	c->zero_pages += m.zero;
+	c->data_bytes += (uint64_t)m.normal * b->page_size;
 	return 0;
 }
 
 static int write_dev(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
 {
 	struct file_xport *x = c->x;
+	struct rmig_dev_msg m;
+	char why[RMIG_ERRMSG_MAX];
 	uint8_t prefix[8];
 	uint64_t seq, off;
-	uint32_t len, rec_len;
-	uint16_t idlen;
+	uint32_t rec_len;
 	int ret;
 
-	if (h->len < sizeof(struct rmig_wire_dev))
-		return conn_fail(c, -EPROTO, "device-state message truncated");
-	seq = rmig_get_be64(body + RMIG_OFF(rmig_wire_dev, seq));
-	idlen = rmig_get_be16(body + RMIG_OFF(rmig_wire_dev, idlen));
-	len = rmig_get_be32(body + RMIG_OFF(rmig_wire_dev, len));
-	if (idlen == 0 || idlen >= RMIG_IDSTR_MAX || len > RMIG_DEV_CHUNK_MAX ||
-	    h->len != sizeof(struct rmig_wire_dev) + rmig_pad8(idlen) + (size_t)len ||
-	    memchr(body + sizeof(struct rmig_wire_dev), 0, idlen))
-		return conn_fail(
-		    c, -EPROTO, "device-state message lengths (id %u, data %u) do not fit %u bytes",
-		    idlen, len, h->len);
+	if (rmig_dev_check(body, h->len, &m, why, sizeof(why)))
+		return conn_fail(c, -EPROTO, "%s", why);
+	seq = m.seq;
 
 	/* The record is the wire body behind an 8-byte prefix, in space reserved here. */
 	rec_len = 8 + h->len;
@@ -381,7 +374,7 @@ static int write_dev(struct file_conn *c, const struct rmig_hdr *h, const uint8_
 		return ret;
 	c->packets++;
 	c->dev_chunks++;
-	c->dev_bytes += len;
+	c->dev_bytes += m.len;
 	return 0;
 }
 
@@ -527,6 +520,7 @@ static void file_conn_close(struct rmig_conn *conn)
 	struct file_conn *c = to_fc(conn);
 
 	c->x->conns[c->id] = NULL;
+	free(c->offsets);
 	free(c);
 }
 
@@ -552,8 +546,12 @@ int file_save_channel(struct rmig_xport *xb, unsigned int ch, struct rmig_conn *
 		return rmig_msg(&x->base.err, -EINVAL,
 				"channel %u of %u opened twice or out of range", ch, x->nchan);
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (c)
+		c->offsets = calloc(x->opts->pages_per_packet, sizeof(*c->offsets));
+	if (!c || !c->offsets) {
+		free(c);
 		return rmig_msg(&x->base.err, -ENOMEM, "out of memory");
+	}
 	c->base.ops = &file_conn_ops;
 	c->x = x;
 	c->id = ch;
