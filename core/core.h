@@ -7,6 +7,7 @@
 
 #include "proto.h"
 #include "sched.h"
+#include "stats.h"
 #include "xport.h"
 
 /* Copy and validate caller options (NULL: defaults). */
@@ -14,17 +15,5 @@ int rmig_opts_copy(struct rmig_opts *dst, const struct rmig_opts *src, bool is_s
 /* Validate @d and append it; returns the new index or a negative errno. */
 int rmig_blocks_add(struct rmig_block **blocks, unsigned int *nblocks,
 		    const struct rmig_block_desc *d);
-
-/* Per-channel totals; written by the channel's thread, read by anyone for stats. */
-struct rmig_totals {
-	_Atomic uint64_t packets;
-	_Atomic uint64_t normal_pages;
-	_Atomic uint64_t zero_pages;
-	_Atomic uint64_t data_bytes;
-	_Atomic uint64_t dev_chunks;
-	_Atomic uint64_t dev_bytes;
-	_Atomic uint64_t syncs;
-	_Atomic uint64_t zero_written;
-};
 
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Pure checks of the channel message bodies a destination receives (RAM,
- * DEV): no I/O, no engine state, so that core/dst.c and the fuzz targets
+ * DEV): no I/O, no engine state, so that core/dst/dst_chan.c and the fuzz targets
  * (fuzz/) run the very same code. Each returns 0 or -EPROTO with a sentence
  * in @why (the caller adds which channel).
  *

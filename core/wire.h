@@ -44,7 +44,7 @@ enum rmig_msg_type {
 	RMIG_MSG_ABORT = 10,
 	RMIG_MSG_SWITCHOVER_ACK = 11, /* control, dst->src: a device's initial data is loaded */
 	RMIG_MSG_RELEASE = 12,	      /* channel, dst->src: placed data may go past SYNC round */
-	/* postcopy, all on the control connection (core/postcopy.h) */
+	/* postcopy, all on the control connection (core/postcopy/postcopy.h) */
 	RMIG_MSG_PC_DISCARD = 13, /* src->dst: pages stale on the destination (dirty bitmap words) */
 	RMIG_MSG_PC_START = 14,	  /* src->dst: vCPUs stopped, last SYNC round; pull from now on */
 	RMIG_MSG_PAGE_REQ = 15,	  /* dst->src: send this page */

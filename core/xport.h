@@ -235,7 +235,7 @@ struct rmig_xport {
 
 /*
  * Placing transports: the source lets at most this many rounds go
- * unreleased per channel (core/src.c, "RELEASE flow"), so at most this many
+ * unreleased per channel (core/src/src_chan.c, "RELEASE flow"), so at most this many
  * RELEASE messages wait unread on a source's channel. A placing transport
  * must be able to hold RMIG_RELEASE_WINDOW + 2 small messages toward a
  * receiver that is not reading (rdma: RD_RECV_BUFS receive buffers).

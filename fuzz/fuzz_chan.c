@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Channel message bodies as the destination checks them before it touches
- * RAM (core/msgcheck.c, called by core/dst.c): RAM (counts, length, block,
+ * RAM (core/msgcheck.c, called by core/dst/dst_chan.c): RAM (counts, length, block,
  * the PLACED flag against the transport, every offset) and DEV chunk
  * headers (id and data lengths, an id without NUL).
  *

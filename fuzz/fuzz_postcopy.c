@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Postcopy bodies (core/postcopy.c): PC_DISCARD and PC_PULLED (one bitmap
+ * Postcopy bodies (core/postcopy/pc_parse.c): PC_DISCARD and PC_PULLED (one bitmap
  * window of a block, rmig_pc_words_parse), PAGE_REQ (rmig_pc_req_parse, the
  * source's side) and PAGE_DATA (rmig_pc_data_parse, the destination's).
  *
@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "core/postcopy.h"
+#include "core/postcopy/postcopy.h"
 #include "fuzz.h"
 
 static uint64_t npages(const struct rmig_block *b)
@@ -36,7 +36,7 @@ static void fuzz_words(const uint8_t *body, size_t len, const struct rmig_block 
 		   (unsigned long long)first, n, (unsigned long long)nw);
 	FUZZ_CHECK(rmig_pc_words_head(head, bi, first, n) == len, "header writer's length");
 	FUZZ_CHECK(!memcmp(head, body, sizeof(head)), "re-encoded window header differs");
-	/* as dst.c (PC_DISCARD) and the source (PC_PULLED) apply it */
+	/* as pc_dst.c (PC_DISCARD) and the source (PC_PULLED) apply it */
 	map = calloc(nw, sizeof(*map));
 	FUZZ_CHECK(map, "out of memory");
 	for (uint32_t k = 0; k < n; k++) {

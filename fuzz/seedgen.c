@@ -5,7 +5,7 @@
  * rmig_hello_encode, rmig_status_send_flags, rmig_pc_words_head, the rdma
  * private data and MR table encoders, a real "file:" save) or, where the
  * encoder sits inside a sending thread (RAM, DEV, PAGE_REQ, PAGE_DATA), laid
- * out as core/src.c and core/postcopy.c lay them out. Regression inputs for
+ * out as core/src/src_chan.c and core/postcopy/pc_parse.c lay them out. Regression inputs for
  * what fuzzing found are written here too.
  */
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/postcopy.h"
+#include "core/postcopy/postcopy.h"
 #include "core/proto.h"
 #include "fuzz.h"
 #include "rmig-config.h"
@@ -135,7 +135,7 @@ static void gen_status(void)
 	}
 }
 
-/* ---- channel bodies (core/src.c's layout) --------------------------------- */
+/* ---- channel bodies (core/src/src_chan.c's layout) ------------------------ */
 
 static void gen_ram(uint8_t sel, uint16_t ppp, uint32_t block, uint32_t normal, uint32_t zero,
 		    const struct rmig_block *b)

@@ -21,8 +21,8 @@
 #include <string.h>
 
 #include "core/barrier.h"
-#include "core/src_live.h"
-#include "live_priv.h"
+#include "core/live/live_priv.h"
+#include "core/src/src_live.h"
 
 #define LIVE_DEF_DOWNTIME_MS 300u
 #define LIVE_DEF_MAX_ROUNDS 30u

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "live_decide.h"
+#include "core/live/live_decide.h"
 
 enum rmig_live_decision rmig_live_decide(uint64_t round, uint64_t max_rounds,
 					 uint64_t expected_downtime_ns, uint64_t limit_ns,

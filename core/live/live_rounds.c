@@ -8,9 +8,9 @@
 #include <stdlib.h>
 
 #include "core/barrier.h"
-#include "core/src_live.h"
-#include "live_decide.h"
-#include "live_priv.h"
+#include "core/live/live_decide.h"
+#include "core/live/live_priv.h"
+#include "core/src/src_live.h"
 
 /* A round that moved less than this measures latency more than bandwidth. */
 #define LIVE_BW_MIN_BYTES (1ull << 20)

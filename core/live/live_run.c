@@ -10,9 +10,9 @@
 #include <stdlib.h>
 
 #include "core/barrier.h"
-#include "core/postcopy.h"
-#include "core/src_live.h"
-#include "live_priv.h"
+#include "core/live/live_priv.h"
+#include "core/postcopy/postcopy.h"
+#include "core/src/src_live.h"
 
 static void live_name_missing_acks(struct rmig_live *live, char *buf, size_t len)
 {

@@ -3,7 +3,7 @@
  * The real engines (rmig_src_*, rmig_dst_*) over the real rdma transport,
  * in one process, on the fake fabric (fake_fabric.h): "rdma:127.0.0.1:PORT"
  * with no device. What it proves is the credit accounting over long runs
- * of rounds that carry no RAM (core/src.c, "RELEASE flow"): each such round
+ * of rounds that carry no RAM (core/src/src_chan.c, "RELEASE flow"): each such round
  * still costs the destination one RELEASE message toward the source, and
  * a source that does not read them leaves the destination without credits.
  *

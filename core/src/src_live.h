@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the live engine (core/live.c) needs from the source (core/src.c)
- * beyond the public API: the block table, and the messages the destination
+ * What the live engine (core/live/) and the postcopy source
+ * (core/postcopy/pc_src.c) need from the source engine (core/src/, these
+ * are in src_live.c) beyond the public API: the block table, and the messages the destination
  * sends back on the control connection while the migration runs.
  */
 #ifndef RMIG_CORE_SRC_LIVE_H
@@ -10,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "xport.h"
+#include "core/xport.h"
 
 /*
  * The blocks of a connected source (owned by it, valid until it is
@@ -47,7 +48,7 @@ struct rmig_src_ack {
 int rmig_src_poll_ctl(struct rmig_src *src, int timeout_ms, struct rmig_src_ack *ack);
 
 /*
- * Postcopy (core/postcopy.c), main thread, with a destination: send one
+ * Postcopy (core/postcopy/pc_src.c), main thread, with a destination: send one
  * control message; receive one (any type but ABORT, which fails the source
  * with the destination's reason and returns its code), body malloc'd into
  * *@body (NULL when empty), at most @max_body bytes, waiting up to

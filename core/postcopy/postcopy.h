@@ -11,11 +11,11 @@
  * round, and serves PAGE_REQ with PAGE_DATA (the source's RAM is final,
  * vCPUs stopped, and only read) until the destination sends PC_DONE.
  *
- * Destination (core/dst.c): a control reader thread takes PC_DISCARD /
- * PC_START / PAGE_DATA; once every channel has passed the announced round,
- * rmig_dst_wait_sync() drops every page not received or discarded
- * (MADV_DONTNEED), registers the blocks with userfaultfd (MISSING mode) and
- * returns RMIG_DST_POSTCOPY. A fault thread requests the pages the caller's
+ * Destination (pc_dst.c, pc_dst_pull.c, pc_dst_place.c): a control reader
+ * thread takes PC_DISCARD / PC_START / PAGE_DATA; once every channel has
+ * passed the announced round, rmig_dst_wait_sync() drops every page not
+ * received or discarded (MADV_DONTNEED), registers the blocks with
+ * userfaultfd (MISSING mode) and returns RMIG_DST_POSTCOPY. A fault thread requests the pages the caller's
  * vCPUs touch, a background thread requests every other missing page in
  * order; arrived pages are placed with UFFDIO_COPY / UFFDIO_ZEROPAGE (which
  * wake the faulting threads). Without userfaultfd (or on memory it refuses)
@@ -37,16 +37,16 @@
  * pulled, and the destination revokes the source's access to its RAM at
  * postcopy start (the NIC's pinned pages would go stale under MADV_DONTNEED).
  */
-#ifndef RMIG_CORE_POSTCOPY_H
-#define RMIG_CORE_POSTCOPY_H
+#ifndef RMIG_CORE_POSTCOPY_POSTCOPY_H
+#define RMIG_CORE_POSTCOPY_POSTCOPY_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire.h"
-#include "xport.h"
+#include "core/wire.h"
+#include "core/xport.h"
 
 /* Most pages the destination's background thread has asked for and not received. */
 #define RMIG_PC_BG_WINDOW 512u

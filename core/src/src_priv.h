@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The source engine's private header: struct rmig_src and struct src_chan,
+ * and the calls its files make of each other. src.c is the public API;
+ * src_chan.c the channel threads' callbacks (framing, RELEASE flow, sync);
+ * src_live.c what the live and postcopy engines use (src_live.h);
+ * src_fail.c failing and telling the destination why. Calls go from src.c
+ * and src_live.c to src_chan.c and src_fail.c, and from src_chan.c to
+ * src_fail.c, never back.
+ */
+#ifndef RMIG_CORE_SRC_PRIV_H
+#define RMIG_CORE_SRC_PRIV_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/barrier.h"
+#include "core/core.h"
+
+enum src_state { SRC_NEW, SRC_CONNECTED, SRC_FINISHED };
+
+struct src_chan {
+	struct rmig_conn *conn;
+	uint64_t seq;
+	uint64_t in_seq;	/* messages received back (RELEASE) */
+	uint64_t synced;	/* placed data: last round whose SYNC went out on this channel */
+	uint64_t release_next;	/* the next RELEASE expected: rounds go 1, 2, ... */
+	struct rmig_totals tot;
+	uint8_t *hdrbuf; /* header + RAM body: offsets of one batch */
+	struct rmig_seg *segs;
+} __attribute__((aligned(RMIG_CACHELINE)));
+
+struct rmig_src {
+	struct rmig_opts opts;
+	struct rmig_err err;
+	struct rmig_block *blocks;
+	unsigned int nblocks;
+	const struct rmig_xport_ops *xops;
+	struct rmig_xport *xp;
+	struct rmig_conn *ctl;
+	uint64_t ctl_seq;
+	bool peer_postcopy; /* WELCOME carried RMIG_WF_POSTCOPY */
+	struct src_chan *chans;
+	unsigned int nchan;
+	struct rmig_sched *sched;
+	struct rmig_payload *ram_slot;
+	/* device-state producers share one slot, one at a time */
+	pthread_mutex_t dev_lock;
+	struct rmig_payload *dev_slot;
+	uint64_t dev_seq;
+	_Atomic uint64_t round; /* written by the main thread, read by get_stats */
+	uint8_t uuid[RMIG_UUID_LEN];
+	enum src_state state;
+	bool placed;
+	bool peer_checked;
+	bool peer_aborted; /* the destination told us why it stopped */
+	bool abort_sent;   /* we told the destination why we stopped */
+	bool greeted;	   /* the destination accepted our HELLO: it listens for ABORT */
+	_Atomic bool cancelled;
+	/*
+	 * rmig_src_cancel() may run on any thread while rmig_src_connect() is
+	 * still building what it has to shut down: connect publishes xp, ctl,
+	 * chans/nchan, each channel's conn and sched under conn_lock, and
+	 * cancel reads them under it (the main thread, their only writer,
+	 * reads them without it).
+	 */
+	pthread_mutex_t conn_lock;
+};
+
+/* ---- src_fail.c --------------------------------------------------------- */
+
+/* Record a failure and stop everything; returns the recorded code. */
+int src_fail(struct rmig_src *src, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Shut every channel's conn and the transport down. Main thread, or under conn_lock. */
+void src_shutdown_conns(struct rmig_src *src);
+/*
+ * Main thread: tell the destination why this source stopped (ABORT), once;
+ * @msg NULL: the recorded failure's text.
+ */
+void src_tell_peer(struct rmig_src *src, int code, const char *msg);
+/*
+ * Main thread: the source's error code, reading the destination's reason
+ * for it once if it sent one, and telling it ours.
+ */
+int src_error(struct rmig_src *src);
+
+/*
+ * Room a device-state chunk with an id of @idlen bytes takes in its slot
+ * before the data: header, body head, id padded to 8.
+ */
+static inline size_t dev_room(size_t idlen)
+{
+	return sizeof(struct rmig_wire_hdr) + sizeof(struct rmig_wire_dev) + rmig_pad8(idlen);
+}
+
+/* Main thread: connected and no channel failed, or the error code. */
+static inline int src_check(struct rmig_src *src)
+{
+	if (unlikely(src->state != SRC_CONNECTED)) {
+		int code = rmig_err_code(&src->err);
+
+		return code ? code : -ENOTCONN;
+	}
+	/* A channel may have failed since the last hand-over: stay failed. */
+	if (unlikely(rmig_sched_error(src->sched)))
+		return src_error(src);
+	return 0;
+}
+
+/* ---- src_chan.c --------------------------------------------------------- */
+
+/* The channel threads' callbacks (core/sched.h). */
+extern const struct rmig_sched_cb src_sched_cb;
+
+#endif
