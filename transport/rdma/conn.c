@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Connections: rdma_cm set-up (active and passive), the QP and its CQ,
- * waiting for completions or events, and tear-down.
+ * Connections: rdma_cm set-up (active and passive), the QP and its CQ, and
+ * tear-down. Once a conn is established, everything that moves it on
+ * (completions, waiting, failures) is progress.c's.
  *
- * Each conn has its own rdma_cm event channel (passive ids are migrated off
- * the listener's), so one poll() covers everything a blocked call can be
- * woken by: the completion channel, rdma_cm events (DISCONNECTED), the
- * conn's shutdown eventfd and the xport's. No event thread is needed.
+ * Each conn gets its own rdma_cm event channel (passive ids are migrated
+ * off the listener's), so that progress.c's one poll() also sees the
+ * conn's DISCONNECTED; set-up waits on that channel here (wait_cm).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,26 +21,12 @@
 #include <unistd.h>
 
 #include "core/xport_util.h"
-#include "transport/rdma/rdma.h"
-
-/* Completion polls before sleeping: cheap, and completions often follow within microseconds. */
-#define RD_SPIN 16
-
-int rmig_rd_conn_fail(struct rd_conn *c, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->failed)
-		return c->failed;
-	va_start(ap, fmt);
-	vsnprintf(c->fail_msg, sizeof(c->fail_msg), fmt, ap);
-	va_end(ap);
-	c->failed = code;
-	/* a thread asleep on this conn must see the failure now, not at its next keepalive */
-	for (int r = 0; r < RD_ROLES; r++)
-		rmig_rd_kick(c, (enum rd_role)r);
-	return code;
-}
+#include "transport/rdma/conn.h"
+#include "transport/rdma/datapath.h"
+#include "transport/rdma/device.h"
+#include "transport/rdma/progress.h"
+#include "transport/rdma/pull.h"
+#include "transport/rdma/stream.h"
 
 /* Set-up failed: its text, whether recorded as the conn's failure or not. */
 static void setup_err(struct rd_conn *c, struct rmig_msgbuf *err)
@@ -258,181 +244,6 @@ static void conn_unlink(struct rd_conn *c)
 		}
 	}
 	pthread_mutex_unlock(&x->lock);
-}
-
-/* ------------------------------------------------------------ waiting */
-
-static void qp_to_error(struct rd_conn *c)
-{
-	struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
-
-	/* flushes what is outstanding now instead of after the retry timeout */
-	if (c->qp)
-		c->v->modify_qp(c->qp, &a, IBV_QP_STATE);
-}
-
-static void drain_cq_events(struct rd_conn *c)
-{
-	struct ibv_cq *cq;
-	void *ctx;
-
-	while (!c->v->get_cq_event(c->cc, &cq, &ctx)) {
-		/* acking takes a lock in libibverbs: batch it */
-		if (++c->cq_unacked >= 64) {
-			c->v->ack_cq_events(c->cq, c->cq_unacked);
-			c->cq_unacked = 0;
-		}
-	}
-}
-
-static int conn_cm_events(struct rd_conn *c)
-{
-	struct rdma_cm_event *ev;
-	int ret;
-
-	while (!(ret = c->v->get_cm_event(c->ech, &ev))) {
-		enum rdma_cm_event_type type = ev->event;
-
-		c->v->ack_cm_event(ev);
-		if (type == RDMA_CM_EVENT_DISCONNECTED && !c->peer_closed) {
-			c->peer_closed = true;
-			qp_to_error(c);
-		} else if (type == RDMA_CM_EVENT_DEVICE_REMOVAL) {
-			return rmig_rd_conn_fail(c, -ENODEV, "%s: RDMA device removed", c->label);
-		}
-	}
-	if (ret != -EAGAIN)
-		return rmig_rd_conn_fail(c, ret, "%s: rdma_get_cm_event failed: %s", c->label,
-					 strerror(-ret));
-	return 0;
-}
-
-/*
- * Make progress: process completions, or sleep until one arrives, an
- * rdma_cm event comes, the conn is shut down or @deadline_ns (0: none)
- * passes. Returns 0 when the caller should look at its condition again,
- * -ETIMEDOUT, or the conn's failure. While idle it probes the peer every
- * RD_KEEPALIVE_MS, so a dead peer fails the wait (IBV_WC_RETRY_EXC_ERR)
- * even when nothing else is outstanding.
- */
-__thread enum rd_role rmig_rd_role;
-
-/* Under mu: wake the thread sleeping as @role, if there is one. */
-void rmig_rd_kick(struct rd_conn *c, enum rd_role role)
-{
-	uint64_t one = 1;
-
-	if (!c->sleeping[role])
-		return;
-	if (write(c->kick[role], &one, sizeof(one)) < 0) {
-		/* only EAGAIN is possible, and then it is readable already */
-	}
-}
-
-/* Sleep in poll() without mu, as rmig_rd_role; returns poll()'s result. */
-static int sleep_unlocked(struct rd_conn *c, struct pollfd *pfd, unsigned int n, int ms)
-{
-	enum rd_role me = rmig_rd_role;
-	int ret, err;
-
-	c->sleeping[me] = true;
-	pthread_mutex_unlock(&c->mu);
-	ret = poll(pfd, n, ms);
-	err = errno;
-	pthread_mutex_lock(&c->mu);
-	c->sleeping[me] = false;
-	errno = err;
-	return ret;
-}
-
-int rmig_rd_conn_wait(struct rd_conn *c, uint64_t deadline_ns)
-{
-	enum rd_role me = rmig_rd_role;
-	enum rd_role other = me == RD_ROLE_RECV ? RD_ROLE_SEND : RD_ROLE_RECV;
-	struct pollfd pfd[5];
-	uint64_t now, drained;
-	int n, ret, ms;
-
-	for (int i = 0; i < RD_SPIN; i++) {
-		n = rmig_rd_poll(c);
-		if (n)
-			return n < 0 ? n : 0;
-	}
-	ret = rmig_rd_check(c);
-	if (ret)
-		return ret;
-	ret = c->v->req_notify_cq(c->cq, 0);
-	if (ret)
-		return rmig_rd_conn_fail(c, ret, "%s: ibv_req_notify_cq failed: %s", c->label,
-					 strerror(-ret));
-	/* a completion that arrived before arming raises no event: look once more */
-	n = rmig_rd_poll(c);
-	if (n)
-		return n < 0 ? n : 0;
-
-	now = rmig_now_ns();
-	if (deadline_ns && now >= deadline_ns)
-		return -ETIMEDOUT;
-	ms = RD_KEEPALIVE_MS;
-	if (deadline_ns && (deadline_ns - now + 999999) / 1000000 < (uint64_t)ms)
-		ms = (int)((deadline_ns - now + 999999) / 1000000);
-	pfd[0] = (struct pollfd){.fd = c->cq_fd, .events = POLLIN};
-	pfd[1] = (struct pollfd){.fd = c->cm_fd, .events = POLLIN};
-	pfd[2] = (struct pollfd){.fd = c->efd, .events = POLLIN};
-	pfd[3] = (struct pollfd){.fd = c->xefd, .events = POLLIN};
-	pfd[4] = (struct pollfd){.fd = c->kick[me], .events = POLLIN};
-	n = sleep_unlocked(c, pfd, 5, ms);
-	if (n < 0)
-		return errno == EINTR ? 0
-				      : rmig_rd_conn_fail(c, -errno, "%s: poll failed: %s",
-							  c->label, strerror(errno));
-	if (pfd[4].revents && read(c->kick[me], &drained, sizeof(drained)) < 0) {
-		/* EAGAIN: drained already */
-	}
-	if (pfd[2].revents || pfd[3].revents)
-		return rmig_rd_check(c);
-	if (pfd[0].revents) {
-		drain_cq_events(c);
-		/*
-		 * The event may have been the other thread's, sleeping on the
-		 * CQ too: re-arm for it, then poll, which kicks it if it took
-		 * anything (a completion before the re-arm raises no event).
-		 */
-		if (c->sleeping[other]) {
-			ret = c->v->req_notify_cq(c->cq, 0);
-			if (ret)
-				return rmig_rd_conn_fail(c, ret, "%s: ibv_req_notify_cq failed: %s",
-							 c->label, strerror(-ret));
-		}
-		ret = rmig_rd_poll(c);
-		if (ret < 0)
-			return ret;
-	}
-	if (pfd[1].revents) {
-		ret = conn_cm_events(c);
-		rmig_rd_kick(c, other); /* a disconnect concerns both threads */
-		if (ret)
-			return ret;
-	}
-	if (n)
-		return 0;
-	now = rmig_now_ns();
-	if (deadline_ns && now >= deadline_ns)
-		return -ETIMEDOUT;
-	/*
-	 * Probe when no signaled WR is outstanding: unsignaled WRs that
-	 * completed (credit returns, RELEASE) never advance sq_done, so
-	 * "sq_posted == sq_done" would switch keepalive off for good.
-	 */
-	if (c->established && !c->peer_closed && !c->nbatch && c->last_signaled <= c->sq_done &&
-	    now - c->last_rx_ns >= RD_KEEPALIVE_MS * 1000000ull) {
-		c->last_rx_ns = now;
-		ret = rmig_rd_probe(c);
-		if (!ret)
-			ret = rmig_rd_post_batch(c);
-		return ret;
-	}
-	return 0;
 }
 
 /* Wait for the next rdma_cm event on @ch during set-up. */
@@ -882,3 +693,34 @@ void rmig_rd_conn_close(struct rd_conn *c)
 	}
 	rmig_rd_conn_free(c);
 }
+
+/*
+ * A conn's ops: defined with the conns rather than in rdma.c, so that
+ * conn_alloc() can give a new conn its ops without calling up a layer.
+ */
+static int rd_recv_pages(struct rmig_conn *bc, const struct iovec *iov, unsigned int iovcnt)
+{
+	return rmig_msg(&bc->recv_err, -ENOSYS,
+			"rdma places page data itself; recv_pages is not used with it");
+}
+
+static void rd_conn_shutdown(struct rmig_conn *bc)
+{
+	rmig_rd_conn_shutdown(rd_conn_of(bc));
+}
+
+static void rd_conn_close(struct rmig_conn *bc)
+{
+	rmig_rd_conn_close(rd_conn_of(bc));
+}
+
+const struct rmig_conn_ops rmig_rd_conn_ops = {
+	.send = rmig_rd_send,
+	.flush = rmig_rd_flush,
+	.recv = rmig_rd_recv,
+	.recv_pages = rd_recv_pages,
+	.pull = rmig_rd_pull,
+	.pull_wait = rmig_rd_pull_wait,
+	.shutdown = rd_conn_shutdown,
+	.close = rd_conn_close,
+};

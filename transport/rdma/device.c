@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "core/xport_util.h"
-#include "transport/rdma/rdma.h"
+#include "transport/rdma/device.h"
 
 /* "rxe0, mlx5_0" or "none", for messages */
 static void device_names(const struct rmig_verbs_ops *v, char *buf, size_t len)

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "core/xport_util.h"
-#include "transport/rdma/rdma.h"
+#include "transport/rdma/mr.h"
 
 /* Below this much memory, threads cost more than they save. */
 #define RD_REG_PARALLEL_MIN (256ull << 20)

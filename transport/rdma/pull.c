@@ -17,7 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "transport/rdma/rdma.h"
+#include "transport/rdma/progress.h"
+#include "transport/rdma/pull.h"
 
 int rmig_rd_pull_info(struct rmig_xport *xp, void *buf, size_t *len)
 {

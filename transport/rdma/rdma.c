@@ -290,33 +290,6 @@ static uint64_t rd_reg_ns(struct rmig_xport *xp)
 	return rmig_load_relaxed(&rd_xport_of(xp)->reg_ns);
 }
 
-static int rd_recv_pages(struct rmig_conn *bc, const struct iovec *iov, unsigned int iovcnt)
-{
-	return rmig_msg(&bc->recv_err, -ENOSYS,
-			"rdma places page data itself; recv_pages is not used with it");
-}
-
-static void rd_conn_shutdown(struct rmig_conn *bc)
-{
-	rmig_rd_conn_shutdown(rd_conn_of(bc));
-}
-
-static void rd_conn_close(struct rmig_conn *bc)
-{
-	rmig_rd_conn_close(rd_conn_of(bc));
-}
-
-const struct rmig_conn_ops rmig_rd_conn_ops = {
-	.send = rmig_rd_send,
-	.flush = rmig_rd_flush,
-	.recv = rmig_rd_recv,
-	.recv_pages = rd_recv_pages,
-	.pull = rmig_rd_pull,
-	.pull_wait = rmig_rd_pull_wait,
-	.shutdown = rd_conn_shutdown,
-	.close = rd_conn_close,
-};
-
 const struct rmig_xport_ops rmig_rdma_ops = {
 	.name = "rdma",
 	.caps = RMIG_XCAP_PLACES_DATA | RMIG_XCAP_PULL,

@@ -34,7 +34,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "transport/rdma/rdma.h"
+#include "transport/rdma/progress.h"
+#include "transport/rdma/stream.h"
 
 int rmig_rd_post_recv_buf(struct rd_conn *c, unsigned int idx)
 {
@@ -60,6 +61,7 @@ int rmig_rd_stream_init(struct rd_conn *c)
 	unsigned int i;
 	int ret;
 
+	c->on_recv = rmig_rd_on_recv;
 	for (i = 0; i < c->nrecv; i++) {
 		ret = rmig_rd_post_recv_buf(c, i);
 		if (ret)

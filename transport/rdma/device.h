@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device of an xport (device.c): choosing it and its port, checking the
+ * GID, and registering the local blocks. Above mr.c, below conn.c.
+ */
+#ifndef RMIG_TRANSPORT_RDMA_DEVICE_H
+#define RMIG_TRANSPORT_RDMA_DEVICE_H
+
+#include "transport/rdma/types.h"
+
+int rmig_rd_use_device(struct rd_xport *x, struct ibv_context *ctx, uint8_t port,
+		       struct rmig_msgbuf *err);
+int rmig_rd_check_gid(struct rd_xport *x, struct rdma_cm_id *id, struct rmig_msgbuf *err);
+int rmig_rd_register_blocks(struct rd_xport *x, struct rmig_msgbuf *err);
+int rmig_rd_no_device(const struct rmig_verbs_ops *v, const char *addr, int code,
+		      struct rmig_msgbuf *err);
+
+#endif /* RMIG_TRANSPORT_RDMA_DEVICE_H */
