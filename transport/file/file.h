@@ -18,8 +18,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "core/barrier.h"
 #include "core/xport.h"
+#include "core/xport_util.h"
 #include "format.h"
 
 /* Alignment O_DIRECT is given (memory, file offset, length); safe for 512 and 4K sectors. */

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "core/msgcheck.h"
-#include "core/zero.h"
+#include "core/xport_util.h"
 #include "file.h"
 
 /* Pages are loaded in units of this many bytes of a block (or one page, if larger). */
