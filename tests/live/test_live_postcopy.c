@@ -32,6 +32,8 @@
 
 #include "rmig/live.h"
 
+#include "helpers.h"
+
 #define PAGE	   4096u
 #define NPAGES	   8192u
 #define SIZE	   ((size_t)NPAGES * PAGE)
@@ -42,37 +44,6 @@
 /* "tcp:127.0.0.1" or "rdma:ADDR", and whether pulls are reads */
 static char pc_host[128] = "tcp:127.0.0.1";
 static bool pc_by_read;
-
-static void *map(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	assert_true(p != MAP_FAILED);
-	return p;
-}
-
-static void fill_random(uint8_t *p, size_t len, uint64_t seed)
-{
-	uint64_t *w = (uint64_t *)p, x = seed * 0x9e3779b97f4a7c15ull | 1;
-
-	for (size_t i = 0; i < len / 8; i++) {
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		w[i] = x;
-	}
-}
-
-static uint64_t checksum(const uint8_t *p, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t v;
-
-		memcpy(&v, p + i, 8);
-		h = (h ^ v) * 1099511628211ull;
-	}
-	return h;
-}
 
 struct pc_test {
 	/* source */
@@ -159,7 +130,7 @@ static int stop_vcpus(void *arg)
 {
 	struct pc_test *t = arg;
 
-	t->sum_at_stop = checksum(t->sram, SIZE);
+	t->sum_at_stop = h_hash(t->sram, SIZE);
 	return 0;
 }
 
@@ -176,7 +147,7 @@ static void round_done(void *arg, const struct rmig_live_round *r)
 		if (pg % (STRIDE * 16) == 0)
 			memset(t->sram + pg * PAGE, 0, PAGE);
 		else
-			fill_random(t->sram + pg * PAGE, PAGE, 1000 + pg);
+			h_fill_random(t->sram + pg * PAGE, PAGE, 1000 + pg);
 		assert_int_equal(rmig_live_mark_dirty(t->live, 0, pg * PAGE), 0);
 	}
 }
@@ -194,10 +165,10 @@ static void setup_pair(struct pc_test *t)
 	struct rmig_opts o;
 	char uri[160];
 
-	t->sram = map(SIZE);
-	t->dmap = map(SIZE + PAGE);
+	t->sram = h_map(SIZE);
+	t->dmap = h_map(SIZE + PAGE);
 	t->dram = t->dmap + (t->dst_misalign ? 64 : 0);
-	fill_random(t->sram, SIZE, 42);
+	h_fill_random(t->sram, SIZE, 42);
 	rmig_opts_init(&o);
 	o.timeout_ms = TIMEOUT_MS;
 	bd.host = t->dram;
@@ -229,8 +200,8 @@ static void teardown_pair(struct pc_test *t)
 	rmig_live_destroy(t->live);
 	rmig_src_destroy(t->src);
 	rmig_dst_destroy(t->dst);
-	munmap(t->sram, SIZE);
-	munmap(t->dmap, SIZE + PAGE);
+	h_unmap(t->sram, SIZE);
+	h_unmap(t->dmap, SIZE + PAGE);
 }
 
 static void run_dirty_after_switch(bool dense)
@@ -287,7 +258,7 @@ static void run_dirty_after_switch(bool dense)
 		(unsigned long long)t.pcs.faults, (unsigned long long)t.vcpu_missing, t.pcs.uffd,
 		(double)(t.pcs.done_ns - t.pcs.start_ns) / 1e6,
 		((double)t.vcpu_start_ns - (double)t.pcs.start_ns) / 1e6);
-	assert_int_equal(checksum(t.sram, SIZE), t.sum_at_stop);
+	assert_int_equal(h_hash(t.sram, SIZE), t.sum_at_stop);
 	assert_memory_equal(t.dram, t.sram, SIZE);
 	teardown_pair(&t);
 }
@@ -355,7 +326,7 @@ static void test_postcopy_dst_dies(void **state)
 	rmig_live_get_stats(t.live, &st);
 	assert_true(st.postcopy_pages < NPAGES / STRIDE);
 	/* the source's RAM is what it was when its vCPUs stopped */
-	assert_int_equal(checksum(t.sram, SIZE), t.sum_at_stop);
+	assert_int_equal(h_hash(t.sram, SIZE), t.sum_at_stop);
 	teardown_pair(&t);
 }
 
@@ -366,7 +337,7 @@ static void test_postcopy_opts(void **state)
 	struct rmig_live_opts lo;
 	struct rmig_live *live = NULL;
 	struct rmig_src *src;
-	uint8_t *ram = map(16 * PAGE);
+	uint8_t *ram = h_map(16 * PAGE);
 
 	(void)state;
 	bd.host = ram;
@@ -380,7 +351,7 @@ static void test_postcopy_opts(void **state)
 	/* nobody to pull from a null sink */
 	assert_int_equal(rmig_live_create(src, &lo, &h, &live), -EINVAL);
 	rmig_src_destroy(src);
-	munmap(ram, 16 * PAGE);
+	h_unmap(ram, 16 * PAGE);
 }
 
 /* A destination that did not enable postcopy said so in WELCOME: refused at create. */
@@ -397,7 +368,7 @@ static void test_postcopy_not_agreed(void **state)
 {
 	struct rmig_block_desc bd = {.name = "pc.ram", .length = 16 * PAGE, .page_size = PAGE};
 	struct rmig_live_hooks h = {.size = sizeof(h), .stop_vcpus = stop_vcpus};
-	uint8_t *sram = map(16 * PAGE), *dram = map(16 * PAGE);
+	uint8_t *sram = h_map(16 * PAGE), *dram = h_map(16 * PAGE);
 	struct rmig_live_opts lo;
 	struct rmig_live *live = NULL;
 	struct rmig_dst *dst;
@@ -430,8 +401,8 @@ static void test_postcopy_not_agreed(void **state)
 	rmig_src_destroy(src);
 	pthread_join(th, NULL);
 	rmig_dst_destroy(dst);
-	munmap(sram, 16 * PAGE);
-	munmap(dram, 16 * PAGE);
+	h_unmap(sram, 16 * PAGE);
+	h_unmap(dram, 16 * PAGE);
 }
 
 int main(void)

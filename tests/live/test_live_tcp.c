@@ -27,38 +27,14 @@
 #include <cmocka.h>
 
 #include "rmig/live.h"
+
+#include "helpers.h"
 #include "vdev.h"
 #include "workload.h"
 
 #define PAGE 4096u
 #define TIMEOUT_MS 20000
 #define MAX_DEVS 4
-
-static int guard_s(int seconds)
-{
-	const char *m = getenv("RMIG_TEST_TIMEOUT_MULT");
-	int mult = m && atoi(m) > 1 ? atoi(m) : 1;
-
-	return seconds * mult;
-}
-
-static void *map(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	assert_true(p != MAP_FAILED);
-	return p;
-}
-
-static void fill_random(uint8_t *p, size_t len, uint64_t seed)
-{
-	uint64_t *w = (uint64_t *)p, x = seed * 0x9e3779b97f4a7c15ull | 1;
-
-	for (size_t i = 0; i < len / 8; i++) {
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		w[i] = x;
-	}
-}
 
 /* ---- the destination, on its own thread ------------------------------------- */
 
@@ -110,7 +86,7 @@ static void dst_start(struct dst_side *ds, size_t size)
 	struct rmig_opts o;
 
 	ds->size = size;
-	ds->ram = map(size);
+	ds->ram = h_map(size);
 	bd.host = ds->ram;
 	rmig_opts_init(&o);
 	o.timeout_ms = TIMEOUT_MS;
@@ -129,11 +105,7 @@ static void dst_run(struct dst_side *ds)
 
 static void dst_join(struct dst_side *ds)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += guard_s(TIMEOUT_MS / 1000 * 3);
-	if (pthread_timedjoin_np(ds->thread, NULL, &ts))
+	if (h_timedjoin(ds->thread, TIMEOUT_MS / 1000 * 3))
 		fail_msg("the destination thread hung");
 }
 
@@ -142,7 +114,7 @@ static void dst_free(struct dst_side *ds)
 	rmig_dst_destroy(ds->dst);
 	for (unsigned int i = 0; i < ds->ndevs; i++)
 		vdev_dst_destroy(&ds->devs[i]);
-	munmap(ds->ram, ds->size);
+	h_unmap(ds->ram, ds->size);
 }
 
 /* ---- the source: RAM, workload, engine -------------------------------------- */
@@ -232,8 +204,8 @@ static void src_start(struct src_side *s, struct dst_side *ds, const struct rmig
 	char uri[64];
 
 	s->size = ds->size;
-	s->ram = map(s->size);
-	fill_random(s->ram, s->size, 42);
+	s->ram = h_map(s->size);
+	h_fill_random(s->ram, s->size, 42);
 	bd.host = s->ram;
 	rmig_opts_init(&o);
 	o.channels = 2;
@@ -270,7 +242,7 @@ static void src_free(struct src_side *s)
 	wl_destroy(s->wl);
 	rmig_live_destroy(s->live);
 	rmig_src_destroy(s->src);
-	munmap(s->ram, s->size);
+	h_unmap(s->ram, s->size);
 }
 
 /* RMIG_TEST_VERBOSE=1: what the engine did, for whoever debugs a failure. */
@@ -324,7 +296,7 @@ static void test_converges(void **state)
 	struct src_side s = { 0 };
 
 	(void)state;
-	alarm((unsigned int)guard_s(240));
+	h_alarm(240);
 	dst_start(&ds, 64u << 20);
 	dst_run(&ds);
 	rmig_live_opts_init(&lo);
@@ -357,7 +329,7 @@ static void test_converges(void **state)
 	assert_int_equal(ds.stats.sync_rounds, st.rounds + 1);
 	src_free(&s);
 	dst_free(&ds);
-	alarm(0);
+	h_alarm(0);
 }
 
 /* A device that grows faster than it drains: the migration cannot converge. */
@@ -371,7 +343,7 @@ static void max_rounds_case(bool fail_flag)
 			      .grow = 2u << 20, .final_extra = 12345 };
 	int ret;
 
-	alarm((unsigned int)guard_s(240));
+	h_alarm(240);
 	dst_start(&ds, 32u << 20);
 	vdev_dst_init(&ds.devs[ds.ndevs++], "grower", 3, 9, ds.dst, false);
 	dst_run(&ds);
@@ -420,7 +392,7 @@ static void max_rounds_case(bool fail_flag)
 	vdev_src_free(&v);
 	src_free(&s);
 	dst_free(&ds);
-	alarm(0);
+	h_alarm(0);
 }
 
 static void test_max_rounds_force(void **state)
@@ -455,7 +427,7 @@ static void ack_case(uint32_t limit_ms, uint32_t max_rounds)
 				  .grow = 256u << 10 };
 	int ret;
 
-	alarm((unsigned int)guard_s(240));
+	h_alarm(240);
 	dst_start(&ds, 32u << 20);
 	vdev_dst_init(&ds.devs[ds.ndevs++], vfio.idstr, 0, 5, ds.dst, true);
 	vdev_dst_init(&ds.devs[ds.ndevs++], other.idstr, 0, 6, ds.dst, false);
@@ -499,7 +471,7 @@ static void ack_case(uint32_t limit_ms, uint32_t max_rounds)
 	vdev_src_free(&other);
 	src_free(&s);
 	dst_free(&ds);
-	alarm(0);
+	h_alarm(0);
 }
 
 static void test_ack_fast_ram(void **state)
@@ -530,7 +502,7 @@ static void test_ack_missing(void **state)
 	int ret;
 
 	(void)state;
-	alarm((unsigned int)guard_s(240));
+	h_alarm(240);
 	dst_start(&ds, 16u << 20);
 	vdev_dst_init(&ds.devs[ds.ndevs++], "vfio", 2, 4, ds.dst, false /* never acks */);
 	dst_run(&ds);
@@ -556,7 +528,7 @@ static void test_ack_missing(void **state)
 	vdev_src_free(&v);
 	src_free(&s);
 	dst_free(&ds);
-	alarm(0);
+	h_alarm(0);
 }
 
 /*
@@ -573,7 +545,7 @@ static void test_destination_aborts(void **state)
 	int ret;
 
 	(void)state;
-	alarm((unsigned int)guard_s(240));
+	h_alarm(240);
 	dst_start(&ds, 16u << 20);
 	vdev_dst_init(&ds.devs[ds.ndevs++], "dev", 0, 2 /* not the source's seed */, ds.dst, false);
 	dst_run(&ds);
@@ -599,7 +571,7 @@ static void test_destination_aborts(void **state)
 	vdev_src_free(&v);
 	src_free(&s);
 	dst_free(&ds);
-	alarm(0);
+	h_alarm(0);
 }
 
 /* Legacy per-section sync over TCP: the destination sees every one of them. */
@@ -612,7 +584,7 @@ static void test_legacy_sync(void **state)
 	struct vdev_src v = { .idstr = "dev", .seed = 1, .initial = 4u << 20, .grow = 256u << 10 };
 
 	(void)state;
-	alarm((unsigned int)guard_s(240));
+	h_alarm(240);
 	dst_start(&ds, 32u << 20);
 	vdev_dst_init(&ds.devs[ds.ndevs++], "dev", 0, 1, ds.dst, false);
 	dst_run(&ds);
@@ -636,7 +608,7 @@ static void test_legacy_sync(void **state)
 	vdev_src_free(&v);
 	src_free(&s);
 	dst_free(&ds);
-	alarm(0);
+	h_alarm(0);
 }
 
 int main(void)

@@ -22,20 +22,13 @@
 
 #include "core/live/live_decide.h"
 #include "rmig/live.h"
+#include "helpers.h"
 #include "vdev.h"
 #include "workload.h"
 
 #define MS 1000000ull
 #define PAGE 4096u
 #define RAM_SIZE (8u << 20)
-
-static void guard(int seconds)
-{
-	const char *m = getenv("RMIG_TEST_TIMEOUT_MULT");
-	int mult = m && atoi(m) > 1 ? atoi(m) : 1;
-
-	alarm((unsigned int)(seconds * mult)); /* a hang kills the test, never a timing check */
-}
 
 /* ---- rmig_live_decide ------------------------------------------------------ */
 
@@ -166,8 +159,7 @@ static void fx_setup(struct fx *f, const struct rmig_live_opts *lo, bool hooks_r
 	struct rmig_opts o;
 
 	memset(f, 0, sizeof(*f));
-	f->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(f->ram != MAP_FAILED);
+	f->ram = h_map(RAM_SIZE);
 	memset(f->ram, 0x5a, RAM_SIZE);
 	bd.host = f->ram;
 	rmig_opts_init(&o);
@@ -193,7 +185,7 @@ static void fx_teardown(struct fx *f)
 	wl_destroy(f->wl);
 	rmig_live_destroy(f->live);
 	rmig_src_destroy(f->src);
-	munmap(f->ram, RAM_SIZE);
+	h_unmap(f->ram, RAM_SIZE);
 }
 
 /* A device that always says it has data and never sends any. */
@@ -230,7 +222,7 @@ static void test_fairness(void **state)
 	struct fx f;
 
 	(void)state;
-	guard(120);
+	h_alarm(120); /* a hang kills the test, never a timing check */
 	rmig_live_opts_init(&lo);
 	lo.downtime_limit_ms = 0; /* never converges: the devices always have data */
 	lo.max_rounds = 12;
@@ -268,7 +260,7 @@ static void test_fairness(void **state)
 	vdev_src_free(&a);
 	vdev_src_free(&b);
 	fx_teardown(&f);
-	alarm(0);
+	h_alarm(0);
 }
 
 /* Legacy sync: one sync after RAM and one after each device that had data. */
@@ -282,7 +274,7 @@ static void test_sync_each_section(void **state)
 	struct fx f;
 
 	(void)state;
-	guard(120);
+	h_alarm(120);
 	rmig_live_opts_init(&lo);
 	lo.flags = RMIG_LIVE_SYNC_EACH_SECTION;
 	lo.downtime_limit_ms = 0;
@@ -301,7 +293,7 @@ static void test_sync_each_section(void **state)
 	vdev_src_free(&a);
 	vdev_src_free(&b);
 	fx_teardown(&f);
-	alarm(0);
+	h_alarm(0);
 }
 
 /* Out of rounds with the fail flag: -ETIME, the guest is never stopped. */
@@ -313,7 +305,7 @@ static void test_fail_on_max_rounds(void **state)
 	struct fx f;
 
 	(void)state;
-	guard(120);
+	h_alarm(120);
 	rmig_live_opts_init(&lo);
 	lo.flags = RMIG_LIVE_FAIL_ON_MAX_ROUNDS;
 	lo.downtime_limit_ms = 0; /* the device grows faster than it drains: never converges */
@@ -332,7 +324,7 @@ static void test_fail_on_max_rounds(void **state)
 	assert_int_equal(rmig_src_sync(f.src, RMIG_SYNC_ALL), -ECANCELED);
 	vdev_src_free(&a);
 	fx_teardown(&f);
-	alarm(0);
+	h_alarm(0);
 }
 
 /* A failing device: the migration fails; after stop_vcpus, resume_vcpus is called. */
@@ -351,7 +343,7 @@ static void test_failure_resumes(void **state)
 	struct fx f;
 
 	(void)state;
-	guard(120);
+	h_alarm(120);
 	fx_setup(&f, NULL, false);
 	assert_int_equal(rmig_live_add_device(f.live, &bad), 0);
 	fx_start_workload(&f, 50u << 20);
@@ -361,7 +353,7 @@ static void test_failure_resumes(void **state)
 	assert_int_equal(f.resumes, 1);
 	assert_int_equal(rmig_live_run(f.live), -EALREADY);
 	fx_teardown(&f);
-	alarm(0);
+	h_alarm(0);
 }
 
 /* Devices that want an ack are not waited for where nobody can ack (null, file). */
@@ -374,7 +366,7 @@ static void test_ack_without_peer(void **state)
 	struct fx f;
 
 	(void)state;
-	guard(120);
+	h_alarm(120);
 	fx_setup(&f, NULL, false);
 	assert_int_equal(vdev_register(f.live, &a), 0);
 	assert_int_equal(rmig_live_run(f.live), 0);
@@ -384,7 +376,7 @@ static void test_ack_without_peer(void **state)
 	assert_int_equal(a.queued, a.produced);
 	vdev_src_free(&a);
 	fx_teardown(&f);
-	alarm(0);
+	h_alarm(0);
 }
 
 /*
@@ -418,15 +410,14 @@ static void test_file_transport(void **state)
 	(void)state;
 	/* the file transport is always built: its absence is a failure, not a skip */
 	assert_true(rmig_transport_available("file"));
-	guard(120);
+	h_alarm(120);
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);
 	snprintf(uri, sizeof(uri), "file:%s", path);
 
 	memset(&f, 0, sizeof(f));
-	f.ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(f.ram != MAP_FAILED);
+	f.ram = h_map(RAM_SIZE);
 	memset(f.ram, 0x5a, RAM_SIZE);
 	bd.host = f.ram;
 	assert_int_equal(rmig_src_create(NULL, &f.src), 0);
@@ -445,8 +436,7 @@ static void test_file_transport(void **state)
 	assert_int_equal(rmig_live_get_stats(f.live, &st), 0);
 	assert_int_equal(st.rounds, 4);
 
-	back = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(back != MAP_FAILED);
+	back = h_map(RAM_SIZE);
 	bd.host = back;
 	assert_int_equal(rmig_dst_create(NULL, &dst), 0);
 	assert_int_equal(rmig_dst_add_block(dst, &bd), 0);
@@ -460,11 +450,11 @@ static void test_file_transport(void **state)
 	assert_memory_equal(back, f.ram, RAM_SIZE);
 	assert_true(loaded_dev_bytes > a.produced); /* the stream plus record headers */
 	rmig_dst_destroy(dst);
-	munmap(back, RAM_SIZE);
+	h_unmap(back, RAM_SIZE);
 	unlink(path);
 	vdev_src_free(&a);
 	fx_teardown(&f);
-	alarm(0);
+	h_alarm(0);
 }
 
 static int noop_stop(void *arg)
@@ -493,12 +483,12 @@ static void test_api_checks(void **state)
 
 	(void)state;
 	/* not connected */
-	bd.host = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bd.host = h_map(RAM_SIZE);
 	assert_int_equal(rmig_src_create(NULL, &src), 0);
 	assert_int_equal(rmig_src_add_block(src, &bd), 0);
 	assert_int_equal(rmig_live_create(src, NULL, &h, &live), -ENOTCONN);
 	rmig_src_destroy(src);
-	munmap(bd.host, RAM_SIZE);
+	h_unmap(bd.host, RAM_SIZE);
 
 	fx_setup(&f, NULL, false);
 	assert_int_equal(rmig_live_create(f.src, NULL, NULL, &live), -EINVAL);

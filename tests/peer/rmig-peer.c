@@ -39,6 +39,8 @@
 
 #include <rmig/rmig.h>
 
+#include "helpers.h"
+
 #define PAGE 4096u
 
 struct cfg {
@@ -60,14 +62,6 @@ static struct cfg cfg = {
 	.size = 64ull << 20, .rounds = 4, .channels = 2, .dev_chunks = 8, .seed = 7,
 	.timeout_ms = 30000, .gid_index = -1,
 };
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
 
 /*
  * What round @r carries: 'B' (busy: rewritten pages and device state),
@@ -92,33 +86,33 @@ static unsigned int dev_rounds(unsigned int r)
 static unsigned int page_version(uint64_t p, unsigned int r)
 {
 	for (unsigned int k = r; k > 1; k--)
-		if (round_kind(k) == 'B' && mix(cfg.seed ^ (p << 8) ^ k) % 8 == 0)
+		if (round_kind(k) == 'B' && h_mix64(cfg.seed ^ (p << 8) ^ k) % 8 == 0)
 			return k;
 	return 1;
 }
 
 static void fill_page(uint8_t *dst, uint64_t p, unsigned int version)
 {
-	uint64_t *w = (uint64_t *)dst, s = mix(cfg.seed ^ (p << 20) ^ version);
+	uint64_t *w = (uint64_t *)dst, s = h_mix64(cfg.seed ^ (p << 20) ^ version);
 
 	if (s % 4 == 0) {
 		memset(dst, 0, PAGE);
 		return;
 	}
 	for (unsigned int i = 0; i < PAGE / 8; i++)
-		w[i] = mix(s + i);
+		w[i] = h_mix64(s + i);
 }
 
 static void dev_bytes(uint8_t *buf, size_t len, unsigned int thread, uint64_t idx)
 {
 	for (size_t i = 0; i < len; i++)
-		buf[i] = (uint8_t)mix(cfg.seed ^ ((uint64_t)thread << 40) ^ (idx << 12) ^ i);
+		buf[i] = (uint8_t)h_mix64(cfg.seed ^ ((uint64_t)thread << 40) ^ (idx << 12) ^ i);
 }
 
 static size_t dev_len(unsigned int thread, uint64_t idx)
 {
 	/* mostly small, now and then larger than one wire chunk, sometimes empty */
-	uint64_t h = mix(idx * 31 + thread);
+	uint64_t h = h_mix64(idx * 31 + thread);
 
 	if (h % 17 == 0)
 		return 0;
@@ -133,20 +127,8 @@ static uint64_t ram_digest(const uint8_t *ram, uint64_t size)
 	uint64_t h = 0;
 
 	for (uint64_t i = 0; i < size / 8; i++)
-		h = mix(h ^ w[i]);
+		h = h_mix64(h ^ w[i]);
 	return h;
-}
-
-static uint8_t *map_ram(uint64_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-		       -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(2);
-	}
-	return p;
 }
 
 static struct rmig_opts make_opts(void)
@@ -216,7 +198,7 @@ static int run_src(void)
 	uint64_t pages = cfg.size / PAGE, before, after;
 	struct rmig_opts o = make_opts();
 	struct rmig_src *src;
-	uint8_t *ram = map_ram(cfg.size);
+	uint8_t *ram = h_map_flags(cfg.size, MAP_POPULATE);
 	int ret;
 
 	for (uint64_t p = 0; p < pages; p++)
@@ -393,7 +375,7 @@ static int check_round(const uint8_t *ram, unsigned int r, uint8_t *expect)
  * The end of run_dst() after a failure. Destroys @d, which joins its
  * threads: exiting with them unjoined is a thread leak to ThreadSanitizer.
  */
-static int dst_failed(struct rmig_dst *d, const char *what, int ret, const struct dst_check *chk)
+static int dst_failed(struct rmig_dst *d, const char *what, int ret, struct dst_check *chk)
 {
 	int rc = 1;
 
@@ -406,6 +388,8 @@ static int dst_failed(struct rmig_dst *d, const char *what, int ret, const struc
 			rmig_dst_error(d), chk->problem);
 	}
 	rmig_dst_destroy(d);
+	free(chk->expect[0]);
+	free(chk->expect[1]);
 	return rc;
 }
 
@@ -413,7 +397,7 @@ static int run_dst(void)
 {
 	struct rmig_opts o = make_opts();
 	struct dst_check chk = { 0 };
-	uint8_t *ram = map_ram(cfg.size), expect[PAGE];
+	uint8_t *ram = h_map_flags(cfg.size, MAP_POPULATE), expect[PAGE];
 	struct rmig_dst *d;
 	uint64_t round = 0;
 	pthread_t kt;

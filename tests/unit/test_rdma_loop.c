@@ -40,6 +40,7 @@
 
 #include "core/xport.h"
 #include "fake_fabric.h"
+#include "helpers.h"
 
 #define PAGE	 4096u
 #define RAM_SIZE (1u << 20)
@@ -48,31 +49,23 @@
 
 /* ------------------------------------------------------ the script */
 
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /* Round 1 sends every page; a later busy round rewrites about 1 page in 8. */
 static bool rewritten(uint64_t p, unsigned int r)
 {
-	return r == 1 || mix(((uint64_t)r << 32) ^ (p << 4) ^ 0x51) % 8 == 0;
+	return r == 1 || h_mix64(((uint64_t)r << 32) ^ (p << 4) ^ 0x51) % 8 == 0;
 }
 
 /* A quarter of all page versions are zero pages, which travel as offsets only. */
 static void fill_page(uint8_t *dst, uint64_t p, unsigned int version)
 {
-	uint64_t *w = (uint64_t *)dst, s = mix((p << 20) ^ version);
+	uint64_t *w = (uint64_t *)dst, s = h_mix64((p << 20) ^ version);
 
 	if (s % 4 == 0) {
 		memset(dst, 0, PAGE);
 		return;
 	}
 	for (unsigned int i = 0; i < PAGE / 8; i++)
-		w[i] = mix(s + i);
+		w[i] = h_mix64(s + i);
 }
 
 /* Device state of round @r: sometimes empty, sometimes several SENDs long. */
@@ -87,7 +80,7 @@ static size_t dev_len(unsigned int r)
 
 static uint8_t dev_byte(unsigned int r, size_t i)
 {
-	return (uint8_t)mix(((uint64_t)r << 24) ^ i);
+	return (uint8_t)h_mix64(((uint64_t)r << 24) ^ i);
 }
 
 /* One migration: the script, both sides' outcome, what the fabric saw. */
@@ -131,14 +124,6 @@ static char *script(unsigned int rounds, char (*kind_of)(unsigned int r))
 	for (unsigned int r = 1; r <= rounds; r++)
 		k[r] = kind_of(r);
 	return k;
-}
-
-static void *map_ram(void)
-{
-	void *p = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	assert_true(p != MAP_FAILED);
-	return p;
 }
 
 /* ------------------------------------------------ destination side */
@@ -296,13 +281,6 @@ static void *wd_main(void *arg)
 	return NULL;
 }
 
-static int guard_s(int s)
-{
-	const char *m = getenv("RMIG_TEST_TIMEOUT_MULT");
-
-	return m && atoi(m) > 1 ? s * atoi(m) : s;
-}
-
 /* ------------------------------------------------------ source side */
 
 static void print_qps(const struct ff_stats *s)
@@ -371,8 +349,8 @@ static void run(struct loop *l, int guard)
 	int ret = 0;
 
 	ff_init();
-	l->src_ram = map_ram();
-	l->dst_ram = map_ram();
+	l->src_ram = h_map(RAM_SIZE);
+	l->dst_ram = h_map(RAM_SIZE);
 	memset(l->dst_ram, 0xa5, RAM_SIZE); /* pages that must become zero really are cleared */
 	dst_start(l, uri, sizeof(uri));
 
@@ -385,7 +363,7 @@ static void run(struct loop *l, int guard)
 			 0);
 	wd.l = l;
 	wd.done = wd.fired = wd.src_gone = wd.dst_gone = false;
-	wd.seconds = guard_s(guard);
+	wd.seconds = h_guard_s(guard);
 	assert_int_equal(pthread_create(&wdt, NULL, wd_main, NULL), 0);
 
 	ret = rmig_src_connect(l->src, uri);
@@ -431,8 +409,8 @@ static void run(struct loop *l, int guard)
 
 static void loop_free(struct loop *l)
 {
-	munmap(l->src_ram, RAM_SIZE);
-	munmap(l->dst_ram, RAM_SIZE);
+	h_unmap(l->src_ram, RAM_SIZE);
+	h_unmap(l->dst_ram, RAM_SIZE);
 	free(l->kind);
 }
 

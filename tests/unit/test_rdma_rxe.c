@@ -29,6 +29,8 @@
 #include "core/xport.h"
 #include "transport/rdma/rdma.h"
 
+#include "helpers.h"
+
 #define NBLK 2
 #define NCH  2
 #define PAGE 4096u
@@ -65,25 +67,6 @@ static double now_s(void)
 }
 
 static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i += 8) {
-		s ^= s << 13;
-		s ^= s >> 7;
-		s ^= s << 17;
-		memcpy(p + i, &s, n - i < 8 ? n - i : 8);
-	}
-}
 
 /* ------------------------------------------------------- test stream */
 
@@ -178,7 +161,7 @@ static void *dst_loop(void *arg)
 		case T_STREAM: {
 			uint8_t *want = malloc(h.len + 8);
 
-			fill(want, h.len, h.seed);
+			h_fill_random(want, h.len, h.seed);
 			CHECK(!memcmp(want, body, h.len),
 			      "stream body of %" PRIu64 " bytes differs", h.len);
 			free(want);
@@ -332,12 +315,13 @@ static void pair_close(struct pair *p, bool end)
 static unsigned int pick_segs(struct rmig_seg *segs, struct tseg *ts, unsigned int max,
 			      uint32_t blk)
 {
-	unsigned int n = 1 + (unsigned int)(rnd() % max);
+	unsigned int n = 1 + (unsigned int)(h_xorshift(&rng_state) % max);
 	uint64_t pages = blk_len[blk] / PAGE;
 
 	for (unsigned int i = 0; i < n; i++) {
-		uint64_t np = rnd() % 8 == 0 ? 1 + rnd() % 2600 : 1 + rnd() % 16;
-		uint64_t first = rnd() % pages;
+		uint64_t np = h_xorshift(&rng_state) % 8 == 0 ? 1 + h_xorshift(&rng_state) % 2600
+							       : 1 + h_xorshift(&rng_state) % 16;
+		uint64_t first = h_xorshift(&rng_state) % pages;
 
 		if (first + np > pages)
 			np = pages - first;
@@ -357,7 +341,7 @@ static void test_placement(struct pair *p, unsigned int rounds)
 
 	for (unsigned int r = 0; r < rounds; r++) {
 		for (unsigned int b = 0; b < NBLK; b++)
-			fill(src_mem[b], blk_len[b], 1000 + r * 7 + b);
+			h_fill_random(src_mem[b], blk_len[b], 1000 + r * 7 + b);
 		for (unsigned int m = 0; m < 24; m++) {
 			unsigned int ch = m % p->nch, n = pick_segs(segs, ts, 40, m % NBLK);
 
@@ -391,7 +375,7 @@ static void test_placement_one(struct pair *p)
 	uint8_t *body;
 	unsigned int n;
 
-	fill(src_mem[0], blk_len[0], 4242);
+	h_fill_random(src_mem[0], blk_len[0], 4242);
 	n = pick_segs(segs, ts, 8, 0);
 	MUST(send_msg(p->sc[0], T_DATA, 0, ts, n * sizeof(ts[0]), segs, n));
 	MUST(send_msg(p->sc[0], T_SYNC, 1, NULL, 0, NULL, 0));
@@ -408,7 +392,7 @@ static void test_stream(struct pair *p)
 	uint8_t *body, *buf = malloc(4u << 20);
 
 	for (size_t i = 0; i < RMIG_ARRAY_SIZE(sizes); i++) {
-		fill(buf, sizes[i], 77 + i);
+		h_fill_random(buf, sizes[i], 77 + i);
 		MUST(send_msg(p->sc[0], T_STREAM, 77 + i, buf, sizes[i], NULL, 0));
 		MUST(send_msg(p->sc[1], T_ECHO, 99 + i, buf, sizes[i], NULL, 0));
 		MUST(recv_msg(p->sc[1], &h, &body, 60000));
@@ -430,7 +414,7 @@ static void test_credits(struct pair *p)
 	double t0 = now_s(), t1;
 
 	for (unsigned int i = 0; i < n; i++) {
-		fill(small, 40, i);
+		h_fill_random(small, 40, i);
 		MUST(send_msg(p->sc[0], T_STREAM, i, small, 40, NULL, 0));
 	}
 	/*

@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "core/sched.h"
 
 #define PPP 8		/* pages per packet of every payload in these tests */
@@ -68,21 +70,10 @@ static void fail_check(struct fail_log *f)
 	pthread_mutex_destroy(&f->lock);
 }
 
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
-
 /* Vary the channel threads' timing: yield often, sleep now and then. */
 static void jitter(uint64_t *rng)
 {
-	uint64_t r = rng_next(rng);
+	uint64_t r = h_xorshift(rng);
 
 	if ((r & 7) == 0)
 		sched_yield();
@@ -90,23 +81,11 @@ static void jitter(uint64_t *rng)
 		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
 }
 
-/* HANG_GUARD_S, stretched for slow (sanitizer) builds as meson's timeouts are. */
-static int guard_s(void)
-{
-	const char *m = getenv("RMIG_TEST_TIMEOUT_MULT");
-	int mult = m ? atoi(m) : 1;
-
-	return HANG_GUARD_S * (mult > 1 ? mult : 1);
-}
-
 static void join_or_fail(pthread_t t, const char *what)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += guard_s();
-	if (pthread_timedjoin_np(t, NULL, &ts))
-		fail_msg("%s did not return within %d s (hung)", what, guard_s());
+	/* HANG_GUARD_S, stretched for slow (sanitizer) builds as meson's timeouts are */
+	if (h_timedjoin(t, HANG_GUARD_S))
+		fail_msg("%s did not return within %d s (hung)", what, h_guard_s(HANG_GUARD_S));
 }
 
 /*
@@ -565,7 +544,7 @@ static int abort_transmit(void *ctx, unsigned int ch, struct rmig_payload *p)
 		 * If one is not blocked yet it must see the error on entry; the
 		 * outcome the test checks is the same either way.
 		 */
-		for (int i = 0; i < guard_s() * 1000 &&
+		for (int i = 0; i < h_guard_s(HANG_GUARD_S) * 1000 &&
 				atomic_load_explicit(&a->entered, memory_order_acquire) < NWAITERS;
 		     i++)
 			usleep(1000);
@@ -706,7 +685,7 @@ static void test_abort_external(void **state)
 	assert_int_equal(rmig_sched_create(1, PPP, &abort_cb, a, &a->s), 0);
 	send_tag(a->s, &slot, TAG_BLOCK, 0);
 	waiters_start(a, w, t);
-	for (int i = 0; i < guard_s() * 1000 && atomic_load(&a->entered) < NWAITERS; i++)
+	for (int i = 0; i < h_guard_s(HANG_GUARD_S) * 1000 && atomic_load(&a->entered) < NWAITERS; i++)
 		usleep(1000);
 	usleep(30000);
 	rmig_sched_abort(a->s, -ECONNRESET);

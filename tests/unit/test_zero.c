@@ -15,21 +15,12 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "core/util.h"
 #include "core/zero.h"
 
 static const size_t page_sizes[] = { 512, 1024, 4096, 16384, 65536, 2u << 20 };
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
 
 static void *zalloc_aligned(size_t len)
 {
@@ -108,7 +99,7 @@ static void test_one_byte_everywhere(void **state)
 				poke(page, len, pos, (uint8_t)(1u << (pos % 8)));
 		} else {
 			for (int n = 0; n < 4000; n++)
-				poke(page, len, rng_next(&rng) % len, (uint8_t)(rng | 1));
+				poke(page, len, h_xorshift(&rng) % len, (uint8_t)(rng | 1));
 		}
 		free(page);
 	}
@@ -196,8 +187,8 @@ static uint8_t *make_block(size_t npages, size_t page, unsigned int zero_pct, ui
 	uint8_t *host = zalloc_aligned(npages * page);
 
 	for (size_t p = 0; p < npages; p++)
-		if (rng_next(rng) % 100 >= zero_pct)
-			host[p * page + rng_next(rng) % page] = (uint8_t)(rng_next(rng) | 1);
+		if (h_xorshift(rng) % 100 >= zero_pct)
+			host[p * page + h_xorshift(rng) % page] = (uint8_t)(h_xorshift(rng) | 1);
 	return host;
 }
 
@@ -213,10 +204,10 @@ static void detect_random(size_t page, unsigned int zero_pct, uint64_t seed)
 	assert_non_null(orig);
 	assert_non_null(b.offsets);
 	for (int round = 0; round < 200; round++) {
-		b.num = (uint32_t)(rng_next(&rng) % (cap + 1));
+		b.num = (uint32_t)(h_xorshift(&rng) % (cap + 1));
 		for (uint32_t i = 0; i < b.num; i++) {
 			/* Runs of neighbours (as a dirty log yields), jumps, and repeats. */
-			uint64_t r = rng_next(&rng);
+			uint64_t r = h_xorshift(&rng);
 			size_t pg = (r & 3) == 0 && i ? (size_t)(orig[i - 1] / page + 1) % npages
 						       : (size_t)((r >> 8) % npages);
 

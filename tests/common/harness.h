@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared helper of the integration tests: a destination that runs on its
- * own thread (create, add blocks, listen on tcp:127.0.0.1:0, accept,
- * optional hook, finish, destroy), a source on the test thread, generated
- * page contents, and a watchdog that turns a hang into a named failure.
+ * The cmocka fixture of the tests that migrate over loopback TCP: a
+ * destination that runs on its own thread (create, add blocks, listen on
+ * tcp:127.0.0.1:0, accept, optional hook, finish, destroy) and a source on
+ * the test thread. Memory, generated contents and hang guards are in
+ * helpers.h, which this includes.
  *
  * Only the public API (rmig/rmig.h) is used here, so the tests that link
  * the shared library exercise its exported symbols.
@@ -18,6 +19,8 @@
 
 #include "rmig/rmig.h"
 
+#include "helpers.h"
+
 #define H_MAX_BLOCKS 8
 #define H_TIMEOUT_MS 20000 /* rmig's own limit for each step in these tests */
 
@@ -26,20 +29,6 @@
 		if (!strstr((hay), (needle)))                                           \
 			fail_msg("\"%s\" does not mention \"%s\"", (hay), (needle));    \
 	} while (0)
-
-/* ---- memory ----------------------------------------------------------------- */
-
-/* Page-aligned anonymous memory (zero-filled); aborts on failure. */
-void *h_map(size_t len);
-void h_unmap(void *p, size_t len);
-/* Deterministic pseudo-random bytes; pages are never all zero unless len < 8. */
-void h_fill_random(void *p, size_t len, uint64_t seed);
-void h_fill_byte(void *p, size_t len, uint8_t v);
-/* A 64-bit digest of @len bytes. */
-uint64_t h_hash(const void *p, size_t len);
-/* First differing byte, or -1. */
-long h_first_diff(const void *a, const void *b, size_t len);
-uint64_t h_rand(uint64_t *state);
 
 /* ---- destination on a thread ------------------------------------------------ */
 
@@ -107,18 +96,6 @@ struct rmig_src *h_pair_one_block(struct h_dst *d, const struct rmig_opts *opts,
 
 /* Source and destination counters of one migration agree. */
 void h_check_stats_match(const struct rmig_stats *s, const struct rmig_stats *d);
-
-/* ---- hang guard --------------------------------------------------------------- */
-
-/*
- * Hang guards (never timing assertions) are stretched by the integer in
- * RMIG_TEST_TIMEOUT_MULT, as meson's own test timeouts are for slow
- * sanitizer builds. Returns @seconds times it.
- */
-int h_guard_s(int seconds);
-/* Abort the whole program with @what if not disarmed within h_guard_s(@seconds). */
-void h_watchdog_arm(int seconds, const char *what);
-void h_watchdog_disarm(void);
 
 /* Default source/destination options for the tests. */
 void h_opts(struct rmig_opts *o, unsigned int channels);
