@@ -49,6 +49,11 @@
 /* Completion polls before sleeping: cheap, and completions often follow within microseconds. */
 #define RD_SPIN 16
 
+/*
+ * Record @code and its reason as the conn's failure, unless one is recorded
+ * already (later failures are usually its consequences); returns the code
+ * recorded, so callers can write `return rmig_rd_conn_fail(...)`.
+ */
 int rmig_rd_conn_fail(struct rd_conn *c, int code, const char *fmt, ...)
 {
 	va_list ap;

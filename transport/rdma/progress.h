@@ -34,33 +34,21 @@ static inline int rd_leave(struct rd_conn *c, int ret)
 	return ret;
 }
 
-/*
- * Record @code and its reason as the conn's failure unless one is recorded,
- * wake its sleepers, and return the recorded code.
- */
+/* Failure and wake-ups (each function is described where it is defined). */
 int rmig_rd_conn_fail(struct rd_conn *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* 0 if the conn may be used, else the reason it may not. */
 int rmig_rd_check(struct rd_conn *c);
-/* Under mu: wake the thread sleeping as @role, if there is one. */
 void rmig_rd_kick(struct rd_conn *c, enum rd_role role);
 
-/* Drain up to one batch of completions. Returns how many, or -errno. */
+/* Completions and waiting. */
 int rmig_rd_poll(struct rd_conn *c);
-/*
- * Process completions or sleep until something happens, @deadline_ns (0:
- * none) passes or the conn fails; 0 means "look at your condition again".
- */
 int rmig_rd_conn_wait(struct rd_conn *c, uint64_t deadline_ns);
 
-/* Queue a WR (waiting for room); its number in *@seq if @seq. */
+/* The send queue. */
 int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, unsigned int nsge,
 		   uint64_t raddr, uint32_t rkey, bool force_signal, uint64_t *seq);
-/* Post the pending list in one call. */
 int rmig_rd_post_batch(struct rd_conn *c);
-/* Wait until WR @seq has completed. Posts the pending list first. */
 int rmig_rd_wait_done(struct rd_conn *c, uint64_t seq, uint64_t deadline_ns);
-/* Queue a signaled zero-length WRITE: the tail completes visibly, the peer is probed. */
 int rmig_rd_probe(struct rd_conn *c);
 
 #endif /* RMIG_TRANSPORT_RDMA_PROGRESS_H */
