@@ -3,10 +3,11 @@
  * A stand-in for a running guest: threads ("vCPUs") that rewrite pages of a
  * RAM region at a target rate and pattern and report every write to the
  * live engine with rmig_live_mark_dirty(), after the write, as a VMM's
- * dirty log would. Used by rmig-bench --live and by tests/live.
+ * dirty log would. Part of sim/ (the simulated guest), used by rmig-bench
+ * --live and by tests/live.
  */
-#ifndef RMIG_BENCH_WORKLOAD_H
-#define RMIG_BENCH_WORKLOAD_H
+#ifndef RMIG_SIM_WORKLOAD_H
+#define RMIG_SIM_WORKLOAD_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

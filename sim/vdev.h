@@ -11,9 +11,12 @@
  * order, acknowledges the initial data with rmig_dst_switchover_ack() when
  * the record that completes it arrives, and knows the device is complete
  * when the final record's total matches what it received.
+ *
+ * Part of sim/ (the simulated guest), used by rmig-bench --live and by
+ * tests/live.
  */
-#ifndef RMIG_BENCH_VDEV_H
-#define RMIG_BENCH_VDEV_H
+#ifndef RMIG_SIM_VDEV_H
+#define RMIG_SIM_VDEV_H
 
 #include <pthread.h>
 #include <stdbool.h>
