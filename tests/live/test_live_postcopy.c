@@ -330,6 +330,34 @@ static void test_postcopy_dst_dies(void **state)
 	teardown_pair(&t);
 }
 
+/*
+ * A block of 2 MiB pages: a page pulled by request travels in one control
+ * message, which cannot hold it (found by fuzz_postcopy), so a destination
+ * refuses to offer postcopy at all, before any source connects; a source
+ * talking to some other destination refuses by itself before PC_START
+ * (core/postcopy: rmig_pc_page_fits).
+ */
+static void test_postcopy_huge_pages_refused(void **state)
+{
+	const size_t len = (size_t)2 * (2u << 20);
+	uint8_t *ram = h_map(len), *huge = h_map(len);
+	struct rmig_opts o;
+	struct rmig_dst *dst;
+
+	(void)state;
+	rmig_opts_init(&o);
+	assert_int_equal(rmig_dst_create(&o, &dst), 0);
+	assert_int_equal(rmig_dst_add_block(dst, &(struct rmig_block_desc){"pc.ram", ram, len,
+									  4096}), 0);
+	assert_int_equal(rmig_dst_add_block(dst, &(struct rmig_block_desc){"huge", huge, len,
+									  2u << 20}), 1);
+	assert_int_equal(rmig_dst_listen(dst, "tcp:127.0.0.1:0"), 0);
+	assert_int_equal(rmig_dst_postcopy_enable(dst), -ENOTSUP);
+	rmig_dst_destroy(dst);
+	h_unmap(ram, len);
+	h_unmap(huge, len);
+}
+
 static void test_postcopy_opts(void **state)
 {
 	struct rmig_block_desc bd = {.name = "pc.ram", .length = 16 * PAGE, .page_size = PAGE};
@@ -421,6 +449,7 @@ int main(void)
 	    cmocka_unit_test(test_postcopy_dense),
 	    cmocka_unit_test(test_postcopy_degraded),
 	    cmocka_unit_test(test_postcopy_dst_dies),
+	    cmocka_unit_test(test_postcopy_huge_pages_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
