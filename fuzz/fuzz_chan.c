@@ -43,7 +43,7 @@ static void fuzz_ram(const uint8_t *body, uint32_t len, uint8_t sel, uint32_t pp
 	FUZZ_CHECK(m.block < FUZZ_NBLOCKS, "block %u", m.block);
 	FUZZ_CHECK(!!(flags & RMIG_WF_PLACED) == placed, "PLACED flag accepted on the wrong transport");
 	b = &blocks[m.block];
-	/* as dst.c sizes it: room for pages_per_packet offsets, no more */
+	/* as core/dst/dst.c sizes it: room for pages_per_packet offsets, no more */
 	offs = calloc(ppp, sizeof(*offs));
 	FUZZ_CHECK(offs, "out of memory");
 	why[0] = '\0';
@@ -58,7 +58,7 @@ static void fuzz_ram(const uint8_t *body, uint32_t len, uint8_t sel, uint32_t pp
 	rmig_put_be32(again + RMIG_OFF(rmig_wire_ram, normal), m.normal);
 	rmig_put_be32(again + RMIG_OFF(rmig_wire_ram, zero), m.zero);
 	for (uint32_t i = 0; i < n; i++) {
-		/* the page lies wholly inside the block: dst.c writes page_size bytes there */
+		/* the page lies wholly inside the block: dst_chan.c writes page_size bytes there */
 		FUZZ_CHECK(offs[i] < b->length && b->length - offs[i] >= b->page_size &&
 				   !(offs[i] % b->page_size),
 			   "offset 0x%llx in '%s'", (unsigned long long)offs[i], b->name);
@@ -96,7 +96,7 @@ static void fuzz_dev(const uint8_t *body, uint32_t len)
 	for (uint32_t i = 0; i < m.len; i++)
 		sum += m.data[i];
 	(void)sum;
-	/* src.c's layout: header, id padded to 8, data */
+	/* src_chan.c's layout: header, id padded to 8, data */
 	again = calloc(1, len);
 	FUZZ_CHECK(again, "out of memory");
 	rmig_put_be64(again + RMIG_OFF(rmig_wire_dev, seq), m.seq);

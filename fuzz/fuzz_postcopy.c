@@ -97,7 +97,7 @@ static void fuzz_data(const uint8_t *body, size_t len, const struct rmig_block *
 	b = &blocks[r.block];
 	FUZZ_CHECK(ndata <= r.n && len == rmig_pc_data_len(r.n, ndata, b->page_size),
 		   "%u data pages of %u in %zu bytes", ndata, r.n, len);
-	/* pc_place's walk: runs of data pages are contiguous after the flags */
+	/* dst_pc_place's walk: runs of data pages are contiguous after the flags */
 	p = flags + rmig_pad8(r.n);
 	for (uint32_t k = 0; k < r.n; k++) {
 		FUZZ_CHECK(flags[k] <= RMIG_PC_ZERO, "page flag 0x%x", flags[k]);

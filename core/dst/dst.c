@@ -14,7 +14,8 @@
 #include "rmig/live.h"
 
 #include "core/barrier.h"
-#include "core/dst/dst_priv.h"
+#include "core/dst/dst_engine.h"
+#include "core/dst/dst_fail.h"
 #include "core/postcopy/pc_dst.h"
 #include "core/stats.h"
 

@@ -12,7 +12,8 @@
 #include <string.h>
 
 #include "core/barrier.h"
-#include "core/dst/dst_priv.h"
+#include "core/dst/dst_engine.h"
+#include "core/dst/dst_fail.h"
 #include "core/msgcheck.h"
 #include "core/zero.h"
 

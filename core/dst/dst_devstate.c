@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dst/dst_priv.h"
+#include "core/dst/dst_engine.h"
+#include "core/dst/dst_fail.h"
 
 /* Most device-state bytes held while waiting for an earlier chunk. */
 #define DEV_PENDING_MAX (256u << 20)

@@ -4,13 +4,14 @@
  * dst_chan, and the calls its files make of each other. dst.c is the public
  * API (listen, accept, handshake, wait_sync, finish, cancel, stats,
  * destroy); dst_chan.c the receive threads; dst_devstate.c the in-order
- * delivery of device state; dst_fail.c failing and telling the source why.
+ * delivery of device state; dst_fail.c (dst_fail.h) failing and telling the
+ * source why.
  * Postcopy's destination half (core/postcopy/pc_dst*.c) works on the same
  * struct. Calls go dst.c -> dst_chan.c -> dst_devstate.c -> dst_fail.c,
  * never back.
  */
-#ifndef RMIG_CORE_DST_PRIV_H
-#define RMIG_CORE_DST_PRIV_H
+#ifndef RMIG_CORE_DST_ENGINE_H
+#define RMIG_CORE_DST_ENGINE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -131,17 +132,6 @@ struct rmig_dst {
 	void *stash_body;
 	char stash_why[RMIG_ERRMSG_MAX];
 };
-
-/* ---- dst_fail.c --------------------------------------------------------- */
-
-/*
- * Record the first failure, stop every channel, and wake the main thread,
- * which tells the source why. Any thread; returns the recorded code.
- */
-int dst_fail(struct rmig_dst *d, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* Main thread: tell the source why we stopped (best effort, once). */
-void dst_send_abort(struct rmig_dst *d);
 
 /* ---- dst_devstate.c ----------------------------------------------------- */
 

@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/dst/dst_priv.h"
+#include "core/dst/dst_engine.h"
+#include "core/dst/dst_fail.h"
 
 static void dst_shutdown_chans(struct rmig_dst *d)
 {

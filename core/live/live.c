@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "core/barrier.h"
-#include "core/live/live_priv.h"
+#include "core/live/live_engine.h"
 #include "core/src/src_live.h"
 
 #define LIVE_DEF_DOWNTIME_MS 300u

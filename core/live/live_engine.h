@@ -6,8 +6,8 @@
  * bitmaps; live_run.c rmig_live_run() and the switchover. Calls go
  * live_run.c -> live_rounds.c -> live.c, never back.
  */
-#ifndef RMIG_CORE_LIVE_PRIV_H
-#define RMIG_CORE_LIVE_PRIV_H
+#ifndef RMIG_CORE_LIVE_ENGINE_H
+#define RMIG_CORE_LIVE_ENGINE_H
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -9,7 +9,7 @@
 
 #include "core/barrier.h"
 #include "core/live/live_decide.h"
-#include "core/live/live_priv.h"
+#include "core/live/live_engine.h"
 #include "core/src/src_live.h"
 
 /* A round that moved less than this measures latency more than bandwidth. */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "core/barrier.h"
-#include "core/live/live_priv.h"
+#include "core/live/live_engine.h"
 #include "core/postcopy/postcopy.h"
 #include "core/src/src_live.h"
 

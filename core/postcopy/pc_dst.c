@@ -20,7 +20,10 @@
 #include "rmig/live.h"
 
 #include "core/barrier.h"
+#include "core/dst/dst_fail.h"
 #include "core/postcopy/pc_dst.h"
+#include "core/postcopy/pc_dst_place.h"
+#include "core/postcopy/pc_dst_pull.h"
 
 int rmig_dst_postcopy_enable(struct rmig_dst *d)
 {

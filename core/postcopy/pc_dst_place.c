@@ -12,7 +12,8 @@
 #include <sys/ioctl.h>
 
 #include "core/barrier.h"
-#include "core/postcopy/pc_dst.h"
+#include "core/dst/dst_fail.h"
+#include "core/postcopy/pc_dst_place.h"
 
 void *dst_pc_bitmaps(struct rmig_dst *d)
 {

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "core/barrier.h"
-#include "core/postcopy/pc_dst.h"
+#include "core/dst/dst_fail.h"
+#include "core/postcopy/pc_dst_place.h"
+#include "core/postcopy/pc_dst_pull.h"
 #include "core/zero.h"
 
 /* A pull in flight: pages [first, first + n) of block bi (by read: landing in buf). */

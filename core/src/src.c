@@ -13,7 +13,8 @@
 #include <sys/random.h>
 
 #include "core/barrier.h"
-#include "core/src/src_priv.h"
+#include "core/src/src_engine.h"
+#include "core/src/src_fail.h"
 #include "core/stats.h"
 
 int rmig_src_create(const struct rmig_opts *opts, struct rmig_src **srcp)

@@ -10,7 +10,8 @@
 #include <string.h>
 
 #include "core/barrier.h"
-#include "core/src/src_priv.h"
+#include "core/src/src_engine.h"
+#include "core/src/src_fail.h"
 #include "core/zero.h"
 
 /*

@@ -4,12 +4,12 @@
  * and the calls its files make of each other. src.c is the public API;
  * src_chan.c the channel threads' callbacks (framing, RELEASE flow, sync);
  * src_live.c what the live and postcopy engines use (src_live.h);
- * src_fail.c failing and telling the destination why. Calls go from src.c
- * and src_live.c to src_chan.c and src_fail.c, and from src_chan.c to
- * src_fail.c, never back.
+ * src_fail.c (src_fail.h) failing and telling the destination why. Calls
+ * go from src.c and src_live.c to src_chan.c and src_fail.c, and from
+ * src_chan.c to src_fail.c, never back.
  */
-#ifndef RMIG_CORE_SRC_PRIV_H
-#define RMIG_CORE_SRC_PRIV_H
+#ifndef RMIG_CORE_SRC_ENGINE_H
+#define RMIG_CORE_SRC_ENGINE_H
 
 #include <errno.h>
 #include <pthread.h>
@@ -71,24 +71,6 @@ struct rmig_src {
 	pthread_mutex_t conn_lock;
 };
 
-/* ---- src_fail.c --------------------------------------------------------- */
-
-/* Record a failure and stop everything; returns the recorded code. */
-int src_fail(struct rmig_src *src, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* Shut every channel's conn and the transport down. Main thread, or under conn_lock. */
-void src_shutdown_conns(struct rmig_src *src);
-/*
- * Main thread: tell the destination why this source stopped (ABORT), once;
- * @msg NULL: the recorded failure's text.
- */
-void src_tell_peer(struct rmig_src *src, int code, const char *msg);
-/*
- * Main thread: the source's error code, reading the destination's reason
- * for it once if it sent one, and telling it ours.
- */
-int src_error(struct rmig_src *src);
-
 /*
  * Room a device-state chunk with an id of @idlen bytes takes in its slot
  * before the data: header, body head, id padded to 8.
@@ -96,20 +78,6 @@ int src_error(struct rmig_src *src);
 static inline size_t dev_room(size_t idlen)
 {
 	return sizeof(struct rmig_wire_hdr) + sizeof(struct rmig_wire_dev) + rmig_pad8(idlen);
-}
-
-/* Main thread: connected and no channel failed, or the error code. */
-static inline int src_check(struct rmig_src *src)
-{
-	if (unlikely(src->state != SRC_CONNECTED)) {
-		int code = rmig_err_code(&src->err);
-
-		return code ? code : -ENOTCONN;
-	}
-	/* A channel may have failed since the last hand-over: stay failed. */
-	if (unlikely(rmig_sched_error(src->sched)))
-		return src_error(src);
-	return 0;
 }
 
 /* ---- src_chan.c --------------------------------------------------------- */

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 
 #include "core/barrier.h"
-#include "core/src/src_priv.h"
+#include "core/src/src_engine.h"
+#include "core/src/src_fail.h"
 
 int src_fail(struct rmig_src *src, int code, const char *fmt, ...)
 {

@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/src/src_engine.h"
+#include "core/src/src_fail.h"
 #include "core/src/src_live.h"
-#include "core/src/src_priv.h"
 
 int rmig_src_live_info(struct rmig_src *src, const struct rmig_block **blocks,
 		       unsigned int *nblocks, bool *has_peer)
