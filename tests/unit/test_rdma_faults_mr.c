@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The rdma transport without hardware: registration and MR tables (the fake verbs are in
+ * rdma_faults_fixture.c).
+ *
+ * Memory registration (ENOMEM naming RLIMIT_MEMLOCK, the memlock verdict,
+ * slices and lookup) and the MR table exchanged at connect: malformed
+ * tables rejected with a reason, encoding without room.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "rmig-config.h"
+#include "core/wire.h"
+#include "core/xport.h"
+#include "transport/rdma/rdma.h"
+
+#include "rdma_faults_fixture.h"
+
+/* ------------------------------------------------------ registration */
+
+static void test_reg_enomem_names_memlock(void **state)
+{
+	struct rd_mrs t;
+	struct rmig_msgbuf err = {""};
+	uint64_t ns = 0;
+	int ret;
+
+	fk.reg_fail_at = 3; /* two slices registered, the third fails */
+	fk.reg_ret = -ENOMEM;
+	ret = rmig_rd_mrs_register(&t, &fake_ops, &fk_pd, blocks, NB, 256 << 10,
+				   IBV_ACCESS_LOCAL_WRITE, &ns, &err);
+	assert_int_equal(ret, -ENOMEM);
+	assert_non_null(strstr(err.msg, "RLIMIT_MEMLOCK"));
+	assert_non_null(strstr(err.msg, "ibv_reg_mr"));
+	assert_int_equal(fk.deregs, 2); /* what was registered is undone */
+
+	fk.regs = fk.deregs = 0;
+	fk.reg_ret = -EPERM; /* also a pinning limit: same kind of message */
+	ret = rmig_rd_mrs_register(&t, &fake_ops, &fk_pd, blocks, NB, 256 << 10,
+				   IBV_ACCESS_LOCAL_WRITE, &ns, &err);
+	assert_int_equal(ret, -ENOMEM);
+	assert_non_null(strstr(err.msg, "RLIMIT_MEMLOCK"));
+
+	fk.regs = fk.deregs = 0;
+	fk.reg_ret = -EFAULT;
+	ret = rmig_rd_mrs_register(&t, &fake_ops, &fk_pd, blocks, NB, 256 << 10,
+				   IBV_ACCESS_LOCAL_WRITE, &ns, &err);
+	assert_int_equal(ret, -EFAULT);
+	assert_null(strstr(err.msg, "RLIMIT_MEMLOCK"));
+}
+
+static void test_memlock_verdict(void **state)
+{
+	struct rmig_msgbuf err = {""};
+
+	assert_int_equal(rmig_rd_memlock_verdict(1u << 30, 8u << 20, false, &err), -ENOMEM);
+	assert_non_null(strstr(err.msg, "RLIMIT_MEMLOCK is 8388608 bytes"));
+	assert_non_null(strstr(err.msg, "1073741824"));
+	assert_int_equal(rmig_rd_memlock_verdict(1u << 30, 8u << 20, true, &err), 0);
+	assert_int_equal(rmig_rd_memlock_verdict(1u << 30, (uint64_t)RLIM_INFINITY, false, &err),
+			 0);
+	assert_int_equal(rmig_rd_memlock_verdict(4096, 8192, false, &err), 0);
+}
+
+static void test_slices_and_lookup(void **state)
+{
+	const struct rd_lslice *ls;
+	const struct rd_rslice *rs;
+
+	tables(300 << 10, 256 << 10);
+	/* 1 MiB in 300 KiB slices: 4; 40 KiB: 1 */
+	assert_int_equal(fx.local.nslices, 5);
+	assert_int_equal(fx.remote.nslices, 4 + 1);
+	ls = rmig_rd_mrs_find(&fx.local, mem[0] + (300 << 10));
+	assert_ptr_equal(ls->addr, mem[0] + (300 << 10));
+	ls = rmig_rd_mrs_find(&fx.local, mem[0] + (300 << 10) - 1);
+	assert_ptr_equal(ls->addr, mem[0]);
+	assert_non_null(rmig_rd_mrs_find(&fx.local, mem[1] + 40959));
+	assert_null(rmig_rd_mrs_find(&fx.local, mem[1] + 40960));
+	rs = rmig_rd_remote_find(&fx.remote, 0, (512 << 10) + 5);
+	assert_int_equal(rs->off, 512 << 10);
+	assert_int_equal(rs->len, 256 << 10);
+	assert_null(rmig_rd_remote_find(&fx.remote, 0, 1u << 20));
+	assert_null(rmig_rd_remote_find(&fx.remote, 2, 0));
+}
+
+/* ---------------------------------------------------------- MR table */
+
+static size_t good_table(uint8_t *buf, size_t cap)
+{
+	struct rd_mrs t;
+	struct rmig_msgbuf err;
+	uint64_t ns = 0;
+	size_t len = cap;
+
+	assert_int_equal(rmig_rd_mrs_register(&t, &fake_ops, &fk_pd, blocks, NB, 512 << 10,
+					      IBV_ACCESS_REMOTE_WRITE, &ns, &err),
+			 0);
+	assert_int_equal(rmig_rd_mrt_encode(&t, buf, &len, &err), 0);
+	rmig_rd_mrs_release(&t, &fake_ops);
+	return len;
+}
+
+static void expect_reject(const uint8_t *buf, size_t len, const char *words)
+{
+	struct rd_remote r;
+	struct rmig_msgbuf err = {""};
+
+	assert_int_equal(rmig_rd_mrt_decode(buf, len, blocks, NB, &r, &err), -EPROTO);
+	if (!strstr(err.msg, words))
+		fail_msg("expected '%s' in: %s", words, err.msg);
+	assert_null(r.slices);
+}
+
+static void test_mrt_rejects_malformed(void **state)
+{
+	uint8_t good[1024], b[1024];
+	size_t len = good_table(good, sizeof(good));
+	struct rd_remote r;
+	struct rmig_msgbuf err;
+	size_t slice0 = RD_MRT_HDR + RD_MRT_BLOCK;
+
+	/* 2 blocks, 2 + 1 slices */
+	assert_int_equal(len, RD_MRT_HDR + 2 * RD_MRT_BLOCK + 3 * RD_MRT_SLICE);
+	assert_int_equal(rmig_rd_mrt_decode(good, len, blocks, NB, &r, &err), 0);
+	rmig_rd_remote_release(&r);
+
+	/* every truncation */
+	for (size_t n = 0; n < len; n++) {
+		assert_int_equal(rmig_rd_mrt_decode(good, n, blocks, NB, &r, &err), -EPROTO);
+		assert_null(r.slices);
+	}
+	expect_reject(NULL, 0, "truncated");
+	memcpy(b, good, len);
+	b[len] = 0;
+	expect_reject(b, len + 1, "counts say");
+	memcpy(b, good, len);
+	b[0] ^= 1;
+	expect_reject(b, len, "magic");
+	memcpy(b, good, len);
+	rmig_put_be16(b + 4, 2);
+	expect_reject(b, len, "version 2");
+	memcpy(b, good, len);
+	rmig_put_be16(b + 6, 1);
+	expect_reject(b, len, "flags");
+	memcpy(b, good, len);
+	rmig_put_be32(b + 8, 3);
+	expect_reject(b, len, "3 blocks, the source has 2");
+	memcpy(b, good, len);
+	rmig_put_be32(b + 12, 0xffffffff);
+	expect_reject(b, len, "slices cannot fit");
+	/* a block length that differs from ours */
+	memcpy(b, good, len);
+	rmig_put_be64(b + RD_MRT_HDR, mem_len[0] + 4096);
+	expect_reject(b, len, "block 0 (ram0) is");
+	/* a slice count of zero, or past the total */
+	memcpy(b, good, len);
+	rmig_put_be32(b + RD_MRT_HDR + 8, 0);
+	expect_reject(b, len, "bad slice count");
+	memcpy(b, good, len);
+	rmig_put_be32(b + RD_MRT_HDR + 8, 4);
+	expect_reject(b, len, "bad slice count");
+	/* a slice running past its block, a zero-length one, one short of covering */
+	memcpy(b, good, len);
+	rmig_put_be64(b + slice0 + 8, mem_len[0] + 1);
+	expect_reject(b, len, "overruns the block");
+	memcpy(b, good, len);
+	rmig_put_be64(b + slice0 + 8, 0);
+	expect_reject(b, len, "overruns the block");
+	memcpy(b, good, len);
+	rmig_put_be64(b + slice0 + 8, (512 << 10) - 4096);
+	expect_reject(b, len, "slices cover");
+	/* an address that wraps, non-zero padding */
+	memcpy(b, good, len);
+	rmig_put_be64(b + slice0, UINT64_MAX - 10);
+	expect_reject(b, len, "wraps");
+	memcpy(b, good, len);
+	rmig_put_be32(b + slice0 + 20, 1);
+	expect_reject(b, len, "padding");
+	memcpy(b, good, len);
+	rmig_put_be32(b + RD_MRT_HDR + 12, 1);
+	expect_reject(b, len, "padding");
+}
+
+static void test_mrt_encode_no_room(void **state)
+{
+	struct rd_mrs t;
+	struct rmig_msgbuf err;
+	uint8_t buf[32];
+	size_t len = sizeof(buf);
+	uint64_t ns = 0;
+
+	assert_int_equal(rmig_rd_mrs_register(&t, &fake_ops, &fk_pd, blocks, NB, 0,
+					      IBV_ACCESS_REMOTE_WRITE, &ns, &err),
+			 0);
+	assert_int_equal(rmig_rd_mrt_encode(&t, buf, &len, &err), -ENOSPC);
+	rmig_rd_mrs_release(&t, &fake_ops);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_reg_enomem_names_memlock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_memlock_verdict, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slices_and_lookup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mrt_rejects_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mrt_encode_no_room, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
