@@ -101,6 +101,7 @@ void file_xport_free(struct file_xport *x)
 		free(x->blocks[i].present);
 	}
 	free(x->blocks);
+	free(x->wb_fill);
 	free(x->conns);
 	free(x->index);
 	free(x->path);

@@ -60,6 +60,15 @@ struct file_xport {
 	unsigned int nchan;
 	struct file_conn **conns;
 	_Atomic uint64_t dev_next;     /* next free byte of the device-state area */
+	/*
+	 * Writeback windows (save.c): the file cut into wb_size-byte windows;
+	 * wb_fill[w] counts the bytes written into window w, starting from
+	 * wb_size less the page bytes the window holds, so it reaches wb_size
+	 * when the window is complete. NULL: no writeback hints (O_DIRECT).
+	 */
+	_Atomic uint64_t *wb_fill;
+	uint64_t wb_size;
+	uint64_t wb_count;
 	pthread_mutex_t lock;	       /* guards the device-state index and session */
 	struct rmig_file_index *index; /* by seq; length 0: not written (yet) */
 	uint64_t index_cap;
