@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Postcopy over the control connection (tcp path).
+ * Postcopy, the protocol both halves share: pc_src.c (source), pc_dst.c,
+ * pc_dst_pull.c, pc_dst_place.c (destination), pc_parse.c (message bodies).
  *
  * Source (live engine, RMIG_LIVE_POSTCOPY): once the vCPUs are stopped and
  * the devices' final state is queued, the engine syncs every channel
