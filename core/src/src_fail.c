@@ -59,6 +59,12 @@ void src_tell_peer(struct rmig_src *src, int code, const char *msg)
 			 msg, NULL, 0);
 }
 
+/* A failure that only says the other side went away. */
+static bool src_gone(int code)
+{
+	return code == -ECONNRESET || code == -EPIPE || code == -ECONNABORTED || code == -ENOTCONN;
+}
+
 /*
  * A channel failed, most likely because the destination gave up and closed
  * it. Its reason, if it sent one, is waiting on the control connection:
@@ -91,9 +97,25 @@ int src_error(struct rmig_src *src)
 	if (got && (h.type == RMIG_MSG_ABORT || h.type == RMIG_MSG_RESULT) &&
 	    rmig_status_parse(body, h.len, &status, msg, sizeof(msg), &info, &info_len) == 0 &&
 	    status < 0) {
-		/* The destination's reason comes first; ours was a consequence. */
+		/*
+		 * The destination's reason comes first; ours was a consequence.
+		 * Unless all it saw was us going away while we have a cause of
+		 * our own (e.g. a WRITE refused with IBV_WC_REM_ACCESS_ERR, which
+		 * also breaks the destination's QP): then ours names the problem
+		 * and theirs follows it.
+		 */
 		pthread_mutex_lock(&src->err.lock);
-		snprintf(src->err.msg, sizeof(src->err.msg), "destination aborted: %.400s", msg);
+		if (src_gone(status) && !src_gone(src->err.code)) {
+			char mine[RMIG_ERRMSG_MAX];
+
+			snprintf(mine, sizeof(mine), "%s", src->err.msg);
+			/* both halves bounded so the sentence fits: 300 + 15 + 150 + 1 < 512 */
+			snprintf(src->err.msg, sizeof(src->err.msg), "%.300s (destination: %.150s)",
+				 mine, msg);
+		} else {
+			snprintf(src->err.msg, sizeof(src->err.msg), "destination aborted: %.400s",
+				 msg);
+		}
 		pthread_mutex_unlock(&src->err.lock);
 		src->peer_aborted = true;
 	}
