@@ -77,7 +77,7 @@ void ram_unmap(struct ram *r)
 }
 
 void fill_page(uint8_t *p, uint32_t ps, uint64_t seed, unsigned int b, uint64_t page,
-		      unsigned int zero_pct)
+	       unsigned int zero_pct)
 {
 	uint64_t s = h_mix64(seed ^ h_mix64(((uint64_t)b << 48) ^ page));
 
@@ -104,6 +104,14 @@ void ram_garbage(struct ram *r)
 {
 	for (unsigned int b = 0; b < r->n; b++)
 		memset(r->host[b], 0xa5, r->l[b].length);
+}
+
+void ram_pair(struct ram *a, struct ram *b, const struct layout *l, unsigned int n,
+	      uint64_t seed, unsigned int zero_pct)
+{
+	ram_map(a, l, n);
+	ram_map(b, l, n);
+	ram_fill(a, seed, zero_pct);
 }
 
 void ram_equal(const struct ram *a, const struct ram *b)
@@ -147,7 +155,7 @@ struct rmig_opts opts_with(unsigned int channels, uint32_t flags)
 }
 
 struct rmig_src *src_open(const char *path, struct ram *r, unsigned int channels,
-				 uint32_t flags)
+			  uint32_t flags)
 {
 	struct rmig_opts o = opts_with(channels, flags);
 	struct rmig_src *src;
@@ -198,7 +206,7 @@ void save_std(const char *path, struct ram *r, unsigned int channels, uint32_t f
 }
 
 int dev_cb(void *arg, const char *id, uint32_t instance, uint64_t seq, const void *data,
-		  size_t len)
+	   size_t len)
 {
 	struct dev_seen *s = arg;
 
@@ -221,7 +229,7 @@ int dev_cb(void *arg, const char *id, uint32_t instance, uint64_t seq, const voi
 }
 
 int load(const char *path, struct ram *r, unsigned int threads, uint32_t flags,
-		struct dev_seen *seen, struct rmig_stats *st, char *why, size_t whylen)
+	 struct dev_seen *seen, struct rmig_stats *st, char *why, size_t whylen)
 {
 	struct rmig_opts o = opts_with(threads, flags);
 	struct rmig_dst *dst;

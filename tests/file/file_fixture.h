@@ -53,6 +53,9 @@ void fill_page(uint8_t *p, uint32_t ps, uint64_t seed, unsigned int b, uint64_t 
 	       unsigned int zero_pct);
 void ram_fill(struct ram *r, uint64_t seed, unsigned int zero_pct);
 void ram_garbage(struct ram *r);
+/* Map @a and @b with the @n blocks of @l and fill @a (@seed, @zero_pct). */
+void ram_pair(struct ram *a, struct ram *b, const struct layout *l, unsigned int n,
+	      uint64_t seed, unsigned int zero_pct);
 void ram_equal(const struct ram *a, const struct ram *b);
 uint64_t total_pages(const struct ram *r);
 

@@ -47,9 +47,7 @@ static void round_trip(unsigned int channels, unsigned int threads, uint32_t sfl
 	char path[4200], why[512];
 
 	path_for(path, sizeof(path), "roundtrip");
-	ram_map(&a, std_layout, 4);
-	ram_map(&b, std_layout, 4);
-	ram_fill(&a, 42, 30);
+	ram_pair(&a, &b, std_layout, 4, 42, 30);
 	ram_garbage(&b);
 	save_std(path, &a, channels, sflags);
 	if (load(path, &b, threads, dflags, &seen, &st, why, sizeof(why)))
@@ -104,9 +102,7 @@ static void test_rounds(void **state)
 	const unsigned int rounds = 4;
 
 	path_for(path, sizeof(path), "rounds");
-	ram_map(&a, std_layout, 4);
-	ram_map(&b, std_layout, 4);
-	ram_fill(&a, 1, 40);
+	ram_pair(&a, &b, std_layout, 4, 1, 40);
 	src = src_open(path, &a, 3, 0);
 	queue_all(src, &a);
 	assert_int_equal(rmig_src_sync(src, RMIG_SYNC_ALL), 0);
@@ -159,9 +155,7 @@ static void test_page_transitions(void **state)
 	static const uint8_t v6[] = {0, 0x44, 0, 0, 0x55};
 
 	path_for(path, sizeof(path), "transitions");
-	ram_map(&a, l, 1);
-	ram_map(&b, l, 1);
-	ram_fill(&a, 9, 0);
+	ram_pair(&a, &b, l, 1, 9, 0);
 	src = src_open(path, &a, 2, 0);
 	for (unsigned int r = 0; r < sizeof(v5); r++) {
 		memset(a.host[0] + 5 * 4096, v5[r], 4096);
@@ -197,9 +191,7 @@ static void test_callback_refuses(void **state)
 	int ret;
 
 	path_for(path, sizeof(path), "refuse");
-	ram_map(&a, std_layout, 2);
-	ram_map(&b, std_layout, 2);
-	ram_fill(&a, 3, 10);
+	ram_pair(&a, &b, std_layout, 2, 3, 10);
 	save_std(path, &a, 2, 0);
 	ret = load(path, &b, 2, 0, &seen, NULL, why, sizeof(why));
 	assert_int_equal(ret, -ECANCELED);

@@ -58,9 +58,7 @@ struct saved {
 static void saved_make(struct saved *s, const char *name)
 {
 	path_for(s->path, sizeof(s->path), name);
-	ram_map(&s->a, std_layout, 4);
-	ram_map(&s->b, std_layout, 4);
-	ram_fill(&s->a, 5, 25);
+	ram_pair(&s->a, &s->b, std_layout, 4, 5, 25);
 	save_std(s->path, &s->a, 3, 0);
 }
 
@@ -286,9 +284,7 @@ static void test_unfinished(void **state)
 	char path[4200];
 
 	path_for(path, sizeof(path), "unfinished");
-	ram_map(&a, std_layout, 4);
-	ram_map(&b, std_layout, 4);
-	ram_fill(&a, 8, 20);
+	ram_pair(&a, &b, std_layout, 4, 8, 20);
 	src = src_open(path, &a, 2, 0);
 	queue_all(src, &a);
 	queue_devs(src, std_dev, 1);
@@ -417,9 +413,7 @@ static void test_bitmap_tail_bits(void **state)
 	uint64_t off;
 
 	path_for(path, sizeof(path), "tailbits");
-	ram_map(&a, l, 1);
-	ram_map(&b, l, 1);
-	ram_fill(&a, 2, 0);
+	ram_pair(&a, &b, l, 1, 2, 0);
 	save_std(path, &a, 1, 0);
 	area = hdr_read(path, &size);
 	off = rmig_get_be64(block_entry(area, 0) + RMIG_FILE_OFF(rmig_file_block, bitmap_off));

@@ -29,6 +29,38 @@
 #include "helpers.h"
 
 /*
+ * Run @fn(@arg) in a child process, whose mount namespace it may change:
+ * NULL passes, a string is what went wrong (outside cmocka's asserts), and
+ * fails the test as "@what: string".
+ */
+static void in_child(const char *(*fn)(const void *arg), const void *arg, const char *what)
+{
+	char why[700] = {0};
+	int pfd[2], st;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *err;
+
+		close(pfd[0]);
+		err = fn(arg);
+		if (err && write(pfd[1], err, strlen(err)) < 0)
+			_exit(2);
+		_exit(err ? 1 : 0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], why, sizeof(why) - 1) < 0)
+		why[0] = 0;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fail_msg("%s: %s", what, why[0] ? why : "the child crashed");
+}
+
+/*
  * The O_DIRECT refusal, run in @dirpath whose filesystem refuses O_DIRECT:
  * connect fails naming O_DIRECT, an existing file keeps its bytes, and a
  * file it had to create is gone again. Returns NULL or what went wrong
@@ -79,6 +111,31 @@ static const char *direct_refusal(const char *dirpath, const struct rmig_block_d
 	return NULL;
 }
 
+/* In the child: a filesystem without O_DIRECT, then direct_refusal() there. */
+static const char *nodirect_child(const void *arg)
+{
+	const char *given = getenv("RMIG_TEST_NODIRECT_DIR");
+	char mnt[] = "/tmp/rmig-ramfs-XXXXXX";
+	const char *dirpath = given, *err;
+
+	if (!given || !*given) {
+		if (unshare(CLONE_NEWNS) ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || !mkdtemp(mnt))
+			return "no private mount namespace (needs root; or set RMIG_TEST_NODIRECT_DIR to a directory on a filesystem without O_DIRECT)";
+		if (mount("ramfs", mnt, "ramfs", 0, NULL)) {
+			rmdir(mnt);
+			return "cannot mount a ramfs (needs root; or set RMIG_TEST_NODIRECT_DIR)";
+		}
+		dirpath = mnt;
+	}
+	err = direct_refusal(dirpath, arg);
+	if (dirpath == mnt) {
+		umount(mnt);
+		rmdir(mnt);
+	}
+	return err;
+}
+
 /*
  * connect refuses without touching an existing file: no path; no O_DIRECT.
  * A filesystem without O_DIRECT: RMIG_TEST_NODIRECT_DIR if set, else a
@@ -94,9 +151,6 @@ static void test_connect_refused(void **state)
 	struct rmig_src *src;
 	struct rmig_block_desc d;
 	struct ram a;
-	int pfd[2], st;
-	char why[256] = {0};
-	pid_t pid;
 
 	(void)state;
 	ram_map(&a, l, 1);
@@ -108,44 +162,7 @@ static void test_connect_refused(void **state)
 	assert_non_null(strstr(rmig_src_error(src), "no path"));
 	rmig_src_destroy(src);
 
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char mnt[] = "/tmp/rmig-ramfs-XXXXXX";
-		const char *dirpath = given, *err;
-
-		close(pfd[0]);
-		if (!given || !*given) {
-			if (unshare(CLONE_NEWNS) ||
-			    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || !mkdtemp(mnt)) {
-				err = "no private mount namespace (needs root; or set RMIG_TEST_NODIRECT_DIR to a directory on a filesystem without O_DIRECT)";
-				goto out;
-			}
-			if (mount("ramfs", mnt, "ramfs", 0, NULL)) {
-				rmdir(mnt);
-				err = "cannot mount a ramfs (needs root; or set RMIG_TEST_NODIRECT_DIR)";
-				goto out;
-			}
-			dirpath = mnt;
-		}
-		err = direct_refusal(dirpath, &d);
-		if (dirpath == mnt) {
-			umount(mnt);
-			rmdir(mnt);
-		}
-out:
-		if (err && write(pfd[1], err, strlen(err)) < 0)
-			_exit(2);
-		_exit(err ? 1 : 0);
-	}
-	close(pfd[1]);
-	if (read(pfd[0], why, sizeof(why) - 1) < 0)
-		why[0] = 0;
-	close(pfd[0]);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (!WIFEXITED(st) || WEXITSTATUS(st))
-		fail_msg("O_DIRECT refusal: %s", why[0] ? why : "the child crashed");
+	in_child(nodirect_child, &d, "O_DIRECT refusal");
 	print_message("    O_DIRECT refused on %s, file kept, nothing left behind\n",
 		      given && *given ? given : "a private ramfs");
 	ram_unmap(&a);
@@ -168,9 +185,7 @@ static const char *disk_full_save(const char *mnt)
 	uint64_t before, after;
 	int ret;
 
-	ram_map(&a, l, 1);
-	ram_map(&b, l, 1);
-	ram_fill(&a, 77, 0);
+	ram_pair(&a, &b, l, 1, 77, 0);
 	before = h_hash(a.host[0], l[0].length);
 	snprintf(path, sizeof(path), "%s/full.rmig", mnt);
 	snprintf(uri, sizeof(uri), "file:%s", path);
@@ -207,43 +222,29 @@ static const char *disk_full_save(const char *mnt)
 	return NULL;
 }
 
+/* In the child: a 2 MiB tmpfs in a private mount namespace, then disk_full_save() there. */
+static const char *disk_full_child(const void *arg)
+{
+	char mnt[] = "/tmp/rmig-full-XXXXXX";
+	const char *err;
+
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    !mkdtemp(mnt))
+		return "no private mount namespace (needs root)";
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=2m")) {
+		rmdir(mnt);
+		return "cannot mount a 2 MiB tmpfs (needs root)";
+	}
+	err = disk_full_save(mnt);
+	umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+	return err;
+}
+
 static void test_disk_full(void **state)
 {
-	char why[700] = {0};
-	int pfd[2], st;
-	pid_t pid;
-
 	(void)state;
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char mnt[] = "/tmp/rmig-full-XXXXXX";
-		const char *err;
-
-		close(pfd[0]);
-		if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
-		    !mkdtemp(mnt)) {
-			err = "no private mount namespace (needs root)";
-		} else if (mount("tmpfs", mnt, "tmpfs", 0, "size=2m")) {
-			rmdir(mnt);
-			err = "cannot mount a 2 MiB tmpfs (needs root)";
-		} else {
-			err = disk_full_save(mnt);
-			umount2(mnt, MNT_DETACH);
-			rmdir(mnt);
-		}
-		if (err && write(pfd[1], err, strlen(err)) < 0)
-			_exit(2);
-		_exit(err ? 1 : 0);
-	}
-	close(pfd[1]);
-	if (read(pfd[0], why, sizeof(why) - 1) < 0)
-		why[0] = 0;
-	close(pfd[0]);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (!WIFEXITED(st) || WEXITSTATUS(st))
-		fail_msg("disk full: %s", why[0] ? why : "the child crashed");
+	in_child(disk_full_child, NULL, "disk full");
 }
 
 int main(void)

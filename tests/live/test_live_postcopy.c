@@ -204,20 +204,27 @@ static void teardown_pair(struct pc_test *t)
 	h_unmap(t->dmap, SIZE + PAGE);
 }
 
+/* Set the pair up and run it: the migration must succeed, in postcopy. */
+static void run_pair_ok(struct pc_test *t)
+{
+	int ret;
+
+	setup_pair(t);
+	ret = rmig_live_run(t->live);
+	pthread_join(t->dthread, NULL);
+	if (ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, rmig_live_error(t->live),
+			 t->dst_ret, t->dst_err);
+	assert_int_equal(t->dst_ret, 0);
+	assert_int_equal(t->pc_ret, RMIG_DST_POSTCOPY);
+}
+
 static void run_dirty_after_switch(bool dense)
 {
 	struct rmig_live_stats st = {.size = sizeof(st)};
 	struct pc_test t = {.dense = dense};
-	int ret;
 
-	setup_pair(&t);
-	ret = rmig_live_run(t.live);
-	pthread_join(t.dthread, NULL);
-	if (ret)
-		fail_msg("source: %d %s / destination: %d %s", ret, rmig_live_error(t.live),
-			 t.dst_ret, t.dst_err);
-	assert_int_equal(t.dst_ret, 0);
-	assert_int_equal(t.pc_ret, RMIG_DST_POSTCOPY);
+	run_pair_ok(&t);
 	assert_int_equal(rmig_live_get_stats(t.live, &st), 0);
 	assert_true(st.postcopy_pages > 0);
 	assert_int_equal(st.rounds, 1);
@@ -281,17 +288,9 @@ static void test_postcopy_degraded(void **state)
 {
 	struct rmig_live_stats st = {.size = sizeof(st)};
 	struct pc_test t = {.dst_misalign = true};
-	int ret;
 
 	(void)state;
-	setup_pair(&t);
-	ret = rmig_live_run(t.live);
-	pthread_join(t.dthread, NULL);
-	if (ret)
-		fail_msg("source: %d %s / destination: %d %s", ret, rmig_live_error(t.live),
-			 t.dst_ret, t.dst_err);
-	assert_int_equal(t.dst_ret, 0);
-	assert_int_equal(t.pc_ret, RMIG_DST_POSTCOPY);
+	run_pair_ok(&t);
 	rmig_live_get_stats(t.live, &st);
 	assert_int_equal(t.pcs.uffd, 0);
 	assert_int_equal(t.pcs.faults, 0);

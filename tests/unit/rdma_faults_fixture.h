@@ -91,4 +91,34 @@ void conn_free(struct rd_conn *c);
 /* Source-side tables: local MRs of @lslice, remote table of @rslice slices. */
 void tables(uint64_t lslice, uint64_t rslice);
 
+/* ---------------------------------------------- the tests, by file */
+
+/* test_rdma_faults_mr.c: registration and MR tables */
+void test_reg_enomem_names_memlock(void **state);
+void test_memlock_verdict(void **state);
+void test_slices_and_lookup(void **state);
+void test_mrt_rejects_malformed(void **state);
+void test_mrt_encode_no_room(void **state);
+
+/* test_rdma_faults_sq.c: send queue and WRITEs */
+void test_sq_depth_never_exceeded(void **state);
+void test_write_cuts_and_gathers(void **state);
+void test_segment_checks(void **state);
+void test_wc_errors(void **state);
+void test_post_send_failure(void **state);
+
+/* test_rdma_faults_stream.c: stream and credits */
+void test_credits_bound_sends(void **state);
+void test_recv_reassembles(void **state);
+void test_credit_return_message(void **state);
+void test_recv_protocol_errors(void **state);
+void test_recv_after_peer_close(void **state);
+void test_shutdown_fails_calls(void **state);
+void test_recv_pages_is_enosys(void **state);
+
+/* test_rdma_faults_cm.c: connection manager and devices */
+void test_no_device(void **state);
+void test_cm_event_errors(void **state);
+void test_cm_private_data(void **state);
+
 #endif

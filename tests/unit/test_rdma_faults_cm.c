@@ -31,7 +31,7 @@
 
 /* ------------------------------------------------------- setup paths */
 
-static void test_no_device(void **state)
+void test_no_device(void **state)
 {
 	struct rmig_opts o;
 	struct rmig_xport_params p = {&o, blocks, NB, 2};
@@ -52,7 +52,7 @@ static void test_no_device(void **state)
 	assert_int_equal(rmig_rdma_ops.connect(&p, "nonsense", &x, &ctl, &err), -EINVAL);
 }
 
-static void test_cm_event_errors(void **state)
+void test_cm_event_errors(void **state)
 {
 	struct rdma_cm_event ev = {0};
 	struct rmig_msgbuf err = {""};
@@ -78,7 +78,7 @@ static void test_cm_event_errors(void **state)
 	assert_int_equal(rmig_rd_cm_event_error(&ev, "x", &err), -ECONNABORTED);
 }
 
-static void test_cm_private_data(void **state)
+void test_cm_private_data(void **state)
 {
 	struct rd_cm_priv in = {32, 65536}, out;
 	uint8_t b[RD_CM_PRIV_LEN + 40] = {0};
@@ -98,15 +98,4 @@ static void test_cm_private_data(void **state)
 	in.nbufs = 2; /* too small a window for a reserved credit */
 	rmig_rd_cm_priv_encode(b, &in);
 	assert_int_equal(rmig_rd_cm_priv_decode(b, sizeof(b), &out), -EPROTO);
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_no_device, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cm_event_errors, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cm_private_data, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,7 @@
 
 /* ------------------------------------------------------ registration */
 
-static void test_reg_enomem_names_memlock(void **state)
+void test_reg_enomem_names_memlock(void **state)
 {
 	struct rd_mrs t;
 	struct rmig_msgbuf err = {""};
@@ -63,7 +63,7 @@ static void test_reg_enomem_names_memlock(void **state)
 	assert_null(strstr(err.msg, "RLIMIT_MEMLOCK"));
 }
 
-static void test_memlock_verdict(void **state)
+void test_memlock_verdict(void **state)
 {
 	struct rmig_msgbuf err = {""};
 
@@ -76,7 +76,7 @@ static void test_memlock_verdict(void **state)
 	assert_int_equal(rmig_rd_memlock_verdict(4096, 8192, false, &err), 0);
 }
 
-static void test_slices_and_lookup(void **state)
+void test_slices_and_lookup(void **state)
 {
 	const struct rd_lslice *ls;
 	const struct rd_rslice *rs;
@@ -126,7 +126,7 @@ static void expect_reject(const uint8_t *buf, size_t len, const char *words)
 	assert_null(r.slices);
 }
 
-static void test_mrt_rejects_malformed(void **state)
+void test_mrt_rejects_malformed(void **state)
 {
 	uint8_t good[1024], b[1024];
 	size_t len = good_table(good, sizeof(good));
@@ -196,7 +196,7 @@ static void test_mrt_rejects_malformed(void **state)
 	expect_reject(b, len, "padding");
 }
 
-static void test_mrt_encode_no_room(void **state)
+void test_mrt_encode_no_room(void **state)
 {
 	struct rd_mrs t;
 	struct rmig_msgbuf err;
@@ -209,17 +209,4 @@ static void test_mrt_encode_no_room(void **state)
 			 0);
 	assert_int_equal(rmig_rd_mrt_encode(&t, buf, &len, &err), -ENOSPC);
 	rmig_rd_mrs_release(&t, &fake_ops);
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_reg_enomem_names_memlock, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_memlock_verdict, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_slices_and_lookup, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mrt_rejects_malformed, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mrt_encode_no_room, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,7 @@
 
 /* ------------------------------------------------------- data path */
 
-static void test_sq_depth_never_exceeded(void **state)
+void test_sq_depth_never_exceeded(void **state)
 {
 	struct rd_conn *c;
 	struct rmig_seg seg[3];
@@ -68,7 +68,7 @@ static void test_sq_depth_never_exceeded(void **state)
 
 /* WRITEs are cut where a slice ends on either side, and gather pieces whose remote range continues.
  */
-static void test_write_cuts_and_gathers(void **state)
+void test_write_cuts_and_gathers(void **state)
 {
 	struct rd_conn *c;
 	struct rmig_seg seg[3];
@@ -119,7 +119,7 @@ static void test_write_cuts_and_gathers(void **state)
 	conn_free(c);
 }
 
-static void test_segment_checks(void **state)
+void test_segment_checks(void **state)
 {
 	struct rd_conn *c;
 	struct rmig_seg seg;
@@ -168,7 +168,7 @@ static void check_wc_error(enum ibv_wc_status st, int code, const char *name, co
 	rmig_rd_remote_release(&fx.remote);
 }
 
-static void test_wc_errors(void **state)
+void test_wc_errors(void **state)
 {
 	check_wc_error(IBV_WC_RETRY_EXC_ERR, -ECONNRESET, "IBV_WC_RETRY_EXC_ERR",
 		       ibv_wc_status_str(IBV_WC_RETRY_EXC_ERR));
@@ -178,7 +178,7 @@ static void test_wc_errors(void **state)
 	check_wc_error(IBV_WC_RNR_RETRY_EXC_ERR, -EIO, "IBV_WC_RNR_RETRY_EXC_ERR", "RDMA_WRITE");
 }
 
-static void test_post_send_failure(void **state)
+void test_post_send_failure(void **state)
 {
 	struct rd_conn *c;
 	struct rmig_seg seg = {mem[0], 0, 65536, 0, 0};
@@ -193,17 +193,4 @@ static void test_post_send_failure(void **state)
 	assert_int_equal(rmig_rd_flush(&c->base), -ENOMEM);
 	assert_int_equal(fk.posted, 0);
 	conn_free(c);
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_sq_depth_never_exceeded, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_write_cuts_and_gathers, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_segment_checks, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_wc_errors, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_post_send_failure, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,7 @@
 
 /* ---------------------------------------------------------- stream */
 
-static void test_credits_bound_sends(void **state)
+void test_credits_bound_sends(void **state)
 {
 	struct rd_conn *c;
 	uint8_t *big = malloc(2u << 20);
@@ -67,7 +67,7 @@ static void deliver(struct rd_conn *c, const void *data, uint32_t len, uint32_t 
 	fk_push_wc(&wc);
 }
 
-static void test_recv_reassembles(void **state)
+void test_recv_reassembles(void **state)
 {
 	struct rd_conn *c;
 	uint8_t src[200000], dst[200000];
@@ -96,7 +96,7 @@ static void test_recv_reassembles(void **state)
 }
 
 /* Consuming half the window without sending returns the credits in one credit-only SEND. */
-static void test_credit_return_message(void **state)
+void test_credit_return_message(void **state)
 {
 	struct rd_conn *c;
 	uint8_t b[16] = {0};
@@ -114,7 +114,7 @@ static void test_credit_return_message(void **state)
 	conn_free(c);
 }
 
-static void test_recv_protocol_errors(void **state)
+void test_recv_protocol_errors(void **state)
 {
 	struct rd_conn *c;
 	uint8_t b[16] = {0};
@@ -144,7 +144,7 @@ static void test_recv_protocol_errors(void **state)
 }
 
 /* A flushed receive queue (peer gone) ends recv with -ECONNRESET, after the data before it. */
-static void test_recv_after_peer_close(void **state)
+void test_recv_after_peer_close(void **state)
 {
 	struct rd_conn *c;
 	uint8_t b[8];
@@ -161,7 +161,7 @@ static void test_recv_after_peer_close(void **state)
 	conn_free(c);
 }
 
-static void test_shutdown_fails_calls(void **state)
+void test_shutdown_fails_calls(void **state)
 {
 	struct rd_conn *c;
 	uint8_t b[8];
@@ -180,7 +180,7 @@ static void test_shutdown_fails_calls(void **state)
 	conn_free(c);
 }
 
-static void test_recv_pages_is_enosys(void **state)
+void test_recv_pages_is_enosys(void **state)
 {
 	struct rd_conn *c = conn_new(64, 8, 1u << 20);
 	struct iovec iov = {mem[0], 4096};
@@ -188,19 +188,4 @@ static void test_recv_pages_is_enosys(void **state)
 	assert_int_equal(c->base.ops->recv_pages(&c->base, &iov, 1), -ENOSYS);
 	assert_non_null(strstr(c->base.recv_err.msg, "recv_pages"));
 	conn_free(c);
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_credits_bound_sends, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_recv_reassembles, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_credit_return_message, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_recv_protocol_errors, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_recv_after_peer_close, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_shutdown_fails_calls, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_recv_pages_is_enosys, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
 }
