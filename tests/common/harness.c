@@ -86,6 +86,12 @@ void h_dst_join(struct h_dst *d)
 		fail_msg("the destination thread did not finish (hung)");
 }
 
+void h_dst_end(struct h_dst *d)
+{
+	h_dst_join(d);
+	h_watchdog_disarm();
+}
+
 /* ---- source ----------------------------------------------------------------- */
 
 struct rmig_src *h_src_new(const struct rmig_opts *opts, const struct h_dst *d)
@@ -138,6 +144,12 @@ void h_src_settle(struct rmig_src **srcp, int ret, char *err, size_t errlen)
 		rmig_src_destroy(*srcp);
 		*srcp = NULL;
 	}
+}
+
+void h_end(struct rmig_src **srcp, int ret, char *err, size_t errlen, struct h_dst *d)
+{
+	h_src_settle(srcp, ret, err, errlen);
+	h_dst_end(d);
 }
 
 void h_check_stats_match(const struct rmig_stats *s, const struct rmig_stats *d)

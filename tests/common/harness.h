@@ -69,6 +69,8 @@ void h_dst_add(struct h_dst *d, const char *name, void *host, uint64_t length,
 void h_dst_start(struct h_dst *d);
 /* Join the thread (the handle is destroyed on it); fails the test on a hang. */
 void h_dst_join(struct h_dst *d);
+/* h_dst_join(), then the watchdog disarmed. */
+void h_dst_end(struct h_dst *d);
 
 /* ---- source on the test thread ---------------------------------------------- */
 
@@ -85,6 +87,8 @@ struct rmig_stats h_src_stats(struct rmig_src *src);
  * save its error and destroy it now; *@srcp becomes NULL.
  */
 void h_src_settle(struct rmig_src **srcp, int ret, char *err, size_t errlen);
+/* The end of a migration on the test thread: h_src_settle(), then h_dst_end(). */
+void h_end(struct rmig_src **srcp, int ret, char *err, size_t errlen, struct h_dst *d);
 
 /*
  * The common set-up: one block "pc.ram" of @len bytes, @page each, the

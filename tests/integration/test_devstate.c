@@ -238,9 +238,7 @@ static void test_concurrent_with_ram(void **state)
 		ret = rmig_src_finish(src);
 	if (!ret)
 		ss = h_src_stats(src);
-	h_src_settle(&src, ret, err, sizeof(err));
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_end(&src, ret, err, sizeof(err), &d);
 	if (ret || d.accept_ret || d.finish_ret)
 		fail_msg("source %d (%s), destination accept %d finish %d (%s)", ret, err,
 			 d.accept_ret, d.finish_ret, d.error);
@@ -333,9 +331,7 @@ static void test_delivered_at_sync(void **state)
 	}
 	if (!ret)
 		ret = rmig_src_finish(src);
-	h_src_settle(&src, ret, err, sizeof(err));
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_end(&src, ret, err, sizeof(err), &d);
 	if (ret || d.accept_ret || d.hook_ret || d.finish_ret)
 		fail_msg("source %d (%s), destination %d/%d/%d (%s)", ret, err, d.accept_ret,
 			 d.hook_ret, d.finish_ret, d.error);
@@ -391,9 +387,7 @@ static void test_callback_refuses(void **state)
 		ret = rmig_src_sync(src, RMIG_SYNC_ALL);
 	if (!ret)
 		ret = rmig_src_finish(src);
-	h_src_settle(&src, ret ? ret : -1, err, sizeof(err));
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_end(&src, ret ? ret : -1, err, sizeof(err), &d);
 
 	assert_int_equal(d.accept_ret, 0);
 	assert_true(d.finish_ret < 0);
@@ -437,9 +431,7 @@ static void test_no_callback(void **state)
 		ret = h_src_queue_all(src, 0, len, PAGE);
 	if (!ret)
 		ret = rmig_src_finish(src);
-	h_src_settle(&src, ret, err, sizeof(err));
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_end(&src, ret, err, sizeof(err), &d);
 	if (ret || d.finish_ret)
 		fail_msg("source %d (%s), destination %d (%s)", ret, err, d.finish_ret, d.error);
 	{

@@ -76,8 +76,7 @@ static void mismatch_case(enum table_diff diff, const char *word)
 		fail_msg("connect succeeded with a different table (destination: accept %d, %s)",
 			 d.accept_ret, d.error);
 	}
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_dst_end(&d);
 	assert_int_equal(ret, -EPROTO);
 	h_assert_contains(rmig_src_error(src), "mismatch");
 	h_assert_contains(rmig_src_error(src), word);
@@ -169,8 +168,7 @@ static void test_dst_cancelled_mid_transfer(void **state)
 		ret = rmig_src_sync(src, RMIG_SYNC_ALL);
 	if (!ret)
 		ret = rmig_src_finish(src);
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_dst_end(&d);
 
 	assert_false(c.timed_out);
 	/* The destination never calls it a success, and says why. */
@@ -213,8 +211,7 @@ static void test_src_destroyed_mid_transfer(void **state)
 	/* A quarter of the region, then the source is gone. */
 	assert_int_equal(h_src_queue_all(src, 0, BIG / 4, PAGE), 0);
 	rmig_src_destroy(src);
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_dst_end(&d);
 
 	assert_int_equal(d.accept_ret, 0);
 	if (d.finish_ret >= 0)
@@ -315,8 +312,7 @@ static void test_src_cancel(void **state)
 	rmig_src_destroy(src);
 
 	stall_release(&s);
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_dst_end(&d);
 	/* The source never finished: the destination must not confirm. */
 	if (d.finish_ret >= 0)
 		fail_msg("destination finish returned %d for a cancelled source", d.finish_ret);
@@ -353,8 +349,7 @@ static void test_failed_source_stays_failed(void **state)
 	dev_ret = rmig_src_queue_device_state(src, "dev", 0, "x", 1);
 	sync_ret = rmig_src_sync(src, RMIG_SYNC_LOCAL);
 	rmig_src_destroy(src);
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_dst_end(&d);
 	h_unmap(src_mem, len);
 	h_unmap(dst_mem, len);
 	assert_true(d.finish_ret < 0);
@@ -389,9 +384,7 @@ static void test_bad_pages_then_success(void **state)
 	ret = h_src_queue_all(src, 0, len, PAGE);
 	if (!ret)
 		ret = rmig_src_finish(src);
-	h_src_settle(&src, ret, err, sizeof(err));
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_end(&src, ret, err, sizeof(err), &d);
 	if (ret || d.finish_ret)
 		fail_msg("source %d (%s), destination %d (%s)", ret, err, d.finish_ret, d.error);
 	assert_int_equal(h_first_diff(src_mem, dst_mem, len), -1);

@@ -372,8 +372,7 @@ static void victim_end(struct victim *v, bool at_accept, int err, const char *wo
 		while (got == 0 && status == 0 && type != RMIG_MSG_ABORT);
 	/* A destination wrongly waiting for more sees the end now, instead of hanging. */
 	raw_close(&v->r);
-	h_dst_join(&v->d);
-	h_watchdog_disarm();
+	h_dst_end(&v->d);
 	if (at_accept) {
 		if (v->d.accept_ret >= 0)
 			fail_msg("accept returned %d (%s)", v->d.accept_ret, v->d.error);
@@ -834,8 +833,7 @@ static void test_valid_client(void **state)
 	send_valid_prelude(&v);
 	send_fins_and_done(&v);
 	expect_status(v.r.ctl, RMIG_MSG_RESULT, 0, "verified");
-	h_dst_join(&v.d);
-	h_watchdog_disarm();
+	h_dst_end(&v.d);
 	assert_int_equal(v.d.accept_ret, 0);
 	if (v.d.finish_ret)
 		fail_msg("finish %d: %s", v.d.finish_ret, v.d.error);

@@ -44,9 +44,7 @@ static void expect_done(struct h_dst *d, int src_ret, struct rmig_src **src)
 {
 	char err[512];
 
-	h_src_settle(src, src_ret, err, sizeof(err));
-	h_dst_join(d);
-	h_watchdog_disarm();
+	h_end(src, src_ret, err, sizeof(err), d);
 	if (src_ret)
 		fail_msg("source: %d (%s); destination: accept %d finish %d (%s)", src_ret, err,
 			 d->accept_ret, d->finish_ret, d->error);

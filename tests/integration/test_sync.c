@@ -216,9 +216,7 @@ static void test_rounds(void **state)
 		ret = rmig_src_finish(src);
 	if (!ret)
 		ss = h_src_stats(src);
-	h_src_settle(&src, ret, err, sizeof(err));
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_end(&src, ret, err, sizeof(err), &d);
 	if (ret)
 		fail_msg("source: %d %s / destination: %s", ret, err, d.error);
 	check_rounds(&r, &d);
@@ -283,9 +281,7 @@ static void test_fence_holds(void **state)
 	}
 	if (!ret)
 		ret = rmig_src_finish(src);
-	h_src_settle(&src, ret, err, sizeof(err));
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_end(&src, ret, err, sizeof(err), &d);
 	if (ret)
 		fail_msg("source: %d %s / destination: %s", ret, err, d.error);
 	check_rounds(&r, &d);
@@ -324,9 +320,7 @@ static void test_no_rounds(void **state)
 		ret = rmig_src_sync(src, RMIG_SYNC_LOCAL);
 	if (!ret)
 		ret = rmig_src_finish(src);
-	h_src_settle(&src, ret, err, sizeof(err));
-	h_dst_join(&d);
-	h_watchdog_disarm();
+	h_end(&src, ret, err, sizeof(err), &d);
 	if (ret)
 		fail_msg("source: %d %s / destination: %s", ret, err, d.error);
 	check_rounds(&r, &d);
