@@ -52,4 +52,10 @@ static inline uint64_t rmig_get_be64(const void *p)
 /* Offset of a field in a packed layout struct, for the helpers above. */
 #define RMIG_OFF(type, field) offsetof(struct type, field)
 
+/* @n rounded up to a multiple of 8: variable fields of messages and records are padded so. */
+static inline size_t rmig_pad8(size_t n)
+{
+	return (n + 7u) & ~(size_t)7u;
+}
+
 #endif /* RMIG_CORE_BYTEORDER_H */

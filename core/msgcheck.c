@@ -95,3 +95,93 @@ int rmig_dev_check(const uint8_t *body, uint32_t len, struct rmig_dev_msg *m, ch
 	m->data = body + sizeof(struct rmig_wire_dev) + rmig_pad8(idlen);
 	return 0;
 }
+
+/* ---- whole channel messages, for transports that store them ------------- */
+
+_Static_assert(RMIG_DEV_HEAD_LEN == sizeof(struct rmig_wire_dev), "DEV head");
+_Static_assert(RMIG_SESSION_ID_LEN == RMIG_UUID_LEN, "session id");
+_Static_assert(RMIG_FIN_TOTALS * 8 == sizeof(struct rmig_wire_fin), "FIN totals");
+
+const char *const rmig_fin_total_names[RMIG_FIN_TOTALS] = {
+	"packets", "normal pages", "zero pages", "data bytes", "dev chunks", "dev bytes", "syncs",
+};
+
+int rmig_chan_msg_check(const void *msg, size_t len, struct rmig_chan_msg *m, char *why,
+			size_t whylen)
+{
+	struct rmig_hdr h;
+	int ret;
+
+	if (len < sizeof(struct rmig_wire_hdr)) {
+		snprintf(why, whylen, "message of %zu bytes has no header", len);
+		return -EPROTO;
+	}
+	ret = rmig_hdr_decode(msg, &h, why, whylen);
+	if (ret)
+		return ret;
+	m->name = rmig_msg_name(h.type);
+	if (len != sizeof(struct rmig_wire_hdr) + h.len) {
+		snprintf(why, whylen, "%s message: header says %u body bytes, got %zu", m->name,
+			 h.len, len - sizeof(struct rmig_wire_hdr));
+		return -EPROTO;
+	}
+	switch (h.type) {
+	case RMIG_MSG_CHAN:
+		m->kind = RMIG_CK_CHAN;
+		break;
+	case RMIG_MSG_RAM:
+		m->kind = RMIG_CK_RAM;
+		break;
+	case RMIG_MSG_DEV:
+		m->kind = RMIG_CK_DEV;
+		break;
+	case RMIG_MSG_SYNC:
+		m->kind = RMIG_CK_SYNC;
+		break;
+	case RMIG_MSG_FIN:
+		m->kind = RMIG_CK_FIN;
+		break;
+	default:
+		m->kind = RMIG_CK_OTHER;
+		break;
+	}
+	m->flags = h.flags;
+	m->len = h.len;
+	m->seq = h.seq;
+	m->body = (const uint8_t *)msg + sizeof(struct rmig_wire_hdr);
+	return 0;
+}
+
+int rmig_chan_hello_check(const struct rmig_chan_msg *m, uint32_t *channel,
+			  const uint8_t **session, char *why, size_t whylen)
+{
+	if (m->kind != RMIG_CK_CHAN || m->len != sizeof(struct rmig_wire_chan)) {
+		snprintf(why, whylen, "channel hello of %u bytes", m->len);
+		return -EPROTO;
+	}
+	*channel = rmig_get_be32(m->body + RMIG_OFF(rmig_wire_chan, channel));
+	*session = m->body + RMIG_OFF(rmig_wire_chan, uuid);
+	return 0;
+}
+
+int rmig_sync_check(const struct rmig_chan_msg *m, uint64_t *round, char *why, size_t whylen)
+{
+	if (m->kind != RMIG_CK_SYNC || m->len != sizeof(struct rmig_wire_sync)) {
+		snprintf(why, whylen, "SYNC of %u bytes", m->len);
+		return -EPROTO;
+	}
+	*round = rmig_get_be64(m->body + RMIG_OFF(rmig_wire_sync, round));
+	return 0;
+}
+
+int rmig_fin_check(const struct rmig_chan_msg *m, uint64_t totals[RMIG_FIN_TOTALS], char *why,
+		   size_t whylen)
+{
+	if (m->kind != RMIG_CK_FIN || m->len != sizeof(struct rmig_wire_fin)) {
+		snprintf(why, whylen, "FIN of %u bytes", m->len);
+		return -EPROTO;
+	}
+	for (unsigned int i = 0; i < RMIG_FIN_TOTALS; i++)
+		totals[i] = rmig_get_be64(m->body + (size_t)i * 8);
+	return 0;
+}

@@ -207,10 +207,6 @@ struct rmig_hdr {
 	uint64_t seq;
 };
 
-static inline size_t rmig_pad8(size_t n)
-{
-	return (n + 7u) & ~(size_t)7u;
-}
 
 /* Most pages one PAGE_REQ / PAGE_DATA carries: 64, fewer where they would not fit a body. */
 static inline uint32_t rmig_pc_run_max(uint32_t page_size)

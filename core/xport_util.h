@@ -6,12 +6,13 @@
  * detection. Nothing here knows the core's wire protocol or engines, so a
  * transport that includes only these cannot come to depend on them.
  *
- * The one exception is core/msgcheck.h, the core's decoder of RAM and DEV
- * message bodies: the file transport stores the stream the core sends it
- * and checks it with the destination's own code rather than a copy.
+ * The one exception is core/msgcheck.h, the core's decoder of channel
+ * messages (whole messages, RAM and DEV bodies): the file transport stores
+ * the stream the core sends it and checks it with the destination's own
+ * code rather than a copy, without seeing the wire layout.
  *
  * Under transport/ include only core/xport.h, this header, core/util.h and
- * core/msgcheck.h from the core (scripts or grep can check it).
+ * core/msgcheck.h from the core: tests/unit/transport-includes.sh checks it.
  */
 #ifndef RMIG_CORE_XPORT_UTIL_H
 #define RMIG_CORE_XPORT_UTIL_H

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "core/wire.h" /* crafting a bad DEV record: the wire layout it embeds */
 #include "rmig/rmig.h"
 #include "transport/file/format.h"
 

@@ -73,7 +73,7 @@ struct file_xport {
 	struct rmig_file_index *index; /* by seq; length 0: not written (yet) */
 	uint64_t index_cap;
 	uint64_t dev_count; /* records written */
-	uint8_t session[RMIG_UUID_LEN];
+	uint8_t session[RMIG_SESSION_ID_LEN];
 	bool have_session;
 	bool finished;
 

@@ -19,7 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/wire.h"
+#include "core/msgcheck.h"
+#include "core/xport_util.h"
 
 #define RMIG_FILE_MAGIC		"RMIGFILE"
 #define RMIG_FILE_VERSION	1u
@@ -53,7 +54,7 @@ struct rmig_file_hdr {
 	uint32_t index_crc; /* CRC-32C of the index entries */
 	uint32_t reserved0;
 	uint64_t file_size; /* size the save left the file at */
-	uint8_t session[RMIG_UUID_LEN];
+	uint8_t session[RMIG_SESSION_ID_LEN];
 	uint8_t reserved[24];
 } __attribute__((packed));
 _Static_assert(sizeof(struct rmig_file_hdr) == 128, "file header is 128 bytes");
@@ -75,13 +76,14 @@ _Static_assert(sizeof(struct rmig_file_block) == 320, "block entry is 320 bytes"
 
 /*
  * Device-state record: this 8-byte prefix, then exactly the body of the
- * DEV wire message (struct rmig_wire_dev, id padded to 8, data).
+ * DEV wire message (its RMIG_DEV_HEAD_LEN-byte head, id padded to 8,
+ * data), read back with the core's decoder (rmig_dev_check).
  */
 #define RMIG_FILE_DEV_MAGIC 0x52444556u /* "RDEV" */
 struct rmig_file_dev {
 	uint32_t magic;
 	uint32_t crc; /* CRC-32C of the record from byte 8 to its end */
-	struct rmig_wire_dev dev;
+	uint8_t dev[RMIG_DEV_HEAD_LEN];
 } __attribute__((packed));
 _Static_assert(sizeof(struct rmig_file_dev) == 32, "device-state record header is 32 bytes");
 

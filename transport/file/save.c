@@ -177,7 +177,7 @@ static void hdr_encode(struct file_xport *x, uint8_t *area, const struct hdr_fie
 	rmig_put_be64(area + RMIG_FILE_OFF(rmig_file_hdr, dev_count), f->dev_count);
 	rmig_put_be32(area + RMIG_FILE_OFF(rmig_file_hdr, index_crc), f->index_crc);
 	rmig_put_be64(area + RMIG_FILE_OFF(rmig_file_hdr, file_size), f->file_size);
-	memcpy(area + RMIG_FILE_OFF(rmig_file_hdr, session), x->session, RMIG_UUID_LEN);
+	memcpy(area + RMIG_FILE_OFF(rmig_file_hdr, session), x->session, RMIG_SESSION_ID_LEN);
 
 	for (unsigned int i = 0; i < x->nblocks; i++) {
 		const struct file_block *fb = &x->blocks[i];
@@ -306,7 +306,7 @@ static int conn_fail(struct file_conn *c, int code, const char *fmt, ...)
  * the message's normal offsets, in order, so what lands in the file is what
  * the bitmap will say is there.
  */
-static int write_pages(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body,
+static int write_pages(struct file_conn *c, const struct rmig_chan_msg *h,
 		       const struct rmig_seg *segs, unsigned int nsegs)
 {
 	struct file_xport *x = c->x;
@@ -316,6 +316,8 @@ static int write_pages(struct file_conn *c, const struct rmig_hdr *h, const uint
 	char why[RMIG_ERRMSG_MAX];
 	uint32_t n, i = 0;
 	int ret;
+
+	const uint8_t *body = h->body;
 
 	if (rmig_ram_check_head(body, h->len, h->flags, x->rblocks, x->nblocks,
 				x->opts->pages_per_packet, false, rmig_file_ops.name, &m, why,
@@ -385,8 +387,9 @@ static int write_pages(struct file_conn *c, const struct rmig_hdr *h, const uint
 	return 0;
 }
 
-static int write_dev(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
+static int write_dev(struct file_conn *c, const struct rmig_chan_msg *h)
 {
+	const uint8_t *body = h->body;
 	struct file_xport *x = c->x;
 	struct rmig_dev_msg m;
 	char why[RMIG_ERRMSG_MAX];
@@ -450,23 +453,24 @@ static int write_dev(struct file_conn *c, const struct rmig_hdr *h, const uint8_
 	return 0;
 }
 
-static int note_hello(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
+static int note_hello(struct file_conn *c, const struct rmig_chan_msg *h)
 {
 	struct file_xport *x = c->x;
+	const uint8_t *session;
+	char why[128];
 	uint32_t id;
 	int ret = 0;
 
-	if (h->len != sizeof(struct rmig_wire_chan))
-		return conn_fail(c, -EPROTO, "channel hello of %u bytes", h->len);
-	id = rmig_get_be32(body + RMIG_OFF(rmig_wire_chan, channel));
+	if (rmig_chan_hello_check(h, &id, &session, why, sizeof(why)))
+		return conn_fail(c, -EPROTO, "%s", why);
 	if (id != c->id)
 		return conn_fail(c, -EPROTO, "channel %u introduced itself as channel %u", c->id,
 				 id);
 	pthread_mutex_lock(&x->lock);
 	if (!x->have_session) {
-		memcpy(x->session, body + RMIG_OFF(rmig_wire_chan, uuid), RMIG_UUID_LEN);
+		memcpy(x->session, session, RMIG_SESSION_ID_LEN);
 		x->have_session = true;
-	} else if (memcmp(x->session, body + RMIG_OFF(rmig_wire_chan, uuid), RMIG_UUID_LEN)) {
+	} else if (memcmp(x->session, session, RMIG_SESSION_ID_LEN)) {
 		ret = conn_fail(c, -EPROTO, "channel %u belongs to another session", c->id);
 	}
 	pthread_mutex_unlock(&x->lock);
@@ -474,13 +478,13 @@ static int note_hello(struct file_conn *c, const struct rmig_hdr *h, const uint8
 	return ret;
 }
 
-static int note_sync(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
+static int note_sync(struct file_conn *c, const struct rmig_chan_msg *h)
 {
+	char why[128];
 	uint64_t round;
 
-	if (h->len != sizeof(struct rmig_wire_sync))
-		return conn_fail(c, -EPROTO, "SYNC of %u bytes", h->len);
-	round = rmig_get_be64(body);
+	if (rmig_sync_check(h, &round, why, sizeof(why)))
+		return conn_fail(c, -EPROTO, "%s", why);
 	if (round != c->syncs + 1)
 		return conn_fail(c, -EPROTO, "SYNC for round %llu, expected %llu",
 				 (unsigned long long)round, (unsigned long long)c->syncs + 1);
@@ -488,24 +492,22 @@ static int note_sync(struct file_conn *c, const struct rmig_hdr *h, const uint8_
 	return 0;
 }
 
-static int note_fin(struct file_conn *c, const struct rmig_hdr *h, const uint8_t *body)
+static int note_fin(struct file_conn *c, const struct rmig_chan_msg *h)
 {
-	static const char *const names[] = {"packets",	  "normal pages", "zero pages",
-					    "data bytes", "dev chunks",	  "dev bytes",
-					    "syncs"};
-	const uint64_t mine[] = {c->packets,	c->normal_pages, c->zero_pages, c->data_bytes,
-				 c->dev_chunks, c->dev_bytes,	 c->syncs};
+	const uint64_t mine[RMIG_FIN_TOTALS] = {c->packets,    c->normal_pages, c->zero_pages,
+						c->data_bytes, c->dev_chunks,	c->dev_bytes,
+						c->syncs};
+	uint64_t theirs[RMIG_FIN_TOTALS];
+	char why[128];
 
-	if (h->len != sizeof(struct rmig_wire_fin))
-		return conn_fail(c, -EPROTO, "FIN of %u bytes", h->len);
-	for (unsigned int i = 0; i < RMIG_ARRAY_SIZE(mine); i++) {
-		uint64_t theirs = rmig_get_be64(body + i * 8);
-
-		if (theirs != mine[i])
+	if (rmig_fin_check(h, theirs, why, sizeof(why)))
+		return conn_fail(c, -EPROTO, "%s", why);
+	for (unsigned int i = 0; i < RMIG_FIN_TOTALS; i++) {
+		if (theirs[i] != mine[i])
 			return conn_fail(c, -EPROTO,
 					 "channel %u: source counted %llu %s, the file got %llu",
-					 c->id, (unsigned long long)theirs, names[i],
-					 (unsigned long long)mine[i]);
+					 c->id, (unsigned long long)theirs[i],
+					 rmig_fin_total_names[i], (unsigned long long)mine[i]);
 	}
 	c->fin = true;
 	return 0;
@@ -515,51 +517,45 @@ static int file_send(struct rmig_conn *conn, const void *hdr, size_t hdr_len,
 		     const struct rmig_seg *segs, unsigned int nsegs)
 {
 	struct file_conn *c = to_fc(conn);
-	const uint8_t *body = (const uint8_t *)hdr + sizeof(struct rmig_wire_hdr);
 	char why[256];
-	struct rmig_hdr h;
+	struct rmig_chan_msg h;
 	int ret;
 
 	if (rmig_load_relaxed(&c->down) || rmig_load_relaxed(&c->x->cancelled))
 		return conn_fail(c, -ECANCELED, "channel shut down");
-	if (hdr_len < sizeof(struct rmig_wire_hdr))
-		return conn_fail(c, -EPROTO, "message of %zu bytes has no header", hdr_len);
-	ret = rmig_hdr_decode(hdr, &h, why, sizeof(why));
+	/* header and body decoded by the core's decoder (core/msgcheck.h) */
+	ret = rmig_chan_msg_check(hdr, hdr_len, &h, why, sizeof(why));
 	if (ret)
 		return conn_fail(c, ret, "%s", why);
-	if (hdr_len != sizeof(struct rmig_wire_hdr) + h.len)
-		return conn_fail(c, -EPROTO, "%s message: header says %u body bytes, got %zu",
-				 rmig_msg_name(h.type), h.len,
-				 hdr_len - sizeof(struct rmig_wire_hdr));
 	if (h.seq != c->seq)
 		return conn_fail(c, -EPROTO, "message %llu where %llu was expected",
 				 (unsigned long long)h.seq, (unsigned long long)c->seq);
 	if (c->fin)
-		return conn_fail(c, -EPROTO, "%s after FIN", rmig_msg_name(h.type));
-	if (!c->hello && h.type != RMIG_MSG_CHAN)
-		return conn_fail(c, -EPROTO, "%s before the channel hello", rmig_msg_name(h.type));
-	if (h.flags || (nsegs && h.type != RMIG_MSG_RAM))
-		return conn_fail(c, -EPROTO, "%s message with flags 0x%x and %u segments",
-				 rmig_msg_name(h.type), h.flags, nsegs);
+		return conn_fail(c, -EPROTO, "%s after FIN", h.name);
+	if (!c->hello && h.kind != RMIG_CK_CHAN)
+		return conn_fail(c, -EPROTO, "%s before the channel hello", h.name);
+	if (h.flags || (nsegs && h.kind != RMIG_CK_RAM))
+		return conn_fail(c, -EPROTO, "%s message with flags 0x%x and %u segments", h.name,
+				 h.flags, nsegs);
 	c->seq++;
 
-	switch (h.type) {
-	case RMIG_MSG_CHAN:
+	switch (h.kind) {
+	case RMIG_CK_CHAN:
 		if (c->hello)
 			return conn_fail(c, -EPROTO, "second channel hello");
-		return note_hello(c, &h, body);
-	case RMIG_MSG_RAM:
-		return write_pages(c, &h, body, segs, nsegs);
-	case RMIG_MSG_DEV:
-		return write_dev(c, &h, body);
-	case RMIG_MSG_SYNC:
-		return note_sync(c, &h, body);
-	case RMIG_MSG_FIN:
-		return note_fin(c, &h, body);
-	default:
-		return conn_fail(c, -EPROTO, "unexpected %s message on a channel",
-				 rmig_msg_name(h.type));
+		return note_hello(c, &h);
+	case RMIG_CK_RAM:
+		return write_pages(c, &h, segs, nsegs);
+	case RMIG_CK_DEV:
+		return write_dev(c, &h);
+	case RMIG_CK_SYNC:
+		return note_sync(c, &h);
+	case RMIG_CK_FIN:
+		return note_fin(c, &h);
+	case RMIG_CK_OTHER:
+		break;
 	}
+	return conn_fail(c, -EPROTO, "unexpected %s message on a channel", h.name);
 }
 
 /* pwrite() is synchronous: once send() returned, no page memory is referenced. */
