@@ -1,12 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# man-check.sh SRCROOT: the manual pages under SRCROOT/man render without a
+# man-check.sh SRCROOT [RMIG_BENCH]: the manual pages under SRCROOT/man render without a
 # single groff warning, and every symbol exported by SRCROOT/librmig.map has a
 # section 3 page or alias (man/man3/<symbol>.3), and man/meson.build installs
-# every page.
+# every page. Given the built rmig-bench, also that rmig-bench.1 names each
+# option its --help lists.
 # Needs groff (Debian: groff-base).
 set -u
-root=${1:?usage: man-check.sh SRCROOT}
+root=${1:?usage: man-check.sh SRCROOT [RMIG_BENCH]}
+bench=${2:-}
 man="$root/man"
 map="$root/librmig.map"
 fail=0
@@ -65,7 +67,30 @@ for p in $pages; do
 	fi
 done
 
+# (d) every option of rmig-bench --help is in rmig-bench.1 (as \-\-name;
+# short ones as \-x ", ").
+o=0
+if [ -n "$bench" ]; then
+	help=$("$bench" --help) || { echo "man-check: $bench --help failed" >&2; exit 1; }
+	for opt in $(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+		o=$((o + 1))
+		esc=$(printf '%s' "$opt" | sed 's/-/\\-/g')
+		if ! grep -qF -- "$esc" "$man/man1/rmig-bench.1"; then
+			echo "man-check: rmig-bench option $opt is not in man1/rmig-bench.1" >&2
+			fail=1
+		fi
+	done
+	for opt in $(printf '%s\n' "$help" | sed -n 's/^  \(-[a-zA-Z]\), --.*/\1/p'); do
+		o=$((o + 1))
+		esc="\\-${opt#-} \", \""
+		if ! grep -qF -- "$esc" "$man/man1/rmig-bench.1"; then
+			echo "man-check: rmig-bench option $opt is not in man1/rmig-bench.1" >&2
+			fail=1
+		fi
+	done
+fi
+
 if [ $fail -eq 0 ]; then
-	echo "man-check: $n pages render cleanly; all $s exported symbols documented"
+	echo "man-check: $n pages render cleanly; all $s exported symbols documented${bench:+; all $o rmig-bench options in rmig-bench.1}"
 fi
 exit $fail
