@@ -9,6 +9,8 @@ pkgs=(
 	iperf3 python3
 	# sanitizers: gcc's ThreadSanitizer runtime; clang with libFuzzer (fuzz/)
 	libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev llvm
+	# man pages rendered and checked (tests/unit/man-check.sh)
+	groff-base
 )
 # The rxe suite boots QEMU guests with Debian's kernel and soft-RoCE.
 rxe_pkgs=(
