@@ -9,8 +9,9 @@ pkgs=(
 	iperf3 python3
 	# sanitizers: gcc's ThreadSanitizer runtime; clang with libFuzzer (fuzz/)
 	libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev llvm
-	# man pages rendered and checked (tests/unit/man-check.sh)
-	groff-base
+	# man pages rendered and checked (tests/unit/man-check.sh); the ABI
+	# recorded in abi/ compared with the built library (tests/unit/abi-check.sh)
+	groff-base abigail-tools
 )
 # The rxe suite boots QEMU guests with Debian's kernel and soft-RoCE.
 rxe_pkgs=(
