@@ -3,8 +3,10 @@
 #ifndef RMIG_CORE_UTIL_H
 #define RMIG_CORE_UTIL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -43,6 +45,14 @@ int rmig_err_vset(struct rmig_err *e, int code, const char *fmt, va_list ap)
  * reason arrived later.
  */
 void rmig_err_reword(struct rmig_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * A failure that only says the other side went away (closed, reset): its
+ * peer's own reason, if one arrives, names the cause better.
+ */
+static inline bool rmig_err_peer_gone(int code)
+{
+	return code == -ECONNRESET || code == -EPIPE || code == -ECONNABORTED || code == -ENOTCONN;
+}
 int rmig_err_code(struct rmig_err *e);
 /* Copy of the message into @buf. */
 void rmig_err_msg(struct rmig_err *e, char *buf, size_t len);

@@ -152,13 +152,10 @@ static int recv_sync(struct dst_chan *ch, const struct rmig_hdr *h)
 	return 0;
 }
 
-static const char *const fin_fields[] = { "packets",	"normal pages", "zero pages", "data bytes",
-					  "dev chunks", "dev bytes",	"syncs" };
-
 static int recv_fin(struct dst_chan *ch, const struct rmig_hdr *h)
 {
 	struct rmig_dst *d = ch->d;
-	uint64_t mine[7];
+	uint64_t mine[RMIG_FIN_TOTALS];
 	int ret;
 
 	if (h->len != sizeof(struct rmig_wire_fin))
@@ -173,13 +170,13 @@ static int recv_fin(struct dst_chan *ch, const struct rmig_hdr *h)
 	mine[4] = rmig_load_relaxed(&ch->tot.dev_chunks);
 	mine[5] = rmig_load_relaxed(&ch->tot.dev_bytes);
 	mine[6] = rmig_load_relaxed(&ch->tot.syncs);
-	for (unsigned int i = 0; i < 7; i++) {
+	for (unsigned int i = 0; i < RMIG_FIN_TOTALS; i++) {
 		uint64_t theirs = rmig_get_be64(ch->fin + i * 8);
 
 		if (theirs != mine[i])
 			return dst_fail(d, -EPROTO,
 					"channel %u: source sent %llu %s, destination received %llu",
-					ch->id, (unsigned long long)theirs, fin_fields[i],
+					ch->id, (unsigned long long)theirs, rmig_fin_total_names[i],
 					(unsigned long long)mine[i]);
 	}
 	pthread_mutex_lock(&d->lock);

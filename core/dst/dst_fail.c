@@ -60,8 +60,7 @@ static void dst_source_reason(struct rmig_dst *d)
 	struct rmig_hdr h;
 	void *body = NULL;
 
-	if (!d->ctl || d->pc_ctl_started || d->stash_set ||
-	    (code != -ECONNRESET && code != -EPIPE && code != -ECONNABORTED && code != -ENOTCONN))
+	if (!d->ctl || d->pc_ctl_started || d->stash_set || !rmig_err_peer_gone(code))
 		return;
 	if (rmig_msg_recv(d->ctl, 500, 8192, &h, &body, why, sizeof(why)) == 0 &&
 	    h.type == RMIG_MSG_ABORT &&

@@ -357,6 +357,14 @@ int rmig_src_queue_device_state(struct rmig_src *src, const char *idstr, uint32_
 	return ret;
 }
 
+/* Hand the partly filled RAM slot to a channel, so a sync or FIN goes out behind it. */
+static int src_flush_slot(struct rmig_src *src)
+{
+	if (rmig_payload_empty(src->ram_slot))
+		return 0;
+	return rmig_sched_send(src->sched, &src->ram_slot) ? src_error(src) : 0;
+}
+
 int rmig_src_sync(struct rmig_src *src, enum rmig_sync_kind kind)
 {
 	int ret;
@@ -366,11 +374,9 @@ int rmig_src_sync(struct rmig_src *src, enum rmig_sync_kind kind)
 	ret = src_check(src);
 	if (ret)
 		return ret;
-	if (!rmig_payload_empty(src->ram_slot)) {
-		ret = rmig_sched_send(src->sched, &src->ram_slot);
-		if (ret)
-			return src_error(src);
-	}
+	ret = src_flush_slot(src);
+	if (ret)
+		return ret;
 	if (kind == RMIG_SYNC_ALL)
 		ret = rmig_sched_sync(src->sched, RMIG_SCHED_SYNC_FENCE, rmig_add_relaxed(&src->round, 1) + 1);
 	else
@@ -391,11 +397,9 @@ int rmig_src_finish(struct rmig_src *src)
 	ret = src_check(src);
 	if (ret)
 		return ret;
-	if (!rmig_payload_empty(src->ram_slot)) {
-		ret = rmig_sched_send(src->sched, &src->ram_slot);
-		if (ret)
-			return src_error(src);
-	}
+	ret = src_flush_slot(src);
+	if (ret)
+		return ret;
 	ret = rmig_sched_sync(src->sched, RMIG_SCHED_SYNC_FIN, rmig_load_relaxed(&src->round));
 	if (ret)
 		return src_error(src);

@@ -59,12 +59,6 @@ void src_tell_peer(struct rmig_src *src, int code, const char *msg)
 			 msg, NULL, 0);
 }
 
-/* A failure that only says the other side went away. */
-static bool src_gone(int code)
-{
-	return code == -ECONNRESET || code == -EPIPE || code == -ECONNABORTED || code == -ENOTCONN;
-}
-
 /*
  * A channel failed, most likely because the destination gave up and closed
  * it. Its reason, if it sent one, is waiting on the control connection:
@@ -105,7 +99,7 @@ int src_error(struct rmig_src *src)
 		 * and theirs follows it.
 		 */
 		pthread_mutex_lock(&src->err.lock);
-		if (src_gone(status) && !src_gone(src->err.code)) {
+		if (rmig_err_peer_gone(status) && !rmig_err_peer_gone(src->err.code)) {
 			char mine[RMIG_ERRMSG_MAX];
 
 			snprintf(mine, sizeof(mine), "%s", src->err.msg);
