@@ -83,6 +83,13 @@ enum rmig_flags {
 	 *  with this flag and needs it for postcopy: the destination then
 	 *  pulls by one-sided RDMA READ. tcp pulls by request and ignores it. */
 	RMIG_F_POSTCOPY = 1u << 3,
+	/** destination: listen on an address other than loopback without a
+	 *  pre-shared key (no authentication: anyone who can reach the port can
+	 *  write guest RAM). Refused without this flag. */
+	RMIG_F_INSECURE = 1u << 4,
+	/** tcp: carry the control connection and every channel in TLS 1.3
+	 *  (credentials from @tls_creds, or the pre-shared key) */
+	RMIG_F_TLS = 1u << 5,
 };
 
 /**
@@ -105,6 +112,12 @@ enum rmig_flags {
  * @sq_depth: rdma: send queue depth per channel (default 512)
  * @mr_slice: rdma: largest memory region; larger blocks are registered as
  *            several MRs, in parallel (default 2 GiB)
+ * @psk_file: path of a pre-shared key file (at least 32 bytes; refused if
+ *            group- or world-readable); NULL: none, or @psk
+ * @psk: pre-shared key bytes (copied); used when @psk_file is NULL
+ * @psk_len: bytes at @psk (at least 32 when @psk is set)
+ * @tls_creds: tcp with RMIG_F_TLS: directory of X.509 credentials
+ *             (NULL: TLS with the pre-shared key)
  * @reserved: must be zero
  */
 struct rmig_opts {
@@ -120,7 +133,12 @@ struct rmig_opts {
 	uint32_t sq_depth;
 	uint32_t pad0;
 	uint64_t mr_slice;
-	uint64_t reserved[8];
+	const char *psk_file;
+	const void *psk;
+	uint32_t psk_len;
+	uint32_t pad1;
+	const char *tls_creds;
+	uint64_t reserved[4];
 };
 
 /**
