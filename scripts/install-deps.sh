@@ -19,10 +19,22 @@ rxe_pkgs=(
 	ibverbs-utils rdmacm-utils perftest
 )
 
+# integrations/qemu/build.sh builds QEMU 10 (Debian 13's source) against
+# librmig; meson >= 1.5 comes from trixie's binary package, not from here.
+qemu_pkgs=(
+	libglib2.0-dev libpixman-1-dev flex bison libfdt-dev ninja-build
+	python3-venv pkg-config dpkg-dev xz-utils libibverbs-dev librdmacm-dev
+	qemu-system-data seabios ipxe-qemu
+)
+
 want=("${pkgs[@]}")
-if [ "${1:-}" = "--with-rxe" ]; then
-	want+=("${rxe_pkgs[@]}")
-fi
+for arg in "$@"; do
+	case $arg in
+	--with-rxe) want+=("${rxe_pkgs[@]}") ;;
+	--with-qemu) want+=("${qemu_pkgs[@]}") ;;
+	*) echo "usage: $0 [--with-rxe] [--with-qemu]" >&2; exit 2 ;;
+	esac
+done
 
 missing=()
 for p in "${want[@]}"; do

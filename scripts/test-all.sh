@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-deps.sh --with-rxe || { echo "0 passed, 1 failed"; exit 1; }
+bash scripts/install-deps.sh --with-rxe --with-qemu || { echo "0 passed, 1 failed"; exit 1; }
 
 total_pass=0 total_fail=0 total_skip=0
 failed_names=()
