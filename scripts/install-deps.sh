@@ -12,6 +12,9 @@ pkgs=(
 	# man pages rendered and checked (tests/unit/man-check.sh); the ABI
 	# recorded in abi/ compared with the built library (tests/unit/abi-check.sh)
 	groff-base abigail-tools
+	# bench/plot.py and bench/plot_sweep.py draw PNGs (tests/unit/plot-check.sh);
+	# debian/ is built, linted and installed by tests/pkg/pkg-test.sh
+	python3-matplotlib debhelper dpkg-dev fakeroot lintian man-db
 )
 # The rxe suite boots QEMU guests with Debian's kernel and soft-RoCE.
 rxe_pkgs=(
