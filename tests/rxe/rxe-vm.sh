@@ -30,6 +30,8 @@ tmpfs over the host's /tmp). Commands run as root in a chroot, with
 \`ulimit -l unlimited\`, cwd = the caller's cwd, stdin /dev/null, and:
   RXE_DEV=rxe0 RXE_GID_INDEX=1 RXE_NETDEV=eth0 RXE_ADDR=<own IPv4>
   RXE_PEER_ADDR=<other guest's IPv4> (pair only) RXE_ROLE=single|dst|src
+  with --nics 2 also RXE_DEV2=rxe1 RXE_NETDEV2=eth1 RXE_ADDR2 RXE_PEER_ADDR2
+  (10.99.1.1 dst/single, 10.99.1.2 src)
   OUT=<DIR>  RXE_LIB=<this directory>
 plus the functions of guest-lib.sh: rxe_ready, rxe_wait_listen PORT [SEC],
 rxe_retry TRIES DELAY CMD..., rxe_tcp_listening PORT, rxe_cm_listening PORT.
@@ -41,7 +43,14 @@ Options:
                      pair 180); the command is killed ~5 s before it, the
                      VM 15 s after it. Timeout exit code: 124.
   --mem MB           guest memory (default 1024)
-  --cpus N           vCPUs per guest (default: single 2, pair 1)
+  --cpus N           vCPUs per guest (default: single 2, pair 1; 2 with --numa 2)
+  --nics N           1 (default) or 2: a second NIC (eth1) with its own rxe1,
+                     10.99.1.0/24; in a pair on its own socket netdev. The
+                     command gets RXE_DEV2=rxe1 RXE_NETDEV2=eth1 RXE_ADDR2
+                     and (pair) RXE_PEER_ADDR2
+  --numa N           1 (default) or 2: two NUMA nodes (vCPU 0 and half the
+                     memory on node 0, vCPU 1 and the rest on node 1); NIC i
+                     sits behind a PCI expander bridge on node i % 2
   --env NAME=VALUE   export NAME=VALUE to the command(s) (repeatable)
   --ready MODE       pair: when src starts. auto (default): when the first
                      TCP listening socket or rdma_cm LISTEN id appears in dst
@@ -266,9 +275,43 @@ cleanup() {
 	done
 }
 
-# launch ROLE CPUS NETDEV_SPEC MAC
+# nic_args ROLE_BYTE NETDEV_SPEC... -> NIC_ARGS: one virtio-net NIC per
+# netdev spec (ids n0, n1, ...; MAC 52:54:00:99:<nic>:<role byte>). With
+# --numa 2 each node gets half the memory and one vCPU (the others on node
+# 0), and NIC i sits behind a PCI expander bridge bound to node i % 2, so
+# the guest's /sys/class/net/ethI/device/../numa_node names that node.
+NIC_ARGS=()
+nic_args() {
+	local rb=$1 i=0 spec half
+	shift
+	NIC_ARGS=()
+	if [ "$NUMA" = 2 ]; then
+		half=$((MEM / 2))
+		NIC_ARGS+=(-object "memory-backend-ram,id=m0,size=$((MEM - half))M"
+			-object "memory-backend-ram,id=m1,size=${half}M"
+			-numa "node,nodeid=0,cpus=0,memdev=m0"
+			-numa "node,nodeid=1,cpus=1,memdev=m1")
+		[ "$CPUS_NOW" -gt 2 ] && NIC_ARGS[5]="node,nodeid=0,cpus=0,cpus=2-$((CPUS_NOW - 1)),memdev=m0"
+		NIC_ARGS+=(-device pxb,id=pxb0,bus=pci.0,bus_nr=16,numa_node=0
+			-device pxb,id=pxb1,bus=pci.0,bus_nr=32,numa_node=1)
+	fi
+	for spec in "$@"; do
+		NIC_ARGS+=(-netdev "$spec")
+		if [ "$NUMA" = 2 ]; then
+			NIC_ARGS+=(-device "virtio-net-pci,netdev=n$i,mac=52:54:00:99:0$i:$rb,bus=pxb$((i % 2))")
+		else
+			NIC_ARGS+=(-device "virtio-net-pci,netdev=n$i,mac=52:54:00:99:0$i:$rb")
+		fi
+		i=$((i + 1))
+	done
+}
+
+# launch ROLE CPUS ROLE_BYTE NETDEV_SPEC...
 launch() {
-	local role=$1 cpus=$2 netdev=$3 mac=$4
+	local role=$1 cpus=$2 rb=$3
+	shift 3
+	CPUS_NOW=$cpus
+	nic_args "$rb" "$@"
 	rm -f "$QMETA/$role.console" "$QMETA/$role.qemu"
 	QSTART[$role]=$(date +%s.%N)
 	timeout -k 5 $((TIMEOUT + 15)) qemu-system-x86_64 \
@@ -280,7 +323,7 @@ launch() {
 		-append "console=ttyS0 quiet loglevel=4 panic=-1 rxe_role=$role" \
 		-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$(qesc "$OUTDIR"),mount_tag=out,security_model=none,multidevs=remap" \
-		-netdev "$netdev" -device "virtio-net-pci,netdev=n0,mac=$mac" \
+		"${NIC_ARGS[@]}" \
 		< /dev/null > "$QMETA/$role.qemu" 2>&1 &
 	QPID[$role]=$!
 }
@@ -380,6 +423,9 @@ prepare_out() {
 		echo "RXE_READY=$READY RXE_READY_TIMEOUT=$READY_TIMEOUT RXE_SRC_DELAY=$SRC_DELAY"
 		echo "RXE_ADDR_single=10.99.0.1 RXE_ADDR_dst=10.99.0.1 RXE_ADDR_src=10.99.0.2"
 		echo "RXE_PEER_dst=10.99.0.2 RXE_PEER_src=10.99.0.1"
+		echo "RXE_NICS=$NICS"
+		echo "RXE_ADDR2_single=10.99.1.1 RXE_ADDR2_dst=10.99.1.1 RXE_ADDR2_src=10.99.1.2"
+		echo "RXE_PEER2_dst=10.99.1.2 RXE_PEER2_src=10.99.1.1"
 	} > "$QMETA/guest.env"
 	local kv
 	: > "$QMETA/user.env"
@@ -411,7 +457,9 @@ run_single() {
 	fi
 	# No link partner is needed for rxe loopback: a QEMU hub with one port
 	# gives eth0 a carrier and sends nothing anywhere.
-	launch single "${CPUS:-2}" hubport,id=n0,hubid=0 52:54:00:99:00:01
+	local specs=(hubport,id=n0,hubid=0)
+	[ "$NICS" = 2 ] && specs+=(hubport,id=n1,hubid=1)
+	launch single "${CPUS:-2}" 01 "${specs[@]}"
 	log "single: booting (kernel $KVER, out $OUTDIR, timeout ${TIMEOUT}s)"
 	wait_guests
 	rc=$(verdict single "$OUTDIR/rc" "${QST[single]}")
@@ -421,17 +469,31 @@ run_single() {
 	return "$rc"
 }
 
-# Start dst with a listening socket netdev on a free port; retry on a port
-# clash with a concurrent run.
-PORT=
-launch_dst() {
-	local i
+# Start dst with a listening socket netdev per NIC, on free ports; retry on
+# a port clash with a concurrent run.
+PORT= PORT2=
+free_port() {
+	local p
 	for _ in 1 2 3 4 5 6 7 8; do
-		PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		[ -z "$(ss -Htln "sport = :$PORT" 2> /dev/null)" ] || continue
-		launch dst "${CPUS:-1}" "socket,id=n0,listen=127.0.0.1:$PORT" 52:54:00:99:00:01
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		[ -z "$(ss -Htln "sport = :$p" 2> /dev/null)" ] && [ "$p" != "$PORT" ] && break
+	done
+	echo "$p"
+}
+listening() { [ -n "$(ss -Htln "sport = :$1" 2> /dev/null)" ]; }
+launch_dst() {
+	local i specs
+	for _ in 1 2 3 4 5 6 7 8; do
+		PORT= PORT2=
+		PORT=$(free_port)
+		specs=("socket,id=n0,listen=127.0.0.1:$PORT")
+		if [ "$NICS" = 2 ]; then
+			PORT2=$(free_port)
+			specs+=("socket,id=n1,listen=127.0.0.1:$PORT2")
+		fi
+		launch dst "${CPUS:-$DEF_PAIR_CPUS}" 01 "${specs[@]}"
 		for ((i = 0; i < 100; i++)); do
-			if [ -n "$(ss -Htln "sport = :$PORT" 2> /dev/null)" ]; then
+			if listening "$PORT" && { [ -z "$PORT2" ] || listening "$PORT2"; }; then
 				return 0
 			fi
 			kill -0 "${QPID[dst]}" 2> /dev/null || break
@@ -456,8 +518,10 @@ run_pair() {
 	printf '%s\n' "$DST_CMD" > "$QMETA/dst.cmd"
 	printf '%s\n' "$SRC_CMD" > "$QMETA/src.cmd"
 	launch_dst || exit 125
-	launch src "${CPUS:-1}" "socket,id=n0,connect=127.0.0.1:$PORT" 52:54:00:99:00:02
-	log "pair: booting dst (10.99.0.1) and src (10.99.0.2) on 127.0.0.1:$PORT (kernel $KVER, out $OUTDIR, timeout ${TIMEOUT}s)"
+	local specs=("socket,id=n0,connect=127.0.0.1:$PORT")
+	[ "$NICS" = 2 ] && specs+=("socket,id=n1,connect=127.0.0.1:$PORT2")
+	launch src "${CPUS:-$DEF_PAIR_CPUS}" 02 "${specs[@]}"
+	log "pair: booting dst (10.99.0.1) and src (10.99.0.2) on 127.0.0.1:$PORT${PORT2:+ and $PORT2 (10.99.1.0/24)} (kernel $KVER, out $OUTDIR, timeout ${TIMEOUT}s)"
 	wait_guests
 	rc_dst=$(verdict dst "$OUTDIR/dst.rc" "${QST[dst]}")
 	rc_src=$(verdict src "$OUTDIR/src.rc" "${QST[src]}")
@@ -488,7 +552,7 @@ single | pair | check | initramfs) ;;
 *) usage_err "unknown mode '$MODE'" ;;
 esac
 
-OUTDIR='' TIMEOUT='' MEM=1024 CPUS='' READY=auto READY_TIMEOUT=60 SRC_DELAY=2 QUIET=0
+OUTDIR='' TIMEOUT='' MEM=1024 CPUS='' NICS=1 NUMA=1 CPUS_NOW=1 READY=auto READY_TIMEOUT=60 SRC_DELAY=2 QUIET=0
 SH_STRING='' DST_CMD='' SRC_CMD='' DST_SET='' SRC_SET=''
 CACHE=${RXE_CACHE_DIR:-$RXE_LIB/../../build/rxe-cache}
 USER_ENV=()
@@ -502,6 +566,10 @@ while [ "$#" -gt 0 ]; do
 	--timeout) need "$@"; is_int "$1" "$2"; TIMEOUT=$2; shift 2 ;;
 	--mem) need "$@"; is_int "$1" "$2"; MEM=$2; shift 2 ;;
 	--cpus) need "$@"; is_int "$1" "$2"; CPUS=$2; shift 2 ;;
+	--nics) need "$@"; NICS=$2; shift 2
+		case $NICS in 1 | 2) ;; *) usage_err "--nics wants 1 or 2, got '$NICS'" ;; esac ;;
+	--numa) need "$@"; NUMA=$2; shift 2
+		case $NUMA in 1 | 2) ;; *) usage_err "--numa wants 1 or 2, got '$NUMA'" ;; esac ;;
 	--env) need "$@"; USER_ENV+=("$2"); shift 2 ;;
 	--ready) need "$@"; READY=$2; shift 2
 		case $READY in auto | manual | delay | none) ;; *) usage_err "bad --ready '$READY'" ;; esac ;;
@@ -532,6 +600,10 @@ pair)
 esac
 [ -z "$TIMEOUT" ] || [ "$TIMEOUT" -ge 20 ] || usage_err "--timeout must be at least 20 s (boot takes ~5 s)"
 [ "$MEM" -ge 256 ] || usage_err "--mem must be at least 256"
+# two NUMA nodes need a vCPU each
+DEF_PAIR_CPUS=1
+[ "$NUMA" = 2 ] && DEF_PAIR_CPUS=2
+[ "$NUMA" = 1 ] || [ "${CPUS:-2}" -ge 2 ] || usage_err "--numa 2 needs --cpus 2 or more"
 
 check_prereqs
 CACHE=$(mkdir -p "$CACHE" && cd "$CACHE" && pwd -P)
