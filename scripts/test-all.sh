@@ -5,6 +5,8 @@
 #   3. the same under ThreadSanitizer, with tests/tsan.supp (build-tsan/)
 #   4. the rxe suite: real RDMA verbs on soft-RoCE inside QEMU guests (build-test/)
 #   5. every libFuzzer target for 15 s (bench/fuzz.sh, build-fuzz/)
+#   6. the Debian packages: built from HEAD in a temporary copy, linted,
+#      installed, used, purged (tests/pkg/pkg-test.sh; one result)
 # Ends with one line "N passed, N failed, N skipped" over all of them. A skip
 # counts as a failure unless tests/skip-allow.txt allows it, and every test a
 # suite registers must report a result.
@@ -142,6 +144,17 @@ total_pass=$((total_pass + fz_ok)); total_fail=$((total_fail + fz_bad))
 [ "$fz_bad" -gt 0 ] && failed_names+=("fuzz: $(awk '$3 == "FINDING" { printf "%s ", $1 }' fuzz.log)")
 if [ "$fuzz_rc" -ne 0 ] && [ "$fz_bad" -eq 0 ] || [ "$fz_ok" -eq 0 ]; then
 	total_fail=$((total_fail + 1)); failed_names+=("fuzz: bench/fuzz.sh exit $fuzz_rc")
+fi
+
+# The packages of debian/, as a user gets them: dpkg-buildpackage in a copy
+# of HEAD (the tree's build directories untouched), lintian without errors,
+# dpkg -i, a program built with pkg-config against them and run, rmig-bench
+# and its manual pages, then dpkg --purge. One passed or failed.
+echo "== Debian packages: tests/pkg/pkg-test.sh"
+if bash tests/pkg/pkg-test.sh; then
+	total_pass=$((total_pass + 1))
+else
+	total_fail=$((total_fail + 1)); failed_names+=("pkg: tests/pkg/pkg-test.sh")
 fi
 
 echo
