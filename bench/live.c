@@ -112,11 +112,15 @@ int live_stop(void *arg)
 {
 	struct live_src *ls = arg;
 	struct rmig_live_stats st = { .size = sizeof(st) };
+	int ret;
 
 	ls->t_stop = now_s();
 	rmig_live_get_stats(ls->live, &st);
 	ls->acks_at_stop = st.acks_received;
-	return wl_stop(ls->wl);
+	ret = wl_stop(ls->wl);
+	if (!ret && ls->view)
+		live_view_switchover(ls->view);
+	return ret;
 }
 
 static const char *const decisions[] = { "continue", "switchover", "force", "fail" };
@@ -125,6 +129,8 @@ void live_round(void *arg, const struct rmig_live_round *r)
 {
 	struct live_src *ls = arg;
 
+	if (ls->view)
+		live_view_round(ls->view, r);
 	if (!ls->verbose)
 		return;
 	fprintf(stderr,
@@ -155,7 +161,10 @@ static void live_print_json(const struct bench_cfg *cfg, const struct live_resul
 	const struct rmig_live_stats *s = &r->st;
 	const struct bench_live *l = &cfg->live;
 
-	printf("{\"mode\":\"live\",\"role\":\"%s\",\"transport\":\"%s\",\"channels\":%u,",
+	/* the last of the JSON lines (live_view.c), named as QEMU's final status */
+	printf("{\"event\":\"%s\",\"status\":\"%s\",", r->error[0] ? "failed" : "completed",
+	       r->error[0] ? "failed" : "completed");
+	printf("\"mode\":\"live\",\"role\":\"%s\",\"transport\":\"%s\",\"channels\":%u,",
 	       r->role, live_xport(cfg), cfg->opts.channels);
 	printf("\"bytes\":%" PRIu64 ",\"page_size\":%u,", cfg->size, cfg->page_size);
 	printf("\"dirty_rate_target\":%" PRIu64 ",\"pattern\":\"%s\",\"vcpus\":%u,",
@@ -362,7 +371,8 @@ static int run_live_inproc(const struct bench_cfg *cfg)
 {
 	struct region sreg = { 0 }, dreg = { 0 };
 	struct live_dst ld = { 0 };
-	struct live_src ls = { .verbose = cfg->live.verbose };
+	struct live_view view;
+	struct live_src ls = { .verbose = cfg->live.verbose, .view = &view };
 	struct live_result res = { .role = "in-process", .dst_downtime_s = -1, .verified = -1,
 				   .manifest_ms = -1 };
 	struct vdev_src vdev = { .idstr = LIVE_DEV_ID, .seed = cfg->seed };
@@ -385,6 +395,7 @@ static int run_live_inproc(const struct bench_cfg *cfg)
 		fprintf(stderr, "rmig-bench: %s\n", err);
 		return 1;
 	}
+	live_view_init(&view, cfg, cfg->size, cfg->page_size);
 	gen_params_init(&gp, cfg);
 	gen_fill_region(&gp, &sreg);
 	bd.host = sreg.base;
@@ -464,6 +475,7 @@ static int run_live_inproc(const struct bench_cfg *cfg)
 		goto out;
 	}
 
+	live_view_start(&view, ls.live, src, null ? NULL : ld.dst);
 	ret = rmig_live_run(ls.live);
 	if (ret)
 		live_err(&res, "live migration", rmig_live_error(ls.live), ret);
@@ -512,6 +524,7 @@ out:
 	res.have_pc = true;
 	res.pc = ld.pcs;
 	res.pc_touches = ld.touches;
+	live_view_stop(&view, res.st.postcopy_pages);
 	live_print(cfg, &res);
 	wl_destroy(ls.wl);
 	rmig_live_destroy(ls.live);

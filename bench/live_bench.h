@@ -7,12 +7,46 @@
 #ifndef RMIG_BENCH_LIVE_H
 #define RMIG_BENCH_LIVE_H
 
+#include <pthread.h>
+
 #include "bench.h"
 #include "rmig/live.h"
 #include "vdev.h"
 #include "workload.h"
 
 #define LIVE_DEV_ID "vdev0"
+
+enum live_view_phase { VIEW_ROUNDS, VIEW_SWITCHOVER, VIEW_POSTCOPY };
+
+/* live_view.c: the rounds drawn as they happen (text lines, a status line, JSON lines). */
+struct live_view {
+	bool json, text, status, postcopy; /* what to draw */
+	uint64_t total;			   /* bytes to migrate */
+	uint32_t page_size;
+	struct rmig_live *live;
+	struct rmig_src *src;
+	struct rmig_dst *dst; /* in-process: the destination's postcopy figures */
+	double t0;
+	pthread_t thread; /* the ticker: postcopy progress, the status line */
+	bool running;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* Must hold lock */
+	bool stop, drawn, header_done, pc_start_shown, pc_done_shown;
+	enum live_view_phase phase;
+	uint64_t remaining, pc_pulled_shown;
+	struct rmig_dst_postcopy_stats pc;
+};
+
+void live_view_init(struct live_view *v, const struct bench_cfg *cfg, uint64_t total_bytes,
+		    uint32_t page_size);
+/* Just before rmig_live_run(); @dst NULL unless in-process. */
+void live_view_start(struct live_view *v, struct rmig_live *live, struct rmig_src *src,
+		     struct rmig_dst *dst);
+void live_view_round(struct live_view *v, const struct rmig_live_round *r);
+void live_view_switchover(struct live_view *v);
+/* After the run (in-process: after the destination finished), before the summary. */
+void live_view_stop(struct live_view *v, uint64_t src_postcopy_pages);
 
 /* The source's side of the engine's hooks (struct rmig_live_hooks.arg). */
 struct live_src {
@@ -21,6 +55,7 @@ struct live_src {
 	uint32_t acks_at_stop;
 	struct rmig_live *live;
 	bool verbose;
+	struct live_view *view; /* NULL: nothing drawn */
 };
 
 /* What the source (or the in-process run) reports. */

@@ -152,6 +152,8 @@ static int source_engine(const struct bench_cfg *cfg, struct rmig_src *src, stru
 		live_err(res, "workload", NULL, ret);
 		return ret;
 	}
+	if (ls->view)
+		live_view_start(ls->view, ls->live, src, NULL);
 	ret = rmig_live_run(ls->live);
 	if (ret)
 		live_err(res, "live migration", rmig_live_error(ls->live), ret);
@@ -166,7 +168,8 @@ static int source_engine(const struct bench_cfg *cfg, struct rmig_src *src, stru
 int run_live_source(const struct bench_cfg *cfg)
 {
 	struct region reg = { 0 };
-	struct live_src ls = { .verbose = cfg->live.verbose };
+	struct live_view view;
+	struct live_src ls = { .verbose = cfg->live.verbose, .view = &view };
 	struct live_result res = { .role = "source", .dst_downtime_s = -1, .verified = -1,
 				   .manifest_ms = -1 };
 	struct live_manifest lm = { 0 };
@@ -182,6 +185,7 @@ int run_live_source(const struct bench_cfg *cfg)
 		fprintf(stderr, "rmig-bench: %s\n", err);
 		return 1;
 	}
+	live_view_init(&view, cfg, cfg->size, cfg->page_size);
 	gen_params_init(&lm.gp, cfg);
 	gen_fill_region(&lm.gp, &reg);
 	/* every page's digest, before connecting: not part of any figure */
@@ -204,6 +208,7 @@ int run_live_source(const struct bench_cfg *cfg)
 out:
 	if (ret)
 		res.verified = 0;
+	live_view_stop(&view, res.st.postcopy_pages);
 	live_print(cfg, &res);
 	wl_destroy(ls.wl);
 	rmig_live_destroy(ls.live);
@@ -458,7 +463,9 @@ static void peer_print_json(const struct bench_cfg *cfg, const struct peer_dst *
 	const struct rmig_stats *s = &pd->st;
 	double dt = peer_downtime_ms(pd);
 
-	printf("{\"mode\":\"live\",\"role\":\"destination\",\"transport\":\"%s\",",
+	printf("{\"event\":\"%s\",\"status\":\"%s\",", pd->error[0] ? "failed" : "completed",
+	       pd->error[0] ? "failed" : "completed");
+	printf("\"mode\":\"live\",\"role\":\"destination\",\"transport\":\"%s\",",
 	       live_xport(cfg));
 	printf("\"channels\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"page_size\":%u,", s->channels,
 	       pd->reg.size, pd->reg.page_size);

@@ -38,6 +38,13 @@ peer=${3:?rmig-peer path}
 cache=${RXE_CACHE_DIR:-$here/../../build/rxe-cache}
 out=${RXE_OUT:-$cache/$scenario}
 
+# Every rdma destination here listens on a guest's own address, not
+# loopback, so it needs a pre-shared key (docs/security.md): each guest
+# writes the same test key (not a secret) before it starts.
+key=/tmp/rmig-rxe.key
+mkkey="(umask 077; printf %s rmig-rxe-suite-test-key-0123456789abcdef > $key)"
+psk="--psk-file $key"
+
 rc=0
 "$vm" check || rc=$?
 [ "$rc" -eq 0 ] || exit "$rc"
@@ -47,13 +54,13 @@ channels)
 	# The destination listens three times in a row; the source retries a
 	# refused connect until the destination is back.
 	"$vm" pair --out "$out" --timeout 240 \
-		--dst "for c in 1 2 4; do $bench --transport rdma --listen \$RXE_ADDR:18600 --size 64M -q || exit 1; done" \
-		--src "for c in 1 2 4; do $bench --transport rdma --connect \$RXE_PEER_ADDR:18600 --size 64M --channels \$c -q || exit 1; done"
+		--dst "$mkkey; for c in 1 2 4; do $bench --transport rdma --listen \$RXE_ADDR:18600 --size 64M -q $psk || exit 1; done" \
+		--src "$mkkey; for c in 1 2 4; do $bench --transport rdma --connect \$RXE_PEER_ADDR:18600 --size 64M --channels \$c -q $psk || exit 1; done"
 	;;
 rounds)
 	"$vm" pair --out "$out" --timeout 240 \
-		--dst "$peer dst rdma:\$RXE_ADDR:18601 --size 32 --rounds 6 --quiet-rounds 2 --check-delay-ms 1500" \
-		--src "$peer src rdma:\$RXE_PEER_ADDR:18601 --size 32 --rounds 6 --quiet-rounds 2 --channels 2"
+		--dst "$mkkey; $peer dst rdma:\$RXE_ADDR:18601 $psk --size 32 --rounds 6 --quiet-rounds 2 --check-delay-ms 1500" \
+		--src "$mkkey; $peer src rdma:\$RXE_PEER_ADDR:18601 $psk --size 32 --rounds 6 --quiet-rounds 2 --channels 2"
 	;;
 idle)
 	# An idle guest: hundreds of rounds without RAM on any channel, and
@@ -62,8 +69,8 @@ idle)
 	# destination ran out of credits after about 30 of them).
 	pat=B,I400,B,D150,I60,B,D5,I250,B
 	"$vm" pair --out "$out" --timeout 300 \
-		--dst "$peer dst rdma:\$RXE_ADDR:18605 --size 8 --dev-chunks 2 --pattern $pat" \
-		--src "$peer src rdma:\$RXE_PEER_ADDR:18605 --size 8 --dev-chunks 2 --pattern $pat --channels 2"
+		--dst "$mkkey; $peer dst rdma:\$RXE_ADDR:18605 $psk --size 8 --dev-chunks 2 --pattern $pat" \
+		--src "$mkkey; $peer src rdma:\$RXE_PEER_ADDR:18605 $psk --size 8 --dev-chunks 2 --pattern $pat --channels 2"
 	;;
 faults)
 	# 1. memlock too low: without CAP_IPC_LOCK and with 64 KiB of locked
@@ -73,17 +80,17 @@ faults)
 	#    during rounds); both sides must fail with a reason, the source's
 	#    RAM intact, the destination never reporting success.
 	"$vm" pair --out "$out" --timeout 240 \
-		--dst "$peer dst rdma:\$RXE_ADDR:18604 --size 32 --rounds 12 --check-delay-ms 1500 --expect-fail --timeout 30000" \
-		--src "m=\$( (ulimit -l 64; setpriv --bounding-set=-ipc_lock --inh-caps=-ipc_lock $bench --transport rdma --listen \$RXE_ADDR:18610 --size 64M -q) 2>&1 ); r=\$?
+		--dst "$mkkey; $peer dst rdma:\$RXE_ADDR:18604 $psk --size 32 --rounds 12 --check-delay-ms 1500 --expect-fail --timeout 30000" \
+		--src "$mkkey; m=\$( (ulimit -l 64; setpriv --bounding-set=-ipc_lock --inh-caps=-ipc_lock $bench --transport rdma --listen \$RXE_ADDR:18610 --size 64M -q $psk) 2>&1 ); r=\$?
 			echo \"memlock 64 KiB: exit \$r: \$m\"
 			[ \$r -ne 0 ] && echo \"\$m\" | grep -q RLIMIT_MEMLOCK || { echo 'memlock: FAIL'; exit 1; }
 			( sleep 6; ip link set eth0 down; echo 'link down (eth0)' ) &
-			$peer src rdma:\$RXE_PEER_ADDR:18604 --size 32 --rounds 12 --expect-fail --timeout 30000"
+			$peer src rdma:\$RXE_PEER_ADDR:18604 $psk --size 32 --rounds 12 --expect-fail --timeout 30000"
 	;;
 dst-dies)
 	"$vm" pair --out "$out" --timeout 240 \
-		--dst "$peer dst rdma:\$RXE_ADDR:18602 --size 128 --rounds 2 --die-after-mib 8; r=\$?; echo \"destination exit \$r\"; [ \$r -eq 9 ]" \
-		--src "timeout 120 $peer src rdma:\$RXE_PEER_ADDR:18602 --size 128 --rounds 2 --expect-fail --timeout 20000"
+		--dst "$mkkey; $peer dst rdma:\$RXE_ADDR:18602 $psk --size 128 --rounds 2 --die-after-mib 8; r=\$?; echo \"destination exit \$r\"; [ \$r -eq 9 ]" \
+		--src "$mkkey; timeout 120 $peer src rdma:\$RXE_PEER_ADDR:18602 $psk --size 128 --rounds 2 --expect-fail --timeout 20000"
 	;;
 vs-perftest)
 	"$vm" single --out "$out" --timeout 300 --mem 2048 --sh "
@@ -98,7 +105,7 @@ vs-perftest)
 		wait \$server || true
 		cat \"\$OUT/perftest.log\"
 		pt=\$(awk '/#bytes/ { getline; print \$4; exit }' \"\$OUT/perftest.log\")
-		$bench --transport rdma --host \$RXE_ADDR --channels 2 --size 256M --json > \"\$OUT/rmig.json\" || { cat \"\$OUT/rmig.json\"; exit 1; }
+		$bench --transport rdma --host \$RXE_ADDR --channels 2 --size 256M --json --insecure > \"\$OUT/rmig.json\" || { cat \"\$OUT/rmig.json\"; exit 1; }
 		cat \"\$OUT/rmig.json\"
 		python3 - \"\$pt\" \"\$OUT/rmig.json\" <<'PY'
 import json, sys
@@ -114,13 +121,13 @@ live)
 	# The ack comes at the destination's next barrier, so at least two
 	# rounds are certain whatever the speed; the rest is the outcome.
 	"$vm" single --out "$out" --timeout 240 --mem 2048 --sh "
-		$bench --live --transport rdma --host \$RXE_ADDR --size 64M --channels 2 \
+		$bench --live --transport rdma --host \$RXE_ADDR --size 64M --channels 2 --insecure \
 			--dirty-rate 40M --downtime-limit 20 --device 8M --switchover-ack --json \
 			> \"\$OUT/live.json\" || { cat \"\$OUT/live.json\"; exit 1; }
 		cat \"\$OUT/live.json\"
 		python3 - \"\$OUT/live.json\" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])  # the summary: last of the JSON lines
 ok = r['verified'] is True and r['error'] is None and r['acks'] == 1 and r['rounds'] >= 2
 print(f\"live over rdma: rounds {r['rounds']}, downtime {r['downtime_ms']:.1f} ms, resent {r['pages_resent']} pages, acks {r['acks']}, forced {r['forced']}, verified {r['verified']}\")
 sys.exit(0 if ok else 1)
@@ -129,16 +136,16 @@ PY
 	;;
 live-pair)
 	"$vm" pair --out "$out" --timeout 240 \
-		--dst "$bench --transport rdma --listen \$RXE_ADDR:18603 --live --size 64M --postcopy --json > \"\$OUT/live-dst.json\"; r=\$?; cat \"\$OUT/live-dst.json\"; [ \$r -eq 0 ] || exit \$r
+		--dst "$mkkey; $bench --transport rdma --listen \$RXE_ADDR:18603 --live --size 64M --postcopy --json $psk > \"\$OUT/live-dst.json\"; r=\$?; cat \"\$OUT/live-dst.json\"; [ \$r -eq 0 ] || exit \$r
 		python3 - \"\$OUT/live-dst.json\" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])  # the summary: last of the JSON lines
 ok = (r['verified'] is True and r['error'] is None and r['postcopy'] is True
       and r['postcopy_pull'] == 'read' and 0 < r['postcopy_pulled'] == r['postcopy_missing'])
 print(f\"postcopy across two guests: {r['postcopy_pulled']} pages by {r['postcopy_pulls']} RDMA READs in {r['postcopy_ms']:.0f} ms, {r['postcopy_faults']} faults, verified {r['verified']}\")
 sys.exit(0 if ok else 1)
 PY" \
-		--src "$bench --transport rdma --connect \$RXE_PEER_ADDR:18603 --live --size 64M --dirty-rate 40M --postcopy-after 1 --json"
+		--src "$mkkey; $bench --transport rdma --connect \$RXE_PEER_ADDR:18603 --live --size 64M --dirty-rate 40M --postcopy-after 1 --json $psk"
 	;;
 *)
 	echo "unknown scenario '$scenario'" >&2
