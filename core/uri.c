@@ -4,6 +4,9 @@
 
 #include "rmig-config.h"
 #include "xport.h"
+#ifdef RMIG_HAVE_RDMA
+#include "transport/rdma/rails.h"
+#endif
 
 static const struct {
 	const char *scheme;
@@ -37,6 +40,11 @@ int rmig_uri_parse(const char *uri, const struct rmig_xport_ops **ops, const cha
 			return -EPROTONOSUPPORT;
 		*ops = transports[i].ops;
 		*addr = colon + 1;
+#ifdef RMIG_HAVE_RDMA
+		/* "rdma:H1,H2:PORT": one rail per address (transport/rdma/rails.c) */
+		if (*ops == &rmig_rdma_ops && strchr(*addr, ','))
+			*ops = &rmig_rdma_rails_ops;
+#endif
 		return 0;
 	}
 	return -EINVAL;

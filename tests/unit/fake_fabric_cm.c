@@ -52,6 +52,28 @@ static bool port_in_use(uint16_t port)
 	return false;
 }
 
+/*
+ * Under ff.mu: whether binding @sa would clash with a bound or listening id:
+ * the same port on the same address, or either of them the wildcard (so
+ * several rails may listen on one port, each on its own 127.x address).
+ */
+static bool addr_in_use(const struct sockaddr *sa)
+{
+	const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+
+	for (struct ff_id *i = ff.ids; i; i = i->next) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)&i->id.route.addr.src_addr;
+
+		if ((i->state == FF_ID_BOUND || i->state == FF_ID_LISTEN) &&
+		    s->sin_port == a->sin_port &&
+		    (s->sin_addr.s_addr == a->sin_addr.s_addr ||
+		     s->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		     a->sin_addr.s_addr == htonl(INADDR_ANY)))
+			return true;
+	}
+	return false;
+}
+
 static uint16_t ephemeral_port(void)
 {
 	do {
@@ -374,7 +396,7 @@ int ff_bind_addr(struct rdma_cm_id *rid, struct sockaddr *addr)
 	pthread_mutex_lock(&ff.mu);
 	if (id->state != FF_ID_IDLE)
 		ret = -EINVAL;
-	else if (port && port_in_use(port))
+	else if (port && addr_in_use(addr))
 		ret = -EADDRINUSE;
 	if (!ret) {
 		memcpy(src, addr, sizeof(struct sockaddr_in));

@@ -40,7 +40,7 @@ void rmig_rd_cm_priv_encode(uint8_t out[RD_CM_PRIV_LEN], const struct rd_cm_priv
 {
 	rmig_put_be32(out, RD_CM_MAGIC);
 	rmig_put_be16(out + 4, RD_CM_VERSION);
-	rmig_put_be16(out + 6, 0);
+	rmig_put_be16(out + 6, p->flags);
 	rmig_put_be32(out + 8, p->nbufs);
 	rmig_put_be32(out + 12, p->buf_size);
 }
@@ -53,6 +53,7 @@ int rmig_rd_cm_priv_decode(const void *in, size_t len, struct rd_cm_priv *p)
 		return -EPROTO;
 	if (rmig_get_be16(b + 4) != RD_CM_VERSION)
 		return -EPROTONOSUPPORT;
+	p->flags = rmig_get_be16(b + 6);
 	p->nbufs = rmig_get_be32(b + 8);
 	p->buf_size = rmig_get_be32(b + 12);
 	/* 16 bits of credits in the immediate data; one reserved credit needs a few more */
@@ -240,6 +241,7 @@ static void conn_unlink(struct rd_conn *c)
 	for (pp = &x->conns; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
+			x->closed_bytes += rmig_load_relaxed(&c->base.wire_bytes);
 			break;
 		}
 	}
@@ -367,6 +369,10 @@ static void conn_param(struct rd_conn *c, struct rdma_conn_param *p, uint8_t *pr
 		       unsigned int ird, unsigned int ord)
 {
 	struct rd_cm_priv mine = {.nbufs = c->nrecv, .buf_size = c->buf_size};
+
+	/* a rail's first connection is its hello (rails.c sets RD_XF_RAIL on the rail) */
+	if ((c->x->opts.flags & RD_XF_RAIL) && !c->x->nconns)
+		mine.flags |= RD_CM_F_RAIL_HELLO;
 
 	rmig_rd_cm_priv_encode(priv, &mine);
 	memset(p, 0, sizeof(*p));
@@ -598,6 +604,7 @@ static int accept_one(struct rd_xport *x, struct rdma_cm_id *id, const struct rd
 	if (ret)
 		goto err_free;
 	x->v->ack_cm_event(ev);
+	c->rail_hello = peer->flags & RD_CM_F_RAIL_HELLO;
 	established(c, peer);
 	*cp = c;
 	return 0;

@@ -16,7 +16,10 @@
 struct rd_cm_priv {
 	uint32_t nbufs;	   /* receive buffers posted: the peer's initial credits */
 	uint32_t buf_size; /* bytes per receive buffer: the largest SEND accepted */
+	uint16_t flags;	   /* RD_CM_F_*; 0 from peers that predate them */
 };
+/* the connection is a rail's own, for its hello (rails.c), not the core's */
+#define RD_CM_F_RAIL_HELLO 0x0001u
 void rmig_rd_cm_priv_encode(uint8_t out[RD_CM_PRIV_LEN], const struct rd_cm_priv *p);
 int rmig_rd_cm_priv_decode(const void *in, size_t len, struct rd_cm_priv *p);
 

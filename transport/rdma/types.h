@@ -97,6 +97,12 @@ enum rd_role {
 	RD_ROLES,
 };
 
+/*
+ * In rd_xport.opts.flags, never in a caller's options: the xport is one
+ * rail of several (rails.c), and its first connection is the rail's hello.
+ */
+#define RD_XF_RAIL (1u << 31)
+
 /* ---------------------------------------------------------- xport, conn */
 
 struct rd_conn;
@@ -149,9 +155,10 @@ struct rd_xport {
 	atomic_bool down;
 	_Atomic uint64_t reg_ns;
 
-	pthread_mutex_t lock; /* guards conns and nconns */
+	pthread_mutex_t lock; /* guards conns, nconns and closed_bytes */
 	struct rd_conn *conns;
 	unsigned int nconns;
+	uint64_t closed_bytes; /* wire_bytes of the conns closed so far (rails.c's stats) */
 };
 
 /* ---------------------------------------------------------------- conn */
@@ -175,6 +182,7 @@ struct rd_conn {
 	unsigned int cq_unacked;
 	bool established;
 	bool peer_closed; /* DISCONNECTED seen, or receives flushed */
+	bool rail_hello;  /* accepted: the peer marked it a rail's hello (rails.c) */
 
 	atomic_bool down;
 	atomic_bool disconnected; /* rdma_disconnect() called, by shutdown or close */

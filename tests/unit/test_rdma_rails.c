@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Multi-rail rdma (transport/rdma/rails.c) with the real engines on the fake
+ * fabric (fake_fabric.h): "rdma:127.0.0.1,127.0.0.2:PORT" is two rails, each
+ * with its own PD, registration and MR table on the fabric's one device.
+ *
+ *  - a migration over two and three rails verifies, every rail carries
+ *    channels and bytes, the control connection is on rail 0;
+ *  - bad input fails before any RAM moves, with a message naming the rail:
+ *    a source with more rails than the destination, one with fewer, the
+ *    rails listed in another order, an address that matches no device, a
+ *    malformed list.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <rmig/rmig.h>
+
+#include "core/src/src_engine.h"
+#include "core/xport.h"
+#include "fake_fabric.h"
+#include "helpers.h"
+#include "transport/rdma/rails.h"
+
+#define PAGE	 4096u
+#define RAM_SIZE (1u << 20)
+#define PORT	 "47001"
+
+struct side {
+	const char *uri;
+	unsigned int channels;
+	uint8_t *ram;
+	int ret; /* first failing call's return, 0 if all succeeded */
+	bool wait_out; /* destination: not cancelled when the source fails; it times out */
+	char err[512];
+	struct rmig_dst *dst;
+};
+
+static void *dst_main(void *arg)
+{
+	struct side *d = arg;
+	uint64_t round;
+
+	d->ret = rmig_dst_accept(d->dst);
+	if (!d->ret)
+		d->ret = rmig_dst_wait_sync(d->dst, &round);
+	if (!d->ret)
+		d->ret = rmig_dst_finish(d->dst);
+	snprintf(d->err, sizeof(d->err), "%s", rmig_dst_error(d->dst));
+	return NULL;
+}
+
+/*
+ * Migrate RAM_SIZE bytes from @s->uri to @d->uri. Returns with both sides
+ * done; @rails (may be NULL) gets the source's per-rail figures.
+ */
+static int migrate(struct side *s, struct side *d, struct rmig_rd_rail_info *rails,
+		   unsigned int max)
+{
+	struct rmig_src *src;
+	struct rmig_opts o;
+	pthread_t t;
+	int n = 0;
+
+	ff_init();
+	s->ram = h_map(RAM_SIZE);
+	d->ram = h_map(RAM_SIZE);
+	for (size_t i = 0; i < RAM_SIZE / 8; i++)
+		((uint64_t *)s->ram)[i] = h_mix64(i) | 1;
+
+	rmig_opts_init(&o);
+	o.channels = d->channels;
+	o.timeout_ms = 5000;
+	o.pages_per_packet = 8; /* 32 batches: every channel gets some */
+	assert_int_equal(rmig_dst_create(&o, &d->dst), 0);
+	assert_int_equal(rmig_dst_add_block(d->dst, &(struct rmig_block_desc){"pc.ram", d->ram,
+									 RAM_SIZE, PAGE}),
+			 0);
+	d->ret = rmig_dst_listen(d->dst, d->uri);
+	if (d->ret) {
+		snprintf(d->err, sizeof(d->err), "%s", rmig_dst_error(d->dst));
+		rmig_dst_destroy(d->dst);
+		return d->ret;
+	}
+	assert_int_equal(pthread_create(&t, NULL, dst_main, d), 0);
+
+	o.channels = s->channels;
+	assert_int_equal(rmig_src_create(&o, &src), 0);
+	assert_int_equal(rmig_src_add_block(src, &(struct rmig_block_desc){"pc.ram", s->ram,
+									 RAM_SIZE, PAGE}),
+			 0);
+	s->ret = rmig_src_connect(src, s->uri);
+	for (uint64_t off = 0; !s->ret && off < RAM_SIZE; off += PAGE)
+		s->ret = rmig_src_queue_page(src, 0, off);
+	if (!s->ret)
+		s->ret = rmig_src_sync(src, RMIG_SYNC_ALL);
+	if (!s->ret)
+		s->ret = rmig_src_finish(src);
+	snprintf(s->err, sizeof(s->err), "%s", rmig_src_error(src));
+	if (s->ret && !d->wait_out)
+		rmig_dst_cancel(d->dst);
+	if (rails)
+		n = rmig_rd_rails_info(src->xops, src->xp, rails, max);
+	rmig_src_destroy(src);
+	assert_int_equal(h_timedjoin(t, 30), 0);
+	rmig_dst_destroy(d->dst);
+	return n;
+}
+
+static void sides_free(struct side *s, struct side *d)
+{
+	h_unmap(s->ram, RAM_SIZE);
+	if (d->ram)
+		h_unmap(d->ram, RAM_SIZE);
+}
+
+static void run_ok(const char *uri, unsigned int nrails, unsigned int channels)
+{
+	struct side s = {.uri = uri, .channels = channels}, d = {.uri = uri, .channels = 8};
+	struct rmig_rd_rail_info info[RD_RAILS_MAX];
+	uint64_t total = 0;
+	int n;
+
+	n = migrate(&s, &d, info, RD_RAILS_MAX);
+	if (s.ret || d.ret)
+		fail_msg("%s: source %d (%s), destination %d (%s)", uri, s.ret, s.err, d.ret,
+			 d.err);
+	assert_int_equal(h_first_diff(s.ram, d.ram, RAM_SIZE), -1);
+	assert_int_equal(n, (int)nrails);
+	for (int k = 0; k < n; k++) {
+		print_message("rail %d: %s on %s, %u channels, %llu bytes\n", k, info[k].addr,
+			      info[k].device, info[k].channels, (unsigned long long)info[k].bytes);
+		assert_string_equal(info[k].device, "fake0");
+		/* channel c on rail c % n */
+		assert_int_equal(info[k].channels, channels / nrails + (k < (int)(channels % nrails)));
+		/* every rail that has channels carried RAM (the scheduler spreads 32 batches) */
+		if (info[k].channels)
+			assert_true(info[k].bytes >= 8 * PAGE);
+		total += info[k].bytes;
+	}
+	assert_true(total >= RAM_SIZE);
+	sides_free(&s, &d);
+}
+
+static void test_two_rails(void **state)
+{
+	run_ok("rdma:127.0.0.1,127.0.0.2:" PORT, 2, 4);
+}
+
+static void test_three_rails(void **state)
+{
+	run_ok("rdma:127.0.0.1,127.0.0.2,127.0.0.3:" PORT, 3, 5);
+}
+
+/*
+ * The source fails with @want_src in its message; with @want_dst the
+ * destination too, on its own (it keeps listening after a bad connection
+ * and times out naming the last one).
+ */
+static void run_bad(const char *src_uri, const char *dst_uri, const char *want_src,
+		    const char *want_dst)
+{
+	struct side s = {.uri = src_uri, .channels = 2},
+		    d = {.uri = dst_uri, .channels = 8, .wait_out = want_dst != NULL};
+
+	migrate(&s, &d, NULL, 0);
+	print_message("source: %d %s\ndestination: %d %s\n", s.ret, s.err, d.ret, d.err);
+	assert_int_not_equal(s.ret, 0);
+	if (!strstr(s.err, want_src))
+		fail_msg("source error '%s' does not say '%s'", s.err, want_src);
+	if (want_dst) {
+		assert_int_not_equal(d.ret, 0);
+		if (!strstr(d.err, want_dst))
+			fail_msg("destination error '%s' does not say '%s'", d.err, want_dst);
+	}
+	/* nothing moved: destination RAM untouched */
+	for (size_t i = 0; i < RAM_SIZE; i++)
+		if (d.ram[i])
+			fail_msg("destination byte %zu written", i);
+	sides_free(&s, &d);
+}
+
+static void test_source_has_more_rails(void **state)
+{
+	/* nothing listens on the second rail: refused, naming it */
+	run_bad("rdma:127.0.0.1,127.0.0.2:" PORT, "rdma:127.0.0.1:" PORT,
+		"rail 1 (127.0.0.2:" PORT ")", NULL);
+}
+
+static void test_source_has_fewer_rails(void **state)
+{
+	run_bad("rdma:127.0.0.1:" PORT, "rdma:127.0.0.1,127.0.0.2:" PORT,
+		"this destination over 2 rails", "this destination over 2 rails");
+}
+
+static void test_rails_in_another_order(void **state)
+{
+	run_bad("rdma:127.0.0.2,127.0.0.1:" PORT, "rdma:127.0.0.1,127.0.0.2:" PORT,
+		"the source's rail 1 arrived on this destination's rail 0", "rail 0");
+}
+
+static void test_source_rail_count_differs(void **state)
+{
+	run_bad("rdma:127.0.0.1,127.0.0.2,127.0.0.3:" PORT, "rdma:127.0.0.1,127.0.0.2:" PORT,
+		"rail 2 (127.0.0.3:" PORT ")", NULL);
+}
+
+static void test_rail_without_device(void **state)
+{
+	/* the fabric has no device for 10.x: the source names the rail */
+	run_bad("rdma:127.0.0.1,10.255.0.1:" PORT, "rdma:127.0.0.1,127.0.0.2:" PORT,
+		"rail 1 (10.255.0.1:" PORT "): no RDMA device", NULL);
+}
+
+static void test_bad_lists(void **state)
+{
+	static const char *const bad[] = {
+	    "rdma:127.0.0.1,,127.0.0.2:" PORT, "rdma:127.0.0.1,127.0.0.2:0",
+	    "rdma:127.0.0.1,127.0.0.2:", "rdma:127.0.0.1,127.0.0.2:x1",
+	    "rdma:1,2,3,4,5,6,7,8,9:" PORT, "rdma:0.0.0.0,127.0.0.2:" PORT,
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct side s = {.uri = bad[i]}, d = {.uri = bad[i], .channels = 2};
+		int ret = migrate(&s, &d, NULL, 0);
+
+		print_message("%s: %d %s\n", bad[i], d.ret, d.err);
+		(void)ret;
+		assert_int_not_equal(d.ret, 0);
+		assert_true(strstr(d.err, "rail") != NULL);
+		h_unmap(s.ram, RAM_SIZE);
+		h_unmap(d.ram, RAM_SIZE);
+	}
+}
+
+static const struct rmig_verbs_ops *saved_verbs;
+
+static int group_setup(void **state)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+		rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
+		setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
+	saved_verbs = rmig_rdma_verbs;
+	rmig_rdma_verbs = &ff_verbs;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	rmig_rdma_verbs = saved_verbs;
+	ff_fini();
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_rails),
+		cmocka_unit_test(test_three_rails),
+		cmocka_unit_test(test_source_has_more_rails),
+		cmocka_unit_test(test_source_has_fewer_rails),
+		cmocka_unit_test(test_rails_in_another_order),
+		cmocka_unit_test(test_source_rail_count_differs),
+		cmocka_unit_test(test_rail_without_device),
+		cmocka_unit_test(test_bad_lists),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Multi-rail rdma: "rdma:HOST1,HOST2,...:PORT" moves one migration over
+ * several RDMA devices (or ports), one rail per address.
+ *
+ * Each rail is a whole rdma xport (rdma.c) of its own: its device, PD,
+ * registered RAM and MR table. This file only composes them:
+ *
+ *  - Source: every rail opens a rail connection of its own first (the last
+ *    rail first), which carries one RAIL_HELLO ("rail k of n") and the
+ *    destination's answer; then rail 0 opens the migration's control
+ *    connection. So a rail that matches no device, that the destination
+ *    does not listen on, or that it lists in another place, fails before
+ *    the destination's core sees a source.
+ *    Channel c goes to rail c % n; the destination's MR tables arrive as
+ *    one list (RMRL) and each rail takes its own.
+ *  - Destination: one listener per rail (specific addresses, one port);
+ *    accept() waits on all of them. Hello connections (marked in the
+ *    rdma_cm private data, conn.c) it checks and answers itself; it hands
+ *    the core only the control and channel connections. local_info()
+ *    refuses while a rail has not said hello: the source lists fewer rails
+ *    (or is a one-rail source), and the core passes that on to it.
+ *
+ * Wire (big-endian):
+ *   RAIL_HELLO  u32 "RMRH" | u16 version 1 | u16 rail | u16 nrails | u16 0
+ *   RAIL_ANSWER u32 "RMRA" | i32 status (0 or -errno) | char why[RL_WHY]
+ *   MR list     u32 "RMRL" | u16 version 1 | u16 nrails
+ *               | per rail: u32 length | that rail's MR table (mr.c, "RMRT")
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rmig-config.h"
+#include "core/byteorder.h"
+#include "core/xport_util.h"
+#include "transport/rdma/conn.h"
+#include "transport/rdma/rails.h"
+#include "transport/rdma/types.h"
+
+#define RL_HELLO_MAGIC	0x524d5248u /* "RMRH" */
+#define RL_ANSWER_MAGIC 0x524d5241u /* "RMRA" */
+#define RL_LIST_MAGIC	0x524d524cu /* "RMRL" */
+#define RL_VERSION	1u
+#define RL_HELLO_LEN	12u
+#define RL_WHY		400u
+#define RL_ANSWER_LEN	(8u + RL_WHY)
+
+struct rl_rail {
+	struct rmig_xport *xp;	 /* an rdma xport (rmig_rdma_ops) */
+	struct rmig_conn *hello; /* rails >= 1: the rail's own connection */
+	char addr[128];		 /* HOST:PORT */
+	_Atomic unsigned int channels;
+};
+
+struct rl_xport {
+	struct rmig_xport base;
+	bool is_dst;
+	bool got_ctl; /* destination: rail 0's control conn was accepted */
+	unsigned int nrails;
+	struct rl_rail rail[RD_RAILS_MAX];
+	char list[RMIG_ERRMSG_MAX / 2]; /* the rails' addresses, for messages */
+};
+
+static struct rl_xport *rl_of(struct rmig_xport *x)
+{
+	return rmig_container_of(x, struct rl_xport, base);
+}
+
+/* "h1,h2,[v6]:port" -> one "HOST:PORT" per rail. */
+static int parse_rails(struct rl_xport *r, const char *addr, struct rmig_msgbuf *err)
+{
+	const char *colon = strrchr(addr, ':'), *h, *end;
+	size_t len;
+
+	if (!colon || !colon[1] || colon == addr)
+		return rmig_msg(err, -EINVAL, "bad rdma rail list '%s' (want HOST,HOST,...:PORT)",
+				addr);
+	for (const char *p = colon + 1; *p; p++)
+		if (*p < '0' || *p > '9' || p - colon > 5)
+			return rmig_msg(err, -EINVAL, "bad port in rdma rail list '%s'", addr);
+	if (!strcmp(colon + 1, "0"))
+		return rmig_msg(err, -EINVAL,
+				"rdma rail list '%s': give a port (every rail listens on the same one)",
+				addr);
+	snprintf(r->list, sizeof(r->list), "%s", addr);
+	for (h = addr; h < colon; h = end + 1) {
+		end = memchr(h, ',', (size_t)(colon - h));
+		if (!end)
+			end = colon;
+		len = (size_t)(end - h);
+		if (!len)
+			return rmig_msg(err, -EINVAL, "rdma rail list '%s': an empty address",
+					addr);
+		if (r->nrails == RD_RAILS_MAX)
+			return rmig_msg(err, -E2BIG, "rdma rail list '%s': more than %u rails",
+					addr, RD_RAILS_MAX);
+		if (len + strlen(colon) >= sizeof(r->rail[0].addr))
+			return rmig_msg(err, -EINVAL, "rdma rail list '%s': address too long",
+					addr);
+		snprintf(r->rail[r->nrails].addr, sizeof(r->rail[0].addr), "%.*s%s", (int)len, h,
+			 colon);
+		r->nrails++;
+	}
+	return 0;
+}
+
+static void rl_free(struct rl_xport *r)
+{
+	for (unsigned int k = 0; k < r->nrails; k++) {
+		if (r->rail[k].hello)
+			r->rail[k].hello->ops->close(r->rail[k].hello);
+		if (r->rail[k].xp)
+			rmig_rdma_ops.destroy(r->rail[k].xp);
+	}
+	free(r);
+}
+
+static int rl_new(const char *addr, bool dst, struct rl_xport **rp, struct rmig_msgbuf *err)
+{
+	struct rl_xport *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r)
+		return rmig_msg(err, -ENOMEM, "out of memory");
+	r->base.ops = &rmig_rdma_rails_ops;
+	r->is_dst = dst;
+	ret = parse_rails(r, addr, err);
+	if (ret) {
+		free(r);
+		return ret;
+	}
+	*rp = r;
+	return 0;
+}
+
+/* ------------------------------------------------------------- source */
+
+static int say_hello(struct rl_xport *r, unsigned int k, int timeout_ms, struct rmig_msgbuf *err)
+{
+	struct rmig_conn *c = r->rail[k].hello;
+	uint8_t hello[RL_HELLO_LEN] = {0}, ans[RL_ANSWER_LEN];
+	int ret, status;
+
+	rmig_put_be32(hello, RL_HELLO_MAGIC);
+	rmig_put_be16(hello + 4, RL_VERSION);
+	rmig_put_be16(hello + 6, (uint16_t)k);
+	rmig_put_be16(hello + 8, (uint16_t)r->nrails);
+	ret = c->ops->send(c, hello, sizeof(hello), NULL, 0);
+	if (ret)
+		return rmig_msg(err, ret, "rail %u (%s): sending its hello: %s", k,
+				r->rail[k].addr, c->err.msg);
+	ret = c->ops->recv(c, ans, sizeof(ans), timeout_ms);
+	if (ret)
+		return rmig_msg(err, ret, "rail %u (%s): no answer to its hello: %s", k,
+				r->rail[k].addr, c->recv_err.msg);
+	if (rmig_get_be32(ans) != RL_ANSWER_MAGIC)
+		return rmig_msg(err, -EPROTO, "rail %u (%s): the destination is not an rmig rail",
+				k, r->rail[k].addr);
+	status = (int)rmig_get_be32(ans + 4);
+	ans[RL_ANSWER_LEN - 1] = 0;
+	if (status)
+		return rmig_msg(err, status < 0 ? status : -EPROTO,
+				"rail %u (%s): the destination refused it: %s", k,
+				r->rail[k].addr, (const char *)ans + 8);
+	return 0;
+}
+
+static int rl_connect(const struct rmig_xport_params *p, const char *addr, struct rmig_xport **xp,
+		      struct rmig_conn **ctl, struct rmig_msgbuf *err)
+{
+	struct rmig_xport_params rp;
+	struct rmig_msgbuf mb;
+	struct rmig_opts o;
+	struct rl_xport *r;
+	struct rd_conn *c;
+	char label[200];
+	int ret;
+
+	ret = rl_new(addr, false, &r, err);
+	if (ret)
+		return ret;
+	/*
+	 * Every rail says hello on a connection of its own, the last rail
+	 * first: the destination's core sees the control connection only once
+	 * every rail is up and agreed to.
+	 */
+	rp = *p;
+	o = *p->opts;
+	o.flags |= RD_XF_RAIL; /* conn.c marks each rail's first connection a hello */
+	rp.opts = &o;
+	for (unsigned int k = r->nrails; k-- > 0;) {
+		ret = rmig_rdma_ops.connect(&rp, r->rail[k].addr, &r->rail[k].xp,
+					    &r->rail[k].hello, &mb);
+		if (ret) {
+			rmig_msg(err, ret, "rail %u (%s): %s", k, r->rail[k].addr, mb.msg);
+			goto err_free;
+		}
+		ret = say_hello(r, k, p->opts->timeout_ms, err);
+		if (ret)
+			goto err_free;
+	}
+	snprintf(label, sizeof(label), "control conn to %s (rail 0)", r->rail[0].addr);
+	ret = rmig_rd_connect(rd_xport_of(r->rail[0].xp), label, &c, err);
+	if (ret)
+		goto err_free;
+	*ctl = &c->base;
+	*xp = &r->base;
+	return 0;
+
+err_free:
+	rl_free(r);
+	return ret;
+}
+
+static int rl_set_peer_info(struct rmig_xport *xp, const void *info, size_t len)
+{
+	struct rl_xport *r = rl_of(xp);
+	const uint8_t *b = info;
+	size_t off = 8;
+	unsigned int n;
+	int ret;
+
+	if (len < 8 || rmig_get_be32(b) != RL_LIST_MAGIC)
+		return rmig_msg(&xp->err, -EPROTO,
+				"this source migrates over %u rails (%s), but the destination "
+				"listens on one only",
+				r->nrails, r->list);
+	n = rmig_get_be16(b + 6);
+	if (rmig_get_be16(b + 4) != RL_VERSION)
+		return rmig_msg(&xp->err, -EPROTO, "rdma rail list: version %u unknown",
+				rmig_get_be16(b + 4));
+	if (n != r->nrails)
+		return rmig_msg(&xp->err, -EPROTO,
+				"this source migrates over %u rails (%s), the destination over %u",
+				r->nrails, r->list, n);
+	for (unsigned int k = 0; k < n; k++) {
+		uint32_t l;
+
+		if (len - off < 4 || (l = rmig_get_be32(b + off)) > len - off - 4)
+			return rmig_msg(&xp->err, -EPROTO, "rdma rail list: rail %u truncated", k);
+		ret = rmig_rdma_ops.set_peer_info(r->rail[k].xp, b + off + 4, l);
+		if (ret)
+			return rmig_msg(&xp->err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
+					r->rail[k].xp->err.msg);
+		off += 4 + l;
+	}
+	if (off != len)
+		return rmig_msg(&xp->err, -EPROTO, "rdma rail list: %zu trailing bytes", len - off);
+	return 0;
+}
+
+static int rl_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rmig_conn **cp)
+{
+	struct rl_xport *r = rl_of(xp);
+	unsigned int k = ch % r->nrails;
+	int ret;
+
+	ret = rmig_rdma_ops.connect_channel(r->rail[k].xp, ch, cp);
+	if (ret)
+		return rmig_msg(&xp->err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
+				r->rail[k].xp->err.msg);
+	rmig_add_relaxed(&r->rail[k].channels, 1u);
+	return 0;
+}
+
+/* -------------------------------------------------------- destination */
+
+static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct rmig_xport **xp,
+		     struct rmig_msgbuf *err)
+{
+	struct rmig_msgbuf mb;
+	struct rl_xport *r;
+	int ret;
+
+	ret = rl_new(addr, true, &r, err);
+	if (ret)
+		return ret;
+	for (unsigned int k = 0; k < r->nrails; k++) {
+		ret = rmig_rdma_ops.listen(p, r->rail[k].addr, &r->rail[k].xp, &mb);
+		if (ret) {
+			rmig_msg(err, ret, "rail %u (%s): %s", k, r->rail[k].addr, mb.msg);
+			goto err_free;
+		}
+		if (!rd_xport_of(r->rail[k].xp)->lid->verbs) {
+			ret = rmig_msg(err, -EINVAL,
+				       "rail %u (%s): a wildcard address names no RDMA device; "
+				       "give each rail's own address",
+				       k, r->rail[k].addr);
+			goto err_free;
+		}
+	}
+	*xp = &r->base;
+	return 0;
+
+err_free:
+	rl_free(r);
+	return ret;
+}
+
+static int rl_port(struct rmig_xport *xp)
+{
+	return rmig_rdma_ops.port(rl_of(xp)->rail[0].xp);
+}
+
+/* Answer a rail's hello on its own connection: 0 if it fits this destination. */
+static int answer_hello(struct rl_xport *r, unsigned int k, struct rmig_conn *c, int timeout_ms)
+{
+	uint8_t hello[RL_HELLO_LEN], ans[RL_ANSWER_LEN] = {0};
+	char *why = (char *)ans + 8;
+	unsigned int rail, n;
+	int ret;
+
+	ret = c->ops->recv(c, hello, sizeof(hello), timeout_ms);
+	if (ret)
+		return rmig_msg(&r->base.err, ret, "rail %u (%s): no hello: %s", k,
+				r->rail[k].addr, c->recv_err.msg);
+	rail = rmig_get_be16(hello + 6);
+	n = rmig_get_be16(hello + 8);
+	if (rmig_get_be32(hello) != RL_HELLO_MAGIC || rmig_get_be16(hello + 4) != RL_VERSION)
+		ret = -EPROTO, snprintf(why, RL_WHY, "not an rmig rail hello");
+	else if (n != r->nrails)
+		ret = -EPROTO, snprintf(why, RL_WHY,
+					"the source migrates over %u rails, this destination over "
+					"%u (%.160s)",
+					n, r->nrails, r->list);
+	else if (rail != k)
+		ret = -EPROTO, snprintf(why, RL_WHY,
+					"the source's rail %u arrived on this destination's rail %u "
+					"(%.100s): list the rails in the same order on both sides",
+					rail, k, r->rail[k].addr);
+	else if (r->rail[k].hello)
+		ret = -EPROTO, snprintf(why, RL_WHY, "rail %u said hello twice", k);
+	rmig_put_be32(ans, RL_ANSWER_MAGIC);
+	rmig_put_be32(ans + 4, (uint32_t)ret);
+	c->ops->send(c, ans, sizeof(ans), NULL, 0);
+	if (ret)
+		return rmig_msg(&r->base.err, ret, "rail %u (%s): %s", k, r->rail[k].addr, why);
+	r->rail[k].hello = c;
+	return 0;
+}
+
+static int rl_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **cp)
+{
+	struct rl_xport *r = rl_of(xp);
+	uint64_t deadline = rd_deadline(timeout_ms);
+	struct pollfd pfd[RD_RAILS_MAX + 1];
+	unsigned int k;
+
+	for (;;) {
+		struct rmig_conn *c;
+		int ret, ms = -1;
+
+		for (k = 0; k < r->nrails; k++)
+			pfd[k] = (struct pollfd){.fd = rd_xport_of(r->rail[k].xp)->lech->fd,
+						 .events = POLLIN};
+		pfd[k] = (struct pollfd){.fd = rd_xport_of(r->rail[0].xp)->efd, .events = POLLIN};
+		if (deadline) {
+			uint64_t now = rmig_now_ns();
+
+			if (now >= deadline)
+				return rmig_msg(&xp->err, -ETIMEDOUT,
+						"no rdma connection on %s within %d ms", r->list,
+						timeout_ms);
+			ms = (int)((deadline - now + 999999) / 1000000);
+		}
+		ret = poll(pfd, r->nrails + 1, ms);
+		if (ret < 0 && errno != EINTR)
+			return rmig_msg(&xp->err, -errno, "poll: %s", strerror(errno));
+		if (ret > 0 && pfd[r->nrails].revents)
+			return rmig_msg(&xp->err, -ECANCELED,
+					"cancelled while waiting for a connection");
+		for (k = 0; k < r->nrails; k++) {
+			int left = deadline ? (int)((deadline - rmig_now_ns()) / 1000000) : -1;
+
+			if (!(pfd[k].revents & POLLIN))
+				continue;
+			ret = rmig_rdma_ops.accept(r->rail[k].xp, left < 1 && deadline ? 1 : left,
+						   &c);
+			if (ret)
+				return rmig_msg(&xp->err, ret, "rail %u (%s): %s", k,
+						r->rail[k].addr, r->rail[k].xp->err.msg);
+			if (rd_conn_of(c)->rail_hello) {
+				ret = answer_hello(r, k, c, timeout_ms < 0 ? 30000 : timeout_ms);
+				if (ret) {
+					c->ops->close(c);
+					return ret;
+				}
+				continue;
+			}
+			/* after the hellos: the control conn first, on rail 0; then channels */
+			if (k || r->got_ctl)
+				rmig_add_relaxed(&r->rail[k].channels, 1u);
+			r->got_ctl = true;
+			*cp = c;
+			return 0;
+		}
+	}
+}
+
+static int rl_local_info(struct rmig_xport *xp, void *buf, size_t *len)
+{
+	struct rl_xport *r = rl_of(xp);
+	unsigned int said = 0, missing = r->nrails;
+	uint8_t *b = buf;
+	size_t off = 8;
+	int ret;
+
+	for (unsigned int k = r->nrails; k-- > 0;)
+		if (r->rail[k].hello)
+			said++;
+		else
+			missing = k;
+	if (!said)
+		return rmig_msg(&xp->err, -EPROTO,
+				"the source opened no rails: it migrates over one address, this "
+				"destination over %u rails (%s)",
+				r->nrails, r->list);
+	if (said < r->nrails)
+		return rmig_msg(&xp->err, -EPROTO,
+				"the source did not open rail %u (%s): it migrates over fewer "
+				"rails than this destination's %u (%s)",
+				missing, r->rail[missing].addr, r->nrails, r->list);
+	if (*len < off)
+		return rmig_msg(&xp->err, -ENOSPC, "rdma rail list: no room");
+	rmig_put_be32(b, RL_LIST_MAGIC);
+	rmig_put_be16(b + 4, RL_VERSION);
+	rmig_put_be16(b + 6, (uint16_t)r->nrails);
+	for (unsigned int k = 0; k < r->nrails; k++) {
+		size_t l;
+
+		if (*len - off < 4)
+			return rmig_msg(&xp->err, -ENOSPC, "rdma rail list: no room for rail %u",
+					k);
+		l = *len - off - 4;
+		ret = rmig_rdma_ops.local_info(r->rail[k].xp, b + off + 4, &l);
+		if (ret)
+			return rmig_msg(&xp->err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
+					r->rail[k].xp->err.msg);
+		rmig_put_be32(b + off, (uint32_t)l);
+		off += 4 + l;
+	}
+	*len = off;
+	return 0;
+}
+
+/* --------------------------------------------------------------- both */
+
+/* Postcopy pulls go over rail 0 (its control connection). */
+static int rl_pull_info(struct rmig_xport *xp, void *buf, size_t *len)
+{
+	struct rl_xport *r = rl_of(xp);
+	int ret = rmig_rdma_ops.pull_info(r->rail[0].xp, buf, len);
+
+	if (ret)
+		rmig_msg(&xp->err, ret, "%s", r->rail[0].xp->err.msg);
+	return ret;
+}
+
+static int rl_pull_open(struct rmig_xport *xp, const void *info, size_t len, size_t size,
+			void **area)
+{
+	struct rl_xport *r = rl_of(xp);
+	int ret = rmig_rdma_ops.pull_open(r->rail[0].xp, info, len, size, area);
+
+	if (ret)
+		rmig_msg(&xp->err, ret, "%s", r->rail[0].xp->err.msg);
+	return ret;
+}
+
+static void rl_shutdown(struct rmig_xport *xp)
+{
+	struct rl_xport *r = rl_of(xp);
+
+	for (unsigned int k = 0; k < r->nrails; k++)
+		rmig_rdma_ops.shutdown(r->rail[k].xp);
+}
+
+static void rl_revoke(struct rmig_xport *xp)
+{
+	struct rl_xport *r = rl_of(xp);
+
+	for (unsigned int k = 0; k < r->nrails; k++)
+		rmig_rdma_ops.revoke(r->rail[k].xp);
+}
+
+static void rl_destroy(struct rmig_xport *xp)
+{
+	if (xp)
+		rl_free(rl_of(xp));
+}
+
+static uint64_t rl_reg_ns(struct rmig_xport *xp)
+{
+	struct rl_xport *r = rl_of(xp);
+	uint64_t ns = 0;
+
+	for (unsigned int k = 0; k < r->nrails; k++)
+		ns += rmig_rdma_ops.reg_ns(r->rail[k].xp);
+	return ns;
+}
+
+/* ------------------------------------------------------------- stats */
+
+/* The NUMA node of an RDMA device: its own, else its netdev's PCI device's (rxe). */
+static int device_node(const char *dev)
+{
+	char path[256], parent[64] = "";
+	int node = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/infiniband/%s/device/numa_node", dev);
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/parent", dev);
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%63s", parent) != 1)
+			parent[0] = 0;
+		if (f)
+			fclose(f);
+		if (!parent[0])
+			return -1;
+		snprintf(path, sizeof(path), "/sys/class/net/%s/device/../numa_node", parent);
+		f = fopen(path, "r");
+		if (!f) {
+			snprintf(path, sizeof(path), "/sys/class/net/%s/device/numa_node", parent);
+			f = fopen(path, "r");
+		}
+		if (!f)
+			return -1;
+	}
+	if (fscanf(f, "%d", &node) != 1)
+		node = -1;
+	fclose(f);
+	return node;
+}
+
+static void rail_info(struct rmig_xport *rxp, const char *addr, unsigned int channels,
+		      struct rmig_rd_rail_info *out)
+{
+	struct rd_xport *x = rd_xport_of(rxp);
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->addr, sizeof(out->addr), "%s", addr);
+	out->numa_node = -1;
+	out->channels = channels;
+	if (x->ctx) {
+		snprintf(out->device, sizeof(out->device), "%s",
+			 ibv_get_device_name(x->ctx->device));
+		out->numa_node = device_node(out->device);
+	}
+	pthread_mutex_lock(&x->lock);
+	out->bytes = x->closed_bytes;
+	for (struct rd_conn *c = x->conns; c; c = c->next)
+		out->bytes += rmig_load_relaxed(&c->base.wire_bytes);
+	pthread_mutex_unlock(&x->lock);
+}
+
+int rmig_rd_rails_info(const struct rmig_xport_ops *ops, struct rmig_xport *xp,
+		       struct rmig_rd_rail_info *out, unsigned int max)
+{
+	struct rl_xport *r;
+
+	if (!xp)
+		return 0;
+	if (ops == &rmig_rdma_ops) {
+		if (max)
+			rail_info(xp, rd_xport_of(xp)->addr,
+				  rd_xport_of(xp)->nconns ? rd_xport_of(xp)->nconns - 1 : 0, out);
+		return 1;
+	}
+	if (ops != &rmig_rdma_rails_ops)
+		return 0;
+	r = rl_of(xp);
+	for (unsigned int k = 0; k < r->nrails && k < max; k++)
+		rail_info(r->rail[k].xp, r->rail[k].addr, rmig_load_relaxed(&r->rail[k].channels),
+			  &out[k]);
+	return (int)r->nrails;
+}
+
+const struct rmig_xport_ops rmig_rdma_rails_ops = {
+	.name = "rdma",
+	.caps = RMIG_XCAP_PLACES_DATA | RMIG_XCAP_PULL,
+	.connect = rl_connect,
+	.set_peer_info = rl_set_peer_info,
+	.connect_channel = rl_connect_channel,
+	.listen = rl_listen,
+	.port = rl_port,
+	.accept = rl_accept,
+	.revoke = rl_revoke,
+	.local_info = rl_local_info,
+	.pull_info = rl_pull_info,
+	.pull_open = rl_pull_open,
+	.shutdown = rl_shutdown,
+	.destroy = rl_destroy,
+	.reg_ns = rl_reg_ns,
+	.finish = rmig_xport_nop_finish,
+	.load = rmig_xport_no_load,
+	.load_stats = rmig_xport_nop_load_stats,
+};
