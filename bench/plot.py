@@ -13,6 +13,7 @@ medians is always printed, so the script is useful without matplotlib.
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -21,16 +22,28 @@ from collections import defaultdict
 def load(paths):
     rows = []
     for path in paths:
-        with open(path) as f:
-            for n, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as e:
-                    sys.exit(f"{path}:{n}: not JSON: {e}")
+        try:
+            with open(path) as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            sys.exit(f"plot.py: cannot read {path}: {getattr(e, 'strerror', None) or e}")
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                sys.exit(f"plot.py: {path}:{n}: not JSON: {e}")
+            if not isinstance(row, dict):
+                sys.exit(f"plot.py: {path}:{n}: not a JSON object (one rmig-bench --json"
+                         " result per line)")
+            rows.append(row)
     return rows
+
+
+def number(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def series_key(row, group):
@@ -53,15 +66,15 @@ def main():
 
     data = defaultdict(lambda: defaultdict(list))
     for row in load(args.files):
-        y = row.get(args.y)
-        if args.y == "gbytes_per_s" and y is None and row.get("gbits_per_s") is not None:
+        y = number(row.get(args.y))
+        if args.y == "gbytes_per_s" and y is None and number(row.get("gbits_per_s")) is not None:
             y = row["gbits_per_s"] / 8  # iperf3 rows carry Gb/s only
-        x = row.get(args.x, 0 if row.get("tool") == "iperf3" else None)
+        x = number(row.get(args.x, 0 if row.get("tool") == "iperf3" else None))
         if x is None or y is None or row.get("error"):
             continue
         data[series_key(row, args.group)][x].append(y)
     if not data:
-        sys.exit(f"no rows with both '{args.x}' and '{args.y}'")
+        sys.exit(f"plot.py: no rows with numbers for both '{args.x}' and '{args.y}'")
 
     for name, pts in sorted(data.items()):
         print(f"{name}:")
@@ -74,8 +87,8 @@ def main():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed (pip install matplotlib); printed the medians only",
-              file=sys.stderr)
+        print("plot.py: matplotlib is not installed (Debian: apt install python3-matplotlib);"
+              " printed the medians only", file=sys.stderr)
         return 1
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -88,10 +101,23 @@ def main():
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(args.output, dpi=120)
+    try:
+        if os.path.isdir(args.output):
+            raise IsADirectoryError(21, "it is a directory")
+        fig.savefig(args.output, dpi=100)
+    except (OSError, ValueError) as e:
+        print(f"plot.py: cannot write {args.output}: {getattr(e, 'strerror', None) or e}",
+              file=sys.stderr)
+        return 1
     print(f"wrote {args.output}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # a bug here, still said in one line
+        print(f"plot.py: unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
