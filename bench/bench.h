@@ -75,6 +75,8 @@ struct bench_cfg {
 };
 
 /* One side's figures, filled by the run and printed by report.c. */
+#define BENCH_RAILS_MAX 8
+
 struct bench_result {
 	const char *role;
 	const char *transport;
@@ -93,6 +95,9 @@ struct bench_result {
 	bool zero_copy;
 	double zero_fraction;
 	uint64_t seed;
+	/* rdma: one entry per rail (rmig_src_get_rails / rmig_dst_get_rails) */
+	struct rmig_rail_stats rails[BENCH_RAILS_MAX];
+	int nrails;
 	char error[512];
 };
 

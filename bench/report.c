@@ -75,6 +75,19 @@ static void print_json(const struct bench_result *r)
 		(unsigned long long)r->zc_copied);
 	fprintf(f, "\"zero_fraction\":%.4f,\"zero_copy\":%s,\"seed\":%llu,", r->zero_fraction,
 		r->zero_copy ? "true" : "false", (unsigned long long)r->seed);
+	/* rdma: what each rail carried (a plain address is one rail) */
+	fputs("\"rails\":[", f);
+	for (int k = 0; k < r->nrails && k < BENCH_RAILS_MAX; k++) {
+		const struct rmig_rail_stats *rl = &r->rails[k];
+
+		fprintf(f, "%s{\"device\":", k ? "," : "");
+		json_string(f, rl->device);
+		fputs(",\"address\":", f);
+		json_string(f, rl->addr);
+		fprintf(f, ",\"numa_node\":%d,\"channels\":%u,\"bytes\":%llu}", rl->numa_node,
+			rl->channels, (unsigned long long)rl->bytes);
+	}
+	fputs("],", f);
 	fprintf(f, "\"verified\":%s,\"error\":",
 		r->verified < 0 ? "null" : r->verified ? "true" : "false");
 	if (r->error[0])
@@ -108,6 +121,21 @@ static void print_table(const struct bench_result *r)
 	       (unsigned long long)r->bytes, r->seconds, gbs, gbs * 8, (unsigned long long)r->pages,
 	       (unsigned long long)r->zero_pages, pps / 1e6,
 	       safe_div(r->cpu_s, (double)r->bytes / 1e9), ver);
+	if (r->nrails > 1) {
+		printf(" %-5s %-9s %-28s %-5s %-9s %-13s %s\n", "rail", "device", "address", "node",
+		       "channels", "#bytes", "share");
+		for (int k = 0; k < r->nrails && k < BENCH_RAILS_MAX; k++) {
+			const struct rmig_rail_stats *rl = &r->rails[k];
+			uint64_t all = 0;
+
+			for (int i = 0; i < r->nrails && i < BENCH_RAILS_MAX; i++)
+				all += r->rails[i].bytes;
+			printf(" %-5d %-9s %-28s %-5d %-9u %-13llu %.2f\n", k,
+			       rl->device[0] ? rl->device : "-", rl->addr, rl->numa_node,
+			       rl->channels, (unsigned long long)rl->bytes,
+			       safe_div((double)rl->bytes, (double)all));
+		}
+	}
 	printf("%s\n", RULE);
 	fflush(stdout);
 }

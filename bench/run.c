@@ -316,6 +316,7 @@ out_timed:
 	res->cpu_s = cpu_now_s() - cpu0 - cpu_paused;
 	progress_stop(prog);
 	rmig_src_get_stats(src, &st);
+	res->nrails = rmig_src_get_rails(src, res->rails, BENCH_RAILS_MAX);
 	res->pages = queued;
 	res->bytes = queued * reg->page_size;
 	res->zero_pages = st.zero_pages;
@@ -409,6 +410,7 @@ static void dst_result(struct dst_side *ds, struct bench_result *res, uint32_t p
 	struct rmig_stats st = { .size = sizeof(st) };
 
 	rmig_dst_get_stats(ds->dst, &st);
+	res->nrails = rmig_dst_get_rails(ds->dst, res->rails, BENCH_RAILS_MAX);
 	res->pages = st.normal_pages + st.zero_pages;
 	res->zero_pages = st.zero_pages;
 	if (st.channels)

@@ -512,6 +512,55 @@ const char *rmig_dst_error(struct rmig_dst *dst);
 void rmig_dst_destroy(struct rmig_dst *dst);
 
 /**
+ * struct rmig_rail_stats - one rail of an rdma migration
+ * @device: the RDMA device ("" until it is known)
+ * @addr: the rail's address as given ("HOST:PORT")
+ * @numa_node: the device's NUMA node, -1 when it has none
+ * @channels: channel connections on the rail (the control connection is on
+ *            rail 0 and not counted)
+ * @bytes: bytes this side moved on the rail: page data written and stream
+ *         bytes, sent and received (on the destination page data lands
+ *         without it, so mostly stream bytes)
+ *
+ * "rdma:HOST1,HOST2,...:PORT" migrates over one rail per address (up to 8):
+ * the control connection on the first, channel c on rail c % rails. Both
+ * sides list the same rails in the same order; the destination checks it.
+ */
+struct rmig_rail_stats {
+	char device[64];
+	char addr[128];
+	int32_t numa_node;
+	uint32_t channels;
+	uint64_t bytes;
+	uint64_t reserved[6];
+};
+
+/**
+ * rmig_src_get_rails() - per-rail figures of an rdma migration
+ * @src: handle
+ * @rails: array of @max entries, filled from the first rail
+ * @max: entries in @rails
+ *
+ * Any thread, once rmig_src_connect() has returned 0 and until the handle is
+ * destroyed.
+ *
+ * Return: the number of rails (which may exceed @max: only @max are
+ * filled), 0 for a transport without rails (tcp, file, null) or before
+ * connect, -EINVAL for a NULL @src, or @rails NULL with @max > 0.
+ */
+int rmig_src_get_rails(struct rmig_src *src, struct rmig_rail_stats *rails, unsigned int max);
+
+/**
+ * rmig_dst_get_rails() - as rmig_src_get_rails(), for a destination
+ * @dst: handle, after rmig_dst_listen()
+ * @rails: array of @max entries
+ * @max: entries in @rails
+ *
+ * Return: as rmig_src_get_rails().
+ */
+int rmig_dst_get_rails(struct rmig_dst *dst, struct rmig_rail_stats *rails, unsigned int max);
+
+/**
  * rmig_transport_available() - whether a transport was built in
  * @name: "tcp", "rdma", "file", "null"
  *

@@ -45,6 +45,8 @@ struct side {
 	bool wait_out; /* destination: not cancelled when the source fails; it times out */
 	char err[512];
 	struct rmig_dst *dst;
+	int nrails; /* destination: rmig_dst_get_rails() after finish */
+	unsigned int rail_channels; /* and the channels its rails counted */
 };
 
 static void *dst_main(void *arg)
@@ -57,6 +59,13 @@ static void *dst_main(void *arg)
 		d->ret = rmig_dst_wait_sync(d->dst, &round);
 	if (!d->ret)
 		d->ret = rmig_dst_finish(d->dst);
+	if (!d->ret) {
+		struct rmig_rail_stats r[RD_RAILS_MAX];
+
+		d->nrails = rmig_dst_get_rails(d->dst, r, RD_RAILS_MAX);
+		for (int k = 0; k < d->nrails && k < (int)RD_RAILS_MAX; k++)
+			d->rail_channels += r[k].channels;
+	}
 	snprintf(d->err, sizeof(d->err), "%s", rmig_dst_error(d->dst));
 	return NULL;
 }
@@ -110,8 +119,22 @@ static int migrate(struct side *s, struct side *d, struct rmig_rd_rail_info *rai
 	snprintf(s->err, sizeof(s->err), "%s", rmig_src_error(src));
 	if (s->ret && !d->wait_out)
 		rmig_dst_cancel(d->dst);
-	if (rails)
+	if (rails) {
+		struct rmig_rail_stats pub[RD_RAILS_MAX + 1];
+
 		n = rmig_rd_rails_info(src->xops, src->xp, rails, max);
+		/* the library's own call says the same; a short array gets a prefix */
+		assert_int_equal(rmig_src_get_rails(src, pub, RD_RAILS_MAX + 1), n);
+		for (int k = 0; k < n; k++) {
+			assert_string_equal(pub[k].device, rails[k].device);
+			assert_string_equal(pub[k].addr, rails[k].addr);
+			assert_int_equal(pub[k].channels, rails[k].channels);
+			assert_true(pub[k].bytes >= rails[k].bytes);
+		}
+		assert_int_equal(rmig_src_get_rails(src, pub, 1), n);
+		assert_int_equal(rmig_src_get_rails(src, NULL, 1), -EINVAL);
+		assert_int_equal(rmig_src_get_rails(NULL, pub, 1), -EINVAL);
+	}
 	rmig_src_destroy(src);
 	assert_int_equal(h_timedjoin(t, 30), 0);
 	rmig_dst_destroy(d->dst);
@@ -138,6 +161,8 @@ static void run_ok(const char *uri, unsigned int nrails, unsigned int channels)
 			 d.err);
 	assert_int_equal(h_first_diff(s.ram, d.ram, RAM_SIZE), -1);
 	assert_int_equal(n, (int)nrails);
+	assert_int_equal(d.nrails, (int)nrails);
+	assert_int_equal(d.rail_channels, channels);
 	for (int k = 0; k < n; k++) {
 		print_message("rail %d: %s on %s, %u channels, %llu bytes\n", k, info[k].addr,
 			      info[k].device, info[k].channels, (unsigned long long)info[k].bytes);
