@@ -206,7 +206,8 @@ def draw_live(plt, rounds, summary, out):
     down = number(summary, "downtime_ms")
     if down is not None:
         axes[2].plot([n[-1] + 0.5], [max(down, 1e-3)], marker="*", ms=12, ls="", color="tab:red",
-                     label=f"measured downtime {down:.1f} ms")
+                     label=f"measured downtime {down:.1f} ms"
+                     + (" (forced)" if summary.get("forced") is True else ""))
     axes[2].set_ylabel("ms")
     axes[2].set_xlabel("round")
     axes[2].legend(fontsize=8)
