@@ -24,6 +24,10 @@
 #   live        one guest: live migration over rdma, 2 channels, RAM dirtied by a
 #               workload, a device whose initial data the destination must
 #               acknowledge before switchover; the final state verified
+#   rails       two guests with two NICs each (rxe0, rxe1): 48 MiB over two rails
+#               and 4 channels, verified; both devices' packet counters and rmig's
+#               per-rail bytes non-zero on both rails; a rail address without a
+#               device fails naming the rail
 #   live-pair   two guests, one rmig-bench --live per side: postcopy after round
 #               1, the destination pulls the pages still missing by RDMA READ
 #               across the link and checks its RAM against the source's final
@@ -146,6 +150,25 @@ print(f\"postcopy across two guests: {r['postcopy_pulled']} pages by {r['postcop
 sys.exit(0 if ok else 1)
 PY" \
 		--src "$mkkey; $bench --transport rdma --connect \$RXE_PEER_ADDR:18603 --live --size 64M --dirty-rate 40M --postcopy-after 1 --json $psk"
+	;;
+rails)
+	# Two rails (rxe0 on eth0, rxe1 on eth1, each NIC pair on its own
+	# socket netdev): 48 MiB over 4 channels, 2 per rail, verified; both
+	# devices' own packet counters and rmig's per-rail bytes must grow on
+	# both rails. Before it, a rail address that matches no device fails
+	# naming the rail, with nothing sent.
+	hw='for d in rxe0 rxe1; do c=/sys/class/infiniband/$d/ports/1/hw_counters; echo "$d sent_pkts $(cat $c/sent_pkts) rcvd_pkts $(cat $c/rcvd_pkts)"; done'
+	"$vm" pair --nics 2 --out "$out" --timeout 240 \
+		--dst "$hw > \"\$OUT/hw-dst-before\"
+			$bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18700 --size 48M --json > \"\$OUT/rails-dst.json\"; r=\$?
+			$hw > \"\$OUT/hw-dst-after\"; cat \"\$OUT/rails-dst.json\" \"\$OUT/hw-dst-before\" \"\$OUT/hw-dst-after\"; exit \$r" \
+		--src "m=\$($bench --transport rdma --connect \$RXE_PEER_ADDR,10.99.7.1:18700 --size 48M --timeout 5000 -q 2>&1); r=\$?
+			echo \"no device: exit \$r: \$m\"
+			[ \$r -ne 0 ] && echo \"\$m\" | grep -q 'rail 1 (10.99.7.1:18700)' || { echo 'no device: FAIL'; exit 1; }
+			$hw > \"\$OUT/hw-src-before\"
+			$bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18700 --size 48M --channels 4 --json > \"\$OUT/rails-src.json\" || { cat \"\$OUT/rails-src.json\"; exit 1; }
+			$hw > \"\$OUT/hw-src-after\"
+			python3 \"\$RXE_LIB/rails-check.py\" \"\$OUT\""
 	;;
 *)
 	echo "unknown scenario '$scenario'" >&2
