@@ -76,6 +76,13 @@ static void usage(FILE *f)
 "      --listen ADDR        run only the destination, on HOST:PORT or PORT\n"
 "                           (all addresses); waits --timeout for the source\n"
 "      --connect ADDR       run only the source, to HOST:PORT or PORT (local)\n"
+"      --psk-file PATH      pre-shared key file (32 to 4096 random bytes, mode\n"
+"                           0600; make one: head -c 32 /dev/urandom): source\n"
+"                           and destination, and each channel, prove they hold\n"
+"                           it before any RAM moves; give it to both sides\n"
+"      --insecure           let the destination listen on an address other\n"
+"                           than loopback without --psk-file (anyone who\n"
+"                           reaches the port could write its RAM)\n"
 "  Give both the same --size and --page-size (or --region files of one size);\n"
 "  the handshake refuses a mismatch. The source sends a manifest (seed, sizes,\n"
 "  a 64-bit digest per MiB of its final RAM) as device state \"%s\"; the\n"
@@ -293,6 +300,8 @@ enum {
 	OPT_POSTCOPY,
 	OPT_POSTCOPY_AFTER,
 	OPT_POSTCOPY_BY_REQUEST,
+	OPT_PSK_FILE,
+	OPT_INSECURE,
 };
 
 static const struct option long_opts[] = {
@@ -336,6 +345,8 @@ static const struct option long_opts[] = {
 	{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
 	{ "postcopy-after", required_argument, NULL, OPT_POSTCOPY_AFTER },
 	{ "postcopy-by-request", no_argument, NULL, OPT_POSTCOPY_BY_REQUEST },
+	{ "psk-file", required_argument, NULL, OPT_PSK_FILE },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -489,6 +500,12 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 			cfg->live.postcopy = true;
 			cfg->live.postcopy_after =
 				(uint32_t)parse_u64("--postcopy-after", optarg, 1, 1000000);
+			break;
+		case OPT_PSK_FILE:
+			cfg->opts.psk_file = optarg;
+			break;
+		case OPT_INSECURE:
+			cfg->opts.flags |= RMIG_F_INSECURE;
 			break;
 		case 'q':
 			cfg->quiet = true;

@@ -31,7 +31,7 @@ int rmig_opts_copy(struct rmig_opts *dst, const struct rmig_opts *src, bool is_s
 	memcpy(dst, src, src->size);
 	dst->size = sizeof(*dst);
 	if (dst->flags & ~(uint32_t)(RMIG_F_ZERO_COPY | RMIG_F_NO_ZERO_DETECT | RMIG_F_DIRECT_IO |
-				     RMIG_F_POSTCOPY))
+				     RMIG_F_POSTCOPY | RMIG_F_INSECURE | RMIG_F_TLS))
 		return -EINVAL;
 	if (dst->channels == 0 || dst->channels > RMIG_MAX_CHANNELS)
 		return -EINVAL;

@@ -22,6 +22,9 @@ static const char *const msg_names[] = {
 	[RMIG_MSG_PC_DONE] = "PC_DONE",
 	[RMIG_MSG_PC_PULL_INFO] = "PC_PULL_INFO",
 	[RMIG_MSG_PC_PULLED] = "PC_PULLED",
+	[RMIG_MSG_AUTH_HELLO] = "AUTH_HELLO",
+	[RMIG_MSG_AUTH_CHALLENGE] = "AUTH_CHALLENGE",
+	[RMIG_MSG_AUTH_PROOF] = "AUTH_PROOF",
 };
 
 const char *rmig_msg_name(unsigned int type)

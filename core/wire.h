@@ -4,7 +4,9 @@
  * header; all integers are big-endian; bodies are padded to 8 bytes where a
  * string would leave them unaligned. docs/design.md describes each message.
  *
- * Control stream:  HELLO (src->dst), WELCOME (dst->src), DONE (src->dst),
+ * Control stream:  with a pre-shared key first AUTH_HELLO (src->dst),
+ *                  AUTH_CHALLENGE (dst->src), AUTH_PROOF (src->dst); then
+ *                  HELLO (src->dst), WELCOME (dst->src), DONE (src->dst),
  *                  RESULT (dst->src), ABORT (either way),
  *                  SWITCHOVER_ACK (dst->src, any number, before RESULT).
  * Channel stream:  CHAN first, then RAM / DEV / SYNC in any order, FIN last.
@@ -25,7 +27,8 @@
 #include "rmig/rmig.h"
 
 #define RMIG_WIRE_MAGIC 0x524d4947u /* "RMIG" */
-#define RMIG_WIRE_VERSION 2u /* 2: postcopy runs, PC_PULL_INFO/PC_PULLED, WELCOME POSTCOPY */
+/* 2: postcopy runs, PC_PULL_INFO/PC_PULLED, WELCOME POSTCOPY; 3: AUTH_*, CHAN's proof */
+#define RMIG_WIRE_VERSION 3u
 #define RMIG_UUID_LEN 16
 #define RMIG_MAX_PAGES_PER_PACKET 4096u
 /* Largest body of any message (a DEV chunk with its id). */
@@ -54,7 +57,11 @@ enum rmig_msg_type {
 	RMIG_MSG_PC_PULL_INFO = 18,
 	/* dst->src: pages pulled by the transport since the last report (PC_DISCARD's body) */
 	RMIG_MSG_PC_PULLED = 19,
-	RMIG_MSG_MAX_TYPE = RMIG_MSG_PC_PULLED,
+	/* mutual authentication with a pre-shared key (core/auth.h), control connection */
+	RMIG_MSG_AUTH_HELLO = 20,     /* src->dst, first: session id, the source's nonce */
+	RMIG_MSG_AUTH_CHALLENGE = 21, /* dst->src: the destination's nonce and proof */
+	RMIG_MSG_AUTH_PROOF = 22,     /* src->dst: the source's proof */
+	RMIG_MSG_MAX_TYPE = RMIG_MSG_AUTH_PROOF,
 };
 
 /* Header flags, each meaningful on one message type */
@@ -110,6 +117,40 @@ struct rmig_wire_chan {
 	uint32_t pad;
 } __attribute__((packed));
 _Static_assert(sizeof(struct rmig_wire_chan) == 24, "chan is 24 bytes");
+
+/*
+ * Authentication (core/auth.c). HMAC-SHA256 proofs of 32 bytes over fresh
+ * 32-byte nonces; an authenticated session's CHAN carries rmig_wire_chan_auth
+ * right after rmig_wire_chan.
+ */
+#define RMIG_AUTH_NONCE_LEN 32
+#define RMIG_AUTH_MAC_LEN 32
+#define RMIG_AUTH_ALG_HMAC_SHA256 1u
+
+struct rmig_wire_auth_hello {
+	uint8_t session[RMIG_UUID_LEN]; /* HELLO's uuid must be the same */
+	uint8_t nonce[RMIG_AUTH_NONCE_LEN];
+	uint32_t alg; /* RMIG_AUTH_ALG_HMAC_SHA256 */
+	uint32_t pad;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_auth_hello) == 56, "auth hello is 56 bytes");
+
+struct rmig_wire_auth_challenge {
+	uint8_t nonce[RMIG_AUTH_NONCE_LEN];
+	uint8_t mac[RMIG_AUTH_MAC_LEN]; /* the destination's proof */
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_auth_challenge) == 64, "auth challenge is 64 bytes");
+
+struct rmig_wire_auth_proof {
+	uint8_t mac[RMIG_AUTH_MAC_LEN]; /* the source's proof */
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_auth_proof) == 32, "auth proof is 32 bytes");
+
+struct rmig_wire_chan_auth {
+	uint8_t nonce[RMIG_AUTH_NONCE_LEN]; /* the channel's own, fresh */
+	uint8_t mac[RMIG_AUTH_MAC_LEN];	    /* keyed by the session's channel key */
+} __attribute__((packed));
+_Static_assert(sizeof(struct rmig_wire_chan_auth) == 64, "chan auth is 64 bytes");
 
 /* RAM body: then (normal + zero) big-endian u64 offsets, normal ones first */
 struct rmig_wire_ram {

@@ -6,6 +6,8 @@ pkgs=(
 	build-essential meson ninja-build pkg-config
 	libibverbs-dev librdmacm-dev ibverbs-providers rdma-core
 	libnuma-dev libcmocka-dev
+	# libcrypto (OpenSSL): HMAC-SHA256 and RAND_bytes for authentication, TLS
+	libssl-dev
 	iperf3 python3
 	# sanitizers: gcc's ThreadSanitizer runtime; clang with libFuzzer (fuzz/)
 	libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev llvm

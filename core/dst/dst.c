@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "rmig/live.h"
 
 #include "core/barrier.h"
@@ -30,7 +32,10 @@ int rmig_dst_create(const struct rmig_opts *opts, struct rmig_dst **dstp)
 	if (!d)
 		return -ENOMEM;
 	ret = rmig_opts_copy(&d->opts, opts, false);
+	if (!ret)
+		ret = rmig_key_copy(&d->key, &d->opts);
 	if (ret) {
+		rmig_key_free(&d->key);
 		free(d);
 		return ret;
 	}
@@ -64,6 +69,26 @@ int rmig_dst_set_device_state_cb(struct rmig_dst *d, rmig_dev_state_fn fn, void 
 	return 0;
 }
 
+/*
+ * @addr ("HOST:PORT", HOST possibly a comma-separated list of rails) names
+ * only loopback addresses: nobody but this host can connect. Names that
+ * merely resolve to loopback do not count, except "localhost".
+ */
+static bool dst_loopback(const char *addr)
+{
+	char host[256], port[16], *save = NULL, *h;
+	bool any = false;
+
+	if (rmig_split_hostport(addr, host, sizeof(host), port, sizeof(port)))
+		return false;
+	for (h = strtok_r(host, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
+		if (strcmp(h, "localhost") && strncmp(h, "127.", 4) && strcmp(h, "::1"))
+			return false;
+		any = true;
+	}
+	return any;
+}
+
 int rmig_dst_listen(struct rmig_dst *d, const char *uri)
 {
 	struct rmig_xport_params params;
@@ -89,6 +114,11 @@ int rmig_dst_listen(struct rmig_dst *d, const char *uri)
 				    uri);
 	d->placed = d->xops->caps & RMIG_XCAP_PLACES_DATA;
 	d->loading = d->xops->caps & RMIG_XCAP_LOAD;
+	if (!d->loading) {
+		ret = rmig_key_load(&d->key, &d->opts, &mb);
+		if (ret)
+			return rmig_err_set(&d->err, ret, "%s", mb.msg);
+	}
 	params = (struct rmig_xport_params){
 		.opts = &d->opts, .blocks = d->blocks, .nblocks = d->nblocks, .channels = 0,
 	};
@@ -98,6 +128,15 @@ int rmig_dst_listen(struct rmig_dst *d, const char *uri)
 				    d->xops->name);
 	if (ret)
 		return rmig_err_set(&d->err, ret, "%s: %s", uri, mb.msg);
+	/* checked once the transport took the address, so a bad one is named as such first */
+	if (!d->loading && !rmig_key_set(&d->key) && !(d->opts.flags & RMIG_F_INSECURE) &&
+	    !dst_loopback(addr)) {
+		d->xops->destroy(d->xp);
+		d->xp = NULL;
+		return rmig_err_set(&d->err, -EPERM,
+				    "refusing to listen on '%s' without a pre-shared key: anyone who can reach it could write this RAM; give a key (psk_file or psk; rmig-bench --psk-file) or accept the risk with RMIG_F_INSECURE (rmig-bench --insecure)",
+				    uri);
+	}
 	d->state = DST_LISTENING;
 	return 0;
 }
@@ -107,111 +146,6 @@ int rmig_dst_port(struct rmig_dst *d)
 	if (!d || d->state == DST_NEW || !d->xp)
 		return -ENOTCONN;
 	return d->xops->port(d->xp);
-}
-
-/* Refuse with @why: tell the source, record, return. */
-static int dst_refuse(struct rmig_dst *d, int code, const char *why)
-{
-	rmig_status_send(d->ctl, RMIG_MSG_WELCOME, d->ctl_seq_out++, code, why, NULL, 0);
-	return rmig_err_set(&d->err, code, "refused the migration: %s", why);
-}
-
-static int dst_handshake(struct rmig_dst *d)
-{
-	char why[RMIG_ERRMSG_MAX];
-	struct rmig_hdr h;
-	void *body = NULL, *info = NULL;
-	size_t info_len = RMIG_PEER_INFO_MAX;
-	int ret;
-
-	ret = d->xops->accept(d->xp, d->opts.timeout_ms, &d->ctl);
-	if (ret)
-		return rmig_err_set(&d->err, ret, "waiting for a source to connect: %s",
-				    d->xp->err.msg);
-	ret = rmig_msg_recv(d->ctl, d->opts.timeout_ms, RMIG_HELLO_MAX, &h, &body, why, sizeof(why));
-	if (ret)
-		return rmig_err_set(&d->err, ret, "reading the source's HELLO: %s", why);
-	if (h.type != RMIG_MSG_HELLO || h.seq != d->ctl_seq_in++) {
-		ret = dst_refuse(d, -EPROTO, "the first control message must be HELLO number 0");
-		goto out;
-	}
-	ret = rmig_hello_check(body, h.len, d->blocks, d->nblocks, d->opts.channels, &d->hello,
-			       why, sizeof(why));
-	if (ret) {
-		ret = dst_refuse(d, ret, why);
-		goto out;
-	}
-	/* Only now, with the table checked, does placement info (rkeys) leave this host. */
-	info = malloc(info_len);
-	if (!info) {
-		ret = dst_refuse(d, -ENOMEM, "destination out of memory");
-		goto out;
-	}
-	ret = d->xops->local_info(d->xp, info, &info_len);
-	if (ret) {
-		ret = dst_refuse(d, ret, d->xp->err.msg);
-		goto out;
-	}
-	/* postcopy is agreed here: a source may start it only if we said so */
-	ret = rmig_status_send_flags(d->ctl, RMIG_MSG_WELCOME, d->pc_enabled ? RMIG_WF_POSTCOPY : 0,
-				     d->ctl_seq_out++, 0, "welcome", info, info_len);
-	if (ret)
-		ret = rmig_err_set(&d->err, ret, "sending WELCOME: %s", d->ctl->err.msg);
-out:
-	free(info);
-	free(body);
-	return ret;
-}
-
-static int dst_accept_channel(struct rmig_dst *d)
-{
-	char why[RMIG_ERRMSG_MAX];
-	struct rmig_conn *c = NULL;
-	struct rmig_hdr h;
-	void *body = NULL;
-	uint32_t id;
-	int ret;
-
-	ret = d->xops->accept(d->xp, d->opts.timeout_ms, &c);
-	if (ret)
-		return rmig_err_set(&d->err, ret, "waiting for channel connections: %s",
-				    d->xp->err.msg);
-	ret = rmig_msg_recv(c, d->opts.timeout_ms, sizeof(struct rmig_wire_chan), &h, &body, why,
-			    sizeof(why));
-	if (ret) {
-		ret = rmig_err_set(&d->err, ret, "reading a channel's hello: %s", why);
-		goto err_close;
-	}
-	if (h.type != RMIG_MSG_CHAN || h.seq != 0 || h.len != sizeof(struct rmig_wire_chan)) {
-		ret = rmig_err_set(&d->err, -EPROTO,
-				   "a new channel sent %s (seq %llu, %u bytes) instead of its hello",
-				   rmig_msg_name(h.type), (unsigned long long)h.seq, h.len);
-		goto err_close;
-	}
-	if (memcmp(body, d->hello.uuid, RMIG_UUID_LEN)) {
-		ret = rmig_err_set(&d->err, -EPROTO,
-				   "a channel belongs to another session (session id differs)");
-		goto err_close;
-	}
-	id = rmig_get_be32((uint8_t *)body + RMIG_OFF(rmig_wire_chan, channel));
-	if (id >= d->nchan) {
-		ret = rmig_err_set(&d->err, -EPROTO, "channel id %u, but the source announced %u channels",
-				   id, d->nchan);
-		goto err_close;
-	}
-	if (d->chans[id].conn) {
-		ret = rmig_err_set(&d->err, -EPROTO, "channel id %u connected twice", id);
-		goto err_close;
-	}
-	d->chans[id].conn = c;
-	d->chans[id].seq = 1;
-	free(body);
-	return 0;
-
-err_close:
-	free(body);
-	c->ops->close(c);
-	return ret;
 }
 
 int rmig_dst_accept(struct rmig_dst *d)
@@ -251,14 +185,12 @@ int rmig_dst_accept(struct rmig_dst *d)
 		if (!ch->body || !ch->iov || !ch->offsets)
 			return rmig_err_set(&d->err, -ENOMEM, "out of memory");
 	}
-	for (unsigned int i = 0; i < d->nchan; i++) {
-		ret = dst_accept_channel(d);
-		if (ret) {
-			rmig_err_msg(&d->err, msg, sizeof(msg));
-			rmig_status_send(d->ctl, RMIG_MSG_ABORT, d->ctl_seq_out++, ret, msg, NULL, 0);
-			d->abort_sent = true;
-			return ret;
-		}
+	ret = dst_accept_channels(d);
+	if (ret) {
+		rmig_err_msg(&d->err, msg, sizeof(msg));
+		rmig_status_send(d->ctl, RMIG_MSG_ABORT, d->ctl_seq_out++, ret, msg, NULL, 0);
+		d->abort_sent = true;
+		return ret;
 	}
 	ret = rmig_status_send(d->ctl, RMIG_MSG_RESULT, d->ctl_seq_out++, 0, "channels accepted",
 			       NULL, 0);
@@ -540,6 +472,7 @@ int rmig_dst_get_stats(struct rmig_dst *d, struct rmig_stats *st)
 	pthread_mutex_lock(&d->lock);
 	s.channels = d->nchan;
 	s.sync_rounds = d->reached;
+	s.conns_dropped = rmig_load_relaxed(&d->conns_dropped);
 	pthread_mutex_unlock(&d->lock);
 	if (d->loading && d->xp)
 		d->xops->load_stats(d->xp, &s);
@@ -596,6 +529,8 @@ void rmig_dst_destroy(struct rmig_dst *d)
 	}
 	free(d->chans);
 	free(d->blocks);
+	rmig_key_free(&d->key);
+	OPENSSL_cleanse(&d->auth, sizeof(d->auth));
 	pthread_cond_destroy(&d->cond);
 	pthread_mutex_destroy(&d->lock);
 	pthread_mutex_destroy(&d->dev_lock);

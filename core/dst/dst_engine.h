@@ -2,13 +2,14 @@
 /*
  * The destination engine's private header: struct rmig_dst and struct
  * dst_chan, and the calls its files make of each other. dst.c is the public
- * API (listen, accept, handshake, wait_sync, finish, cancel, stats,
- * destroy); dst_chan.c the receive threads; dst_devstate.c the in-order
+ * API (listen, accept, wait_sync, finish, cancel, stats, destroy);
+ * dst_accept.c the listener (which connection becomes the control
+ * connection and the channels, authentication, the handshake); dst_chan.c the receive threads; dst_devstate.c the in-order
  * delivery of device state; dst_fail.c (dst_fail.h) failing and telling the
  * source why.
  * Postcopy's destination half (core/postcopy/pc_dst*.c) works on the same
- * struct. Calls go dst.c -> dst_chan.c -> dst_devstate.c -> dst_fail.c,
- * never back.
+ * struct. Calls go dst.c -> dst_accept.c, and dst.c -> dst_chan.c ->
+ * dst_devstate.c -> dst_fail.c, never back.
  */
 #ifndef RMIG_CORE_DST_ENGINE_H
 #define RMIG_CORE_DST_ENGINE_H
@@ -19,6 +20,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "core/auth.h"
 #include "core/barrier.h"
 #include "core/core.h"
 #include "core/postcopy/postcopy.h"
@@ -68,6 +70,12 @@ struct rmig_dst {
 	struct dst_chan *chans;
 	unsigned int nchan;
 	struct rmig_hello hello;
+	struct rmig_key key;   /* pre-shared key, if any */
+	struct rmig_auth auth; /* the authenticated session (auth.on), main thread */
+	/* connections that did not get in (dst_accept.c); the last one's code and why */
+	_Atomic uint64_t conns_dropped;
+	int drop_code;
+	char drop_why[RMIG_ERRMSG_MAX];
 	bool placed;
 	bool loading; /* RMIG_XCAP_LOAD: no source, the transport loads from storage */
 	enum dst_state state;
@@ -132,6 +140,17 @@ struct rmig_dst {
 	void *stash_body;
 	char stash_why[RMIG_ERRMSG_MAX];
 };
+
+/* ---- dst_accept.c ------------------------------------------------------ */
+
+/*
+ * Main thread: take connections until one is the source (authenticated,
+ * when there is a key), check its HELLO, answer WELCOME with the
+ * transport's info. 0, or the failure recorded in d->err.
+ */
+int dst_handshake(struct rmig_dst *d);
+/* Main thread, after WELCOME: take connections until every channel is in. */
+int dst_accept_channels(struct rmig_dst *d);
 
 /* ---- dst_devstate.c ----------------------------------------------------- */
 

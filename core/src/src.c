@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <openssl/crypto.h>
+
 #include "core/barrier.h"
 #include "core/src/src_engine.h"
 #include "core/src/src_fail.h"
@@ -28,7 +30,10 @@ int rmig_src_create(const struct rmig_opts *opts, struct rmig_src **srcp)
 	if (!src)
 		return -ENOMEM;
 	ret = rmig_opts_copy(&src->opts, opts, true);
+	if (!ret)
+		ret = rmig_key_copy(&src->key, &src->opts);
 	if (ret) {
+		rmig_key_free(&src->key);
 		free(src);
 		return ret;
 	}
@@ -64,6 +69,13 @@ static int src_handshake(struct rmig_src *src, const char *uri)
 	int ret, status;
 
 	memcpy(hello.uuid, src->uuid, sizeof(src->uuid));
+	if (rmig_key_set(&src->key)) {
+		/* nothing of this host's RAM, not even its table, before the destination proved the key */
+		ret = rmig_auth_src(src->ctl, &src->key, src->uuid, &src->ctl_seq,
+				    src->opts.timeout_ms, &src->auth, why, sizeof(why));
+		if (ret)
+			return src_fail(src, ret, "%s: %s", uri, why);
+	}
 	ret = rmig_hello_encode(&hello, src->blocks, src->nblocks, &body, &len);
 	if (ret)
 		return src_fail(src, ret, "out of memory");
@@ -225,6 +237,11 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 	if (!src->ram_slot || !src->dev_slot)
 		return src_fail(src, -ENOMEM, "out of memory");
 
+	if (!(src->xops->caps & RMIG_XCAP_SINK)) {
+		ret = rmig_key_load(&src->key, &src->opts, &mb);
+		if (ret)
+			return src_fail(src, ret, "%s", mb.msg);
+	}
 	params = (struct rmig_xport_params){
 		.opts = &src->opts, .blocks = src->blocks, .nblocks = src->nblocks,
 		.channels = src->nchan,
@@ -240,9 +257,8 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 			return ret;
 	}
 	for (unsigned int i = 0; i < src->nchan; i++) {
-		struct rmig_wire_chan wc;
-		uint8_t body[sizeof(wc)] = { 0 };
-
+		uint8_t body[sizeof(struct rmig_wire_chan) + sizeof(struct rmig_wire_chan_auth)] = { 0 };
+		size_t blen = sizeof(struct rmig_wire_chan);
 		struct rmig_conn *conn = NULL;
 
 		ret = src->xops->connect_channel(src->xp, i, &conn);
@@ -251,8 +267,13 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 			return src_fail(src, ret, "%s: opening channel %u: %s", uri, i, src->xp->err.msg);
 		memcpy(body + RMIG_OFF(rmig_wire_chan, uuid), src->uuid, RMIG_UUID_LEN);
 		rmig_put_be32(body + RMIG_OFF(rmig_wire_chan, channel), i);
+		if (src->auth.on) {
+			if (rmig_auth_chan_prove(&src->auth, i, body + blen))
+				return src_fail(src, -EIO, "channel %u: no random bytes for its proof", i);
+			blen += sizeof(struct rmig_wire_chan_auth);
+		}
 		ret = rmig_msg_send(src->chans[i].conn, RMIG_MSG_CHAN, 0, src->chans[i].seq++, body,
-				    sizeof(body));
+				    blen);
 		if (ret)
 			return src_fail(src, ret, "%s: channel %u hello: %s", uri, i,
 					src->chans[i].conn->err.msg);
@@ -509,6 +530,8 @@ void rmig_src_destroy(struct rmig_src *src)
 	rmig_payload_free(src->ram_slot);
 	rmig_payload_free(src->dev_slot);
 	free(src->blocks);
+	rmig_key_free(&src->key);
+	OPENSSL_cleanse(&src->auth, sizeof(src->auth));
 	pthread_mutex_destroy(&src->dev_lock);
 	pthread_mutex_destroy(&src->conn_lock);
 	rmig_err_destroy(&src->err);

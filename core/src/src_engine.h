@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/auth.h"
 #include "core/barrier.h"
 #include "core/core.h"
 
@@ -54,6 +55,8 @@ struct rmig_src {
 	uint64_t dev_seq;
 	_Atomic uint64_t round; /* written by the main thread, read by get_stats */
 	uint8_t uuid[RMIG_UUID_LEN];
+	struct rmig_key key;   /* pre-shared key, if any */
+	struct rmig_auth auth; /* the authenticated session (auth.on) */
 	enum src_state state;
 	bool placed;
 	bool peer_checked;

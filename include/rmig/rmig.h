@@ -112,8 +112,12 @@ enum rmig_flags {
  * @sq_depth: rdma: send queue depth per channel (default 512)
  * @mr_slice: rdma: largest memory region; larger blocks are registered as
  *            several MRs, in parallel (default 2 GiB)
- * @psk_file: path of a pre-shared key file (at least 32 bytes; refused if
- *            group- or world-readable); NULL: none, or @psk
+ * @psk_file: path of a pre-shared key file (32 to 4096 bytes; refused if
+ *            group or others have any access to it); NULL: none, or @psk.
+ *            With a key both ends authenticate each other, and every
+ *            channel, before any RAM is exposed or sent (docs/security.md);
+ *            both ends need the same key. The file is read at listen or
+ *            connect.
  * @psk: pre-shared key bytes (copied); used when @psk_file is NULL
  * @psk_len: bytes at @psk (at least 32 when @psk is set)
  * @tls_creds: tcp with RMIG_F_TLS: directory of X.509 credentials
@@ -164,6 +168,10 @@ void rmig_opts_init(struct rmig_opts *opts);
  * @rdma_writes: RDMA WRITE work requests posted (rdma)
  * @zero_pages_written: destination: zero pages that had to be cleared
  * @channels: channels in use (on the destination: as the source opened them)
+ * @conns_dropped: destination: connections that did not get in (no valid
+ *                 first message, failed authentication, not a channel of
+ *                 the session) and were closed while it waited on
+ * @reserved: zero
  */
 struct rmig_stats {
 	uint32_t size;
@@ -182,7 +190,8 @@ struct rmig_stats {
 	uint64_t rdma_writes;
 	uint64_t zero_pages_written;
 	uint64_t channels;
-	uint64_t reserved[8];
+	uint64_t conns_dropped;
+	uint64_t reserved[7];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -401,8 +410,15 @@ int rmig_dst_set_device_state_cb(struct rmig_dst *dst, rmig_dev_state_fn fn, voi
  * (a file has no rounds), and rmig_dst_finish() loads it.
  * rmig_dst_port() returns -ENOSYS.
  *
+ * A peer-facing transport (tcp, rdma) on an address other than loopback
+ * (127.x.x.x, ::1, localhost) needs a pre-shared key (&rmig_opts.psk_file
+ * or &rmig_opts.psk) or RMIG_F_INSECURE; without either it is refused with
+ * -EPERM. The key file is read and checked here.
+ *
  * Return: 0, -EINVAL, -EPROTONOSUPPORT, -EADDRINUSE, -ENODEV (no RDMA device
- * for the address), or the transport's error; for "file:", -ENOENT and
+ * for the address), -EPERM (see above), a key file's error (-ENOENT,
+ * -EPERM for one others may read, -EINVAL for a short one), or the
+ * transport's error; for "file:", -ENOENT and
  * other open() errors, or -EPROTO for a file that is not a complete rmig
  * save matching the local blocks (rmig_dst_error() names the problem).
  */
@@ -421,9 +437,16 @@ int rmig_dst_port(struct rmig_dst *dst);
  * then every channel; starts one receive thread per channel
  * @dst: listening handle
  *
- * Refuses (and tells the source why) a RAM-block table that differs from
- * the local one, a wrong protocol version, a wrong session id or a channel
- * id given twice. Waits at most &rmig_opts.timeout_ms for each step.
+ * With a key, the source must authenticate first (and so must each
+ * channel); without one, its first message must be HELLO. A connection
+ * that fails there (garbage, a wrong or missing key, one that sends
+ * nothing for 3 s, a channel that does not prove it belongs to the
+ * session) is closed and counted (&rmig_stats.conns_dropped) and the
+ * destination waits on; if no source gets through within
+ * &rmig_opts.timeout_ms, the error names the last one dropped, and the
+ * code is its code (-EACCES when it failed authentication). An
+ * authenticated source is refused, and told why, for a RAM-block table that
+ * differs from the local one; that failure is final.
  *
  * Return: 0 or a negative errno, with rmig_dst_error() naming the problem.
  */

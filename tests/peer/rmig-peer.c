@@ -56,6 +56,7 @@ struct cfg {
 	int timeout_ms;
 	const char *ib_dev;
 	int gid_index;
+	const char *psk_file; /* --psk-file: both sides authenticate */
 };
 
 static struct cfg cfg = {
@@ -140,6 +141,7 @@ static struct rmig_opts make_opts(void)
 	o.timeout_ms = cfg.timeout_ms;
 	o.ib_dev = cfg.ib_dev;
 	o.gid_index = cfg.gid_index;
+	o.psk_file = cfg.psk_file;
 	return o;
 }
 
@@ -537,7 +539,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: rmig-peer src|dst URI [--size MIB] [--rounds N] [--channels N]\n"
 				"       [--seed N] [--dev-chunks N] [--die-after-mib N] [--expect-fail]\n"
 				"       [--timeout MS] [--ib-dev NAME] [--gid-index N] [--check-delay-ms N]\n"
-				"       [--quiet-rounds N] [--pattern SPEC]\n");
+				"       [--quiet-rounds N] [--pattern SPEC] [--psk-file PATH]\n");
 		return 2;
 	}
 	cfg.role = argv[1];
@@ -578,6 +580,8 @@ int main(int argc, char **argv)
 			cfg.ib_dev = v;
 		else if (!strcmp(a, "--gid-index"))
 			cfg.gid_index = atoi(v);
+		else if (!strcmp(a, "--psk-file"))
+			cfg.psk_file = v;
 		else {
 			fprintf(stderr, "rmig-peer: unknown option %s\n", a);
 			return 2;

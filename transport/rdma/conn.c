@@ -525,8 +525,8 @@ int rmig_rd_listen_setup(struct rd_xport *x, struct rmig_msgbuf *err)
 	}
 	/*
 	 * A wildcard address has no device until a connection arrives. Pick
-	 * one now when that is unambiguous, so memory is registered before
-	 * the source comes; otherwise the first accept does it.
+	 * one now when that is unambiguous, so a device problem shows at
+	 * listen; otherwise the first accept does it.
 	 */
 	ret = x->v->cm_get_devices(&list, &n);
 	if (ret || !n) {
@@ -584,8 +584,7 @@ static int accept_one(struct rd_xport *x, struct rdma_cm_id *id, const struct rd
 	ret = rmig_rd_use_device(x, id->verbs, id->port_num, err);
 	if (!ret)
 		ret = rmig_rd_check_gid(x, id, err);
-	if (!ret)
-		ret = rmig_rd_register_blocks(x, err);
+	/* RAM is registered later, for an authenticated source (rd_local_info) */
 	if (ret)
 		goto err_reject;
 	ret = rmig_rd_conn_setup_qp(c);

@@ -185,6 +185,11 @@ static uint64_t memlock_need(const struct rd_xport *x)
 	return need;
 }
 
+int rmig_rd_memlock_precheck(struct rd_xport *x, struct rmig_msgbuf *err)
+{
+	return rmig_rd_memlock_check(memlock_need(x), err);
+}
+
 /*
  * Register the RAM blocks. The destination allows remote writes; the
  * source needs local access only (LOCAL_WRITE because some providers hand

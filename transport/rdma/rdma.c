@@ -5,10 +5,10 @@
  * Source: connect() opens the control conn (which picks the device), then
  * registers the RAM blocks for local access; set_peer_info() takes the
  * destination's MR table; connect_channel() opens one RC QP per channel.
- * Destination: listen() binds, and registers the RAM blocks for remote
- * writes as soon as the device is known (at once for a specific address);
- * local_info() hands out the MR table, which the core asks for only after
- * it has validated the source's block table.
+ * Destination: listen() binds (and checks the memlock limit);
+ * local_info(), which the core calls only once the source has
+ * authenticated and its block table checked out, registers the RAM
+ * blocks for remote writes and hands out the MR table.
  *
  * Sync fences need nothing of their own: the core's SYNC message is stream
  * bytes, i.e. a SEND_WITH_IMM posted behind the round's WRITEs on the same
@@ -202,9 +202,13 @@ static int rd_listen(const struct rmig_xport_params *p, const char *addr, struct
 	if (ret)
 		return ret;
 	ret = rmig_rd_listen_setup(x, err);
-	/* registered now, before any source shows up, when the device is known */
-	if (!ret && x->ctx)
-		ret = rmig_rd_register_blocks(x, err);
+	/*
+	 * Not registered yet: only local_info(), once a source has
+	 * authenticated and its table checked out, opens RAM to remote
+	 * writes. A memlock limit too low for it fails here already.
+	 */
+	if (!ret)
+		ret = rmig_rd_memlock_precheck(x, err);
 	if (ret) {
 		xport_free(x);
 		return ret;
@@ -236,9 +240,12 @@ static int rd_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **c
 static int rd_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 {
 	struct rd_xport *x = rd_xport_of(xp);
-
 	int ret;
 
+	/* the core asks only for an authenticated source with a matching table */
+	ret = rmig_rd_register_blocks(x, &x->base.err);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&x->mr_lock);
 	if (x->revoked)
 		ret = rmig_msg(&x->base.err, -ECANCELED, "rdma: RAM access was revoked (cancelled)");
