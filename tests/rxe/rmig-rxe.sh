@@ -159,14 +159,14 @@ rails)
 	# naming the rail, with nothing sent.
 	hw='for d in rxe0 rxe1; do c=/sys/class/infiniband/$d/ports/1/hw_counters; echo "$d sent_pkts $(cat $c/sent_pkts) rcvd_pkts $(cat $c/rcvd_pkts)"; done'
 	"$vm" pair --nics 2 --out "$out" --timeout 240 \
-		--dst "$hw > \"\$OUT/hw-dst-before\"
-			$bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18700 --size 48M --json > \"\$OUT/rails-dst.json\"; r=\$?
+		--dst "$mkkey; $hw > \"\$OUT/hw-dst-before\"
+			$bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18700 --size 48M --json $psk > \"\$OUT/rails-dst.json\"; r=\$?
 			$hw > \"\$OUT/hw-dst-after\"; cat \"\$OUT/rails-dst.json\" \"\$OUT/hw-dst-before\" \"\$OUT/hw-dst-after\"; exit \$r" \
-		--src "m=\$($bench --transport rdma --connect \$RXE_PEER_ADDR,10.99.7.1:18700 --size 48M --timeout 5000 -q 2>&1); r=\$?
+		--src "$mkkey; m=\$($bench --transport rdma --connect \$RXE_PEER_ADDR,10.99.7.1:18700 --size 48M --timeout 5000 -q $psk 2>&1); r=\$?
 			echo \"no device: exit \$r: \$m\"
 			[ \$r -ne 0 ] && echo \"\$m\" | grep -q 'rail 1 (10.99.7.1:18700)' || { echo 'no device: FAIL'; exit 1; }
 			$hw > \"\$OUT/hw-src-before\"
-			$bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18700 --size 48M --channels 4 --json > \"\$OUT/rails-src.json\" || { cat \"\$OUT/rails-src.json\"; exit 1; }
+			$bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18700 --size 48M --channels 4 --json $psk > \"\$OUT/rails-src.json\" || { cat \"\$OUT/rails-src.json\"; exit 1; }
 			$hw > \"\$OUT/hw-src-after\"
 			python3 \"\$RXE_LIB/rails-check.py\" \"\$OUT\""
 	;;
