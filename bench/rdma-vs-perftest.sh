@@ -35,7 +35,7 @@ RXE_CACHE_DIR=${RXE_CACHE_DIR:-$build/rxe-cache} "$here/../tests/rxe/rxe-vm.sh" 
 		\$pin_cli \$bw \"\$RXE_ADDR\" > \"\$OUT/pt.\$i.log\" 2>&1 || { cat \"\$OUT/pt.\$i.log\"; exit 1; }
 		wait \$srv || true
 		echo \"ib_write_bw \$i: \$(awk '/#bytes/ { getline; print \$4; exit }' \"\$OUT/pt.\$i.log\") Gb/s\"
-		$bench --transport rdma --host \$RXE_ADDR --channels $channels --size $size --json > \"\$OUT/rmig.\$i.json\" || { cat \"\$OUT/rmig.\$i.json\"; exit 1; }
+		$bench --transport rdma --host \$RXE_ADDR --channels $channels --size $size --json --insecure > \"\$OUT/rmig.\$i.json\" || { cat \"\$OUT/rmig.\$i.json\"; exit 1; }
 		echo \"rmig \$i: \$(cat \"\$OUT/rmig.\$i.json\")\"
 	done
 "

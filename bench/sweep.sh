@@ -103,8 +103,10 @@ PY
 # rmig_pair TRANSPORT HOST CHANNELS PPP: one two-process run; both sides' objects
 rmig_pair() {
 	local xport=$1 host=$2 ch=$3 ppp=$4 dst
+	# --insecure: over rdma the destination listens on the device's address, not
+	# loopback; this measures throughput, not authentication (docs/security.md)
 	"$bench" --transport "$xport" --listen "$host:$rmig_port" --size "$size" --channels "$ch" \
-		--pages-per-packet "$ppp" --json --quiet >"$tmp/dst.json" 2>"$tmp/dst.err" &
+		--pages-per-packet "$ppp" --json --quiet --insecure >"$tmp/dst.json" 2>"$tmp/dst.err" &
 	dst=$!
 	"$bench" --transport "$xport" --connect "$host:$rmig_port" --size "$size" --channels "$ch" \
 		--pages-per-packet "$ppp" --json --quiet >"$tmp/src.json" 2>"$tmp/src.err"
