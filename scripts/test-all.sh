@@ -4,8 +4,9 @@
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   3. the same under ThreadSanitizer, with tests/tsan.supp (build-tsan/)
 #   4. the rxe suite: real RDMA verbs on soft-RoCE inside QEMU guests (build-test/)
-#   5. every libFuzzer target for 15 s (bench/fuzz.sh, build-fuzz/)
-#   6. the Debian packages: built from HEAD in a temporary copy, linted,
+#   5. QEMU 10 with rmig (integrations/qemu/build.sh build-qemu), the qemu suite
+#   6. every libFuzzer target for 15 s (bench/fuzz.sh, build-fuzz/)
+#   7. the Debian packages: built from HEAD in a temporary copy, linted,
 #      installed, used, purged (tests/pkg/pkg-test.sh; one result)
 # Ends with one line "N passed, N failed, N skipped" over all of them. A skip
 # counts as a failure unless tests/skip-allow.txt allows it, and every test a
@@ -128,6 +129,23 @@ if [ -d build-test ]; then
 		run_suites build-test --suite rxe --num-processes 1
 	else
 		total_fail=$((total_fail + 1)); failed_names+=("build-test: rxe suite not registered")
+	fi
+fi
+
+# QEMU with rmig (issue 11): build QEMU 10 with integrations/qemu's patches
+# against this tree's librmig, then the qemu suite (tests/qemu/) with that
+# binary. A failed build is a failure, not a skip; the suite runs only here
+# (not under --suite unit/integration/rxe).
+if [ -d build-test ]; then
+	echo "== QEMU: integrations/qemu/build.sh build-qemu, then the qemu suite"
+	# pipefail: the substitution fails if build.sh does
+	if ! meson test -C build-test --list 2>/dev/null | grep -q ':qemu / '; then
+		total_fail=$((total_fail + 1)); failed_names+=("build-test: qemu suite not registered")
+	elif qemu_bin=$(bash integrations/qemu/build.sh build-qemu | tail -n 1) &&
+		[ -n "$qemu_bin" ] && [ -x "$qemu_bin" ]; then
+		RMIG_QEMU=$qemu_bin run_suites build-test --suite qemu --num-processes 1
+	else
+		total_fail=$((total_fail + 1)); failed_names+=("build-qemu: integrations/qemu/build.sh failed")
 	fi
 fi
 
