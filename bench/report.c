@@ -73,6 +73,8 @@ static void print_json(const struct bench_result *r)
 		r->rounds);
 	fprintf(f, "\"zc_sends\":%llu,\"zc_copied\":%llu,", (unsigned long long)r->zc_sends,
 		(unsigned long long)r->zc_copied);
+	fprintf(f, "\"tls_channels\":%llu,\"ktls_channels\":%llu,",
+		(unsigned long long)r->tls_channels, (unsigned long long)r->ktls_channels);
 	fprintf(f, "\"zero_fraction\":%.4f,\"zero_copy\":%s,\"seed\":%llu,", r->zero_fraction,
 		r->zero_copy ? "true" : "false", (unsigned long long)r->seed);
 	/* rdma: what each rail carried (a plain address is one rail) */
@@ -108,12 +110,19 @@ static void print_table(const struct bench_result *r)
 	double pps = safe_div((double)r->pages, r->seconds);
 	const char *ver = r->verified < 0 ? (strcmp(r->role, "source") ? "n/a" : "see dst")
 					  : r->verified ? "yes" : "NO";
+	char tls[64] = "";
 
+	/* who encrypts: the kernel (kTLS) or OpenSSL in this process */
+	if (r->tls_channels)
+		snprintf(tls, sizeof(tls), "  TLS 1.3, kTLS sends: %s",
+			 r->ktls_channels == r->tls_channels ? "yes"
+			 : r->ktls_channels		     ? "some channels"
+							     : "no (OpenSSL)");
 	printf("%s\n", RULE);
 	printf(" rmig-bench  role: %s  transport: %s  channels: %u  page size: %u  rounds: %u"
-	       "  zero fraction: %.3g%s\n",
+	       "  zero fraction: %.3g%s%s\n",
 	       r->role, r->transport, r->channels, r->page_size, r->rounds, r->zero_fraction,
-	       r->zero_copy ? "  zero-copy" : "");
+	       r->zero_copy ? "  zero-copy" : "", tls);
 	printf("%s\n", RULE);
 	printf(" %-13s %-9s %-8s %-8s %-11s %-11s %-9s %-9s %s\n", "#bytes", "#seconds", "GB/s",
 	       "Gb/s", "#pages", "#zero", "Mpages/s", "CPU s/GB", "verified");
@@ -149,6 +158,9 @@ static void print_brief(const struct bench_result *r)
 	       r->transport, r->channels, (unsigned long long)r->bytes, r->seconds, gbs,
 	       safe_div((double)r->pages, r->seconds) / 1e6,
 	       r->verified < 0 ? "n/a" : r->verified ? "yes" : "NO");
+	if (r->tls_channels)
+		printf("%s tls: %llu of %llu channels with kTLS sends\n", r->role,
+		       (unsigned long long)r->ktls_channels, (unsigned long long)r->tls_channels);
 	fflush(stdout);
 }
 

@@ -59,6 +59,15 @@ static void usage(FILE *f)
 "                           accepted  [%d]\n"
 "      --pages-per-packet N pages per RAM packet, 1 to 4096  [128]\n"
 "      --zero-copy          tcp: send with MSG_ZEROCOPY\n"
+"      --tls                tcp: TLS 1.3 on the control connection and every\n"
+"                           channel, authenticated by --tls-creds or by the\n"
+"                           pre-shared key (--psk-file); give it on both sides.\n"
+"                           The result says whether the kernel encrypts (kTLS)\n"
+"      --tls-creds DIR      X.509 credentials for --tls (implies it): DIR holds\n"
+"                           ca-cert.pem, server-cert.pem and server-key.pem\n"
+"                           (destination), client-cert.pem and client-key.pem\n"
+"                           (source); each side checks the other's against\n"
+"                           ca-cert.pem, the source also the name it connects to\n"
 "      --no-zero-detect     send zero pages as data\n"
 "      --timeout MS         connect/accept/handshake/finish limit  [30000]\n"
 "      --host ADDR          in-process mode: address to listen on and connect\n"
@@ -108,7 +117,8 @@ static void usage(FILE *f)
 "                           that keeps growing (like VFIO)\n"
 "      --switchover-ack     the switchover waits for the destination's ack of\n"
 "                           the device's initial data\n"
-"      --verbose            one line per round on stderr\n"
+"      --verbose            one more line per round on stderr (the engine's\n"
+"                           figures and decision)\n"
 "      --postcopy           switch over to postcopy: the destination runs (a\n"
 "                           vCPU thread reads random pages, two processes: 1 MiB\n"
 "                           chunks, and checks them against the final source)\n"
@@ -128,6 +138,8 @@ static void usage(FILE *f)
 "\n"
 "Output:\n"
 "      --json               one JSON object on stdout instead of the table\n"
+"                           (--live: JSON lines, one per round and event, the\n"
+"                           summary last)\n"
 "  -q, --quiet              one summary line; no progress bar or notices\n"
 "  -h, --help               this text\n"
 "\n"
@@ -141,6 +153,8 @@ static void usage(FILE *f)
 "prefaulted (MAP_POPULATE) before timing starts, as a VMM's RAM is already\n"
 "allocated. A lone source retries a refused connect until --timeout.\n"
 "A progress bar appears on stderr when it is a terminal and a run passes 2 s.\n"
+"With --live a line per round is printed as it ends, and a status line is\n"
+"redrawn in place on stderr when it is a terminal.\n"
 "\n"
 "Exit status: 0 success, 1 migration or verification failed, 2 usage error.\n"
 "\n"
@@ -300,6 +314,8 @@ enum {
 	OPT_POSTCOPY,
 	OPT_POSTCOPY_AFTER,
 	OPT_POSTCOPY_BY_REQUEST,
+	OPT_TLS,
+	OPT_TLS_CREDS,
 	OPT_PSK_FILE,
 	OPT_INSECURE,
 };
@@ -345,6 +361,8 @@ static const struct option long_opts[] = {
 	{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
 	{ "postcopy-after", required_argument, NULL, OPT_POSTCOPY_AFTER },
 	{ "postcopy-by-request", no_argument, NULL, OPT_POSTCOPY_BY_REQUEST },
+	{ "tls", no_argument, NULL, OPT_TLS },
+	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
 	{ "psk-file", required_argument, NULL, OPT_PSK_FILE },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -501,6 +519,13 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 			cfg->live.postcopy_after =
 				(uint32_t)parse_u64("--postcopy-after", optarg, 1, 1000000);
 			break;
+		case OPT_TLS:
+			cfg->opts.flags |= RMIG_F_TLS;
+			break;
+		case OPT_TLS_CREDS:
+			cfg->opts.flags |= RMIG_F_TLS;
+			cfg->opts.tls_creds = optarg;
+			break;
 		case OPT_PSK_FILE:
 			cfg->opts.psk_file = optarg;
 			break;
@@ -587,6 +612,10 @@ static void check_cfg(struct bench_cfg *cfg)
 				      : "--transport file needs --file PATH");
 	if (cfg->drop_cache && cfg->transport != XPORT_FILE)
 		usage_error("--drop-cache needs --transport file");
+	if ((cfg->opts.flags & RMIG_F_TLS) && cfg->transport != XPORT_TCP)
+		usage_error("--tls and --tls-creds are for --transport tcp");
+	if ((cfg->opts.flags & RMIG_F_TLS) && (cfg->opts.flags & RMIG_F_ZERO_COPY))
+		usage_error("--zero-copy cannot be combined with --tls (TLS encrypts into new buffers)");
 	if (cfg->live.on && (cfg->transport == XPORT_FILE || cfg->region))
 		usage_error("--live migrates generated RAM over tcp, rdma or null:"
 			    " drop --region/--transport file");

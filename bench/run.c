@@ -323,6 +323,8 @@ out_timed:
 	res->wire_bytes = st.wire_bytes;
 	res->zc_sends = st.zc_sends;
 	res->zc_copied = st.zc_copied;
+	res->tls_channels = st.tls_channels;
+	res->ktls_channels = st.ktls_channels;
 out:
 	free(man);
 	free(bm);
@@ -417,6 +419,8 @@ static void dst_result(struct dst_side *ds, struct bench_result *res, uint32_t p
 		res->channels = (unsigned int)st.channels;
 	res->bytes = res->pages * page_size;
 	res->wire_bytes = st.wire_bytes;
+	res->tls_channels = st.tls_channels;
+	res->ktls_channels = st.ktls_channels;
 }
 
 /* ---- the three modes ----------------------------------------------------------- */

@@ -13,6 +13,11 @@ void rmig_totals_add(struct rmig_stats *s, const struct rmig_totals *t,
 	s->dev_chunks += rmig_load_relaxed(&t->dev_chunks);
 	s->dev_bytes += rmig_load_relaxed(&t->dev_bytes);
 	s->zero_pages_written += rmig_load_relaxed(&t->zero_written);
-	if (c)
+	if (c) {
+		uint32_t tls = rmig_load_relaxed(&c->tls);
+
 		s->wire_bytes += rmig_load_relaxed(&c->wire_bytes);
+		s->tls_channels += !!(tls & RMIG_CONN_TLS);
+		s->ktls_channels += !!(tls & RMIG_CONN_KTLS);
+	}
 }

@@ -150,6 +150,13 @@ struct rmig_conn {
 	_Atomic uint64_t zc_sends;
 	_Atomic uint64_t zc_copied;
 	_Atomic uint64_t rdma_writes;
+	/* RMIG_CONN_TLS, RMIG_CONN_KTLS: set by the transport before it returns the conn */
+	_Atomic uint32_t tls;
+};
+
+enum {
+	RMIG_CONN_TLS = 1u << 0,  /* the conn is carried in TLS */
+	RMIG_CONN_KTLS = 1u << 1, /* ... and the kernel encrypts its sends */
 };
 
 /* A statistics counter: nothing is ordered by it, so relaxed. */

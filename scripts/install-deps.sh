@@ -8,6 +8,8 @@ pkgs=(
 	libnuma-dev libcmocka-dev
 	# libcrypto (OpenSSL): HMAC-SHA256 and RAND_bytes for authentication, TLS
 	libssl-dev
+	# the TLS tests make throw-away certificates (tests/common/make-test-certs.sh)
+	openssl
 	iperf3 python3
 	# sanitizers: gcc's ThreadSanitizer runtime; clang with libFuzzer (fuzz/)
 	libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev llvm

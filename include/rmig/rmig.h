@@ -171,6 +171,9 @@ void rmig_opts_init(struct rmig_opts *opts);
  * @conns_dropped: destination: connections that did not get in (no valid
  *                 first message, failed authentication, not a channel of
  *                 the session) and were closed while it waited on
+ * @tls_channels: tcp with RMIG_F_TLS: channels carried in TLS 1.3
+ * @ktls_channels: ... of which the kernel encrypts the sends (kTLS);
+ *                 the others go through OpenSSL in user space
  * @reserved: zero
  */
 struct rmig_stats {
@@ -191,7 +194,9 @@ struct rmig_stats {
 	uint64_t zero_pages_written;
 	uint64_t channels;
 	uint64_t conns_dropped;
-	uint64_t reserved[7];
+	uint64_t tls_channels;
+	uint64_t ktls_channels;
+	uint64_t reserved[5];
 };
 
 /* ------------------------------------------------------------------------ */

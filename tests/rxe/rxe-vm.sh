@@ -169,7 +169,7 @@ check_prereqs() {
 # crc32_generic: rxe's ICRC needs the "crc32" shash and nothing pulls it in
 # (without it `rdma link add` fails with ENOENT).
 REQUIRED_MODS=(crc32_generic virtio_pci virtio_net 9pnet_virtio 9p rdma_rxe rdma_ucm)
-OPTIONAL_MODS=(overlay)
+OPTIONAL_MODS=(overlay tls ctr ghash_generic gcm aesni_intel ghash_clmulni_intel)
 
 CACHE=
 INITRD=

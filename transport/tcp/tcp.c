@@ -6,6 +6,8 @@
  * docs/design.md) and comes in by readv straight into destination RAM
  * (each batch's pages populated in one call first while that RAM is still
  * untouched: prefault()).
+ * With RMIG_F_TLS every connection is TLS 1.3 (tls.c, tls_io.c): sends go
+ * by sendmsg when the kernel encrypts them (kTLS), else by SSL_write.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 
 #include "core/xport.h"
 #include "core/xport_util.h"
+#include "tls.h"
 
 #ifndef SO_ZEROCOPY
 #define SO_ZEROCOPY 60
@@ -52,6 +55,7 @@ struct tcp_xport {
 	int listen_fd;
 	int wake_fd; /* eventfd: shutdown() wakes accept() */
 	bool zero_copy;
+	struct tcp_tls *tls; /* RMIG_F_TLS: credentials; NULL: plain tcp */
 };
 
 struct tcp_conn {
@@ -63,6 +67,9 @@ struct tcp_conn {
 	uint32_t zc_next; /* id the kernel gives our next zero-copy send */
 	uint32_t zc_done; /* ids completed so far */
 	uint8_t prefault; /* PF_*: populate destination RAM before readv */
+	bool seen_bytes;  /* plain: the first bytes received were checked for TLS */
+	size_t recv_done; /* bytes the last recv_iov() received, also when it failed */
+	struct tcp_tls_sess *tls; /* NULL: plain */
 	struct iovec iov[TCP_IOV_MAX];
 };
 
@@ -106,13 +113,27 @@ static int sock_tune(int fd, const struct rmig_opts *o, struct rmig_msgbuf *mb)
 	return 0;
 }
 
-static int conn_new(struct tcp_xport *x, int fd, struct rmig_conn **cp)
+/*
+ * A conn for the connected socket @fd (closed on failure). With TLS the
+ * handshake runs here, within the timeout; @mb takes the reason.
+ */
+static int conn_new(struct tcp_xport *x, int fd, struct rmig_conn **cp, struct rmig_msgbuf *mb)
 {
 	struct tcp_conn *c = calloc(1, sizeof(*c));
+	int ret;
 
 	if (!c) {
 		close(fd);
-		return rmig_msg(&x->base.err, -ENOMEM, "out of memory");
+		return rmig_msg(mb, -ENOMEM, "out of memory");
+	}
+	if (x->tls) {
+		ret = tcp_tls_start(x->tls, fd, x->wake_fd, x->opts->timeout_ms, &c->tls, mb);
+		if (ret) {
+			close(fd);
+			free(c);
+			return ret;
+		}
+		atomic_init(&c->base.tls, RMIG_CONN_TLS | (c->tls->ktls_send ? RMIG_CONN_KTLS : 0));
 	}
 	c->base.ops = &tcp_conn_ops;
 	c->x = x;
@@ -204,7 +225,24 @@ static void tcp_destroy(struct rmig_xport *xp)
 	if (x->listen_fd >= 0)
 		close(x->listen_fd);
 	close(x->wake_fd);
+	tcp_tls_free(x->tls);
 	free(x);
+}
+
+/*
+ * RMIG_F_TLS: the xport's credentials. @addr: the source's connect address,
+ * whose host the destination's certificate must name.
+ */
+static int tls_setup(struct tcp_xport *x, const struct rmig_xport_params *p, const char *addr,
+		     struct rmig_msgbuf *mb)
+{
+	char host[256], port[16];
+
+	if (!(p->opts->flags & RMIG_F_TLS))
+		return 0;
+	if (addr && rmig_split_hostport(addr, host, sizeof(host), port, sizeof(port)))
+		return rmig_msg(mb, -EINVAL, "'%s' is not HOST:PORT", addr);
+	return tcp_tls_new(p->opts, !addr, addr ? host : NULL, &x->tls, mb);
 }
 
 /*
@@ -232,6 +270,9 @@ static int tcp_connect(const struct rmig_xport_params *p, const char *addr,
 	struct tcp_xport *x;
 	int fd, ret;
 
+	if ((p->opts->flags & RMIG_F_ZERO_COPY) && (p->opts->flags & RMIG_F_TLS))
+		return rmig_msg(mb, -EINVAL,
+				"zero copy (MSG_ZEROCOPY) cannot be combined with TLS: the data is encrypted into new buffers (kernel TLS has no MSG_ZEROCOPY); drop one of them");
 	if (p->opts->flags & RMIG_F_ZERO_COPY) {
 		ret = zc_check_memlock(p, mb);
 		if (ret)
@@ -240,17 +281,18 @@ static int tcp_connect(const struct rmig_xport_params *p, const char *addr,
 	x = xport_new(p, mb);
 	if (!x)
 		return -ENOMEM;
+	ret = tls_setup(x, p, addr, mb);
+	if (ret)
+		goto err_destroy;
 	ret = tcp_resolve(addr, false, &x->peer, &x->peer_len, mb);
 	if (ret)
 		goto err_destroy;
 	ret = tcp_dial(x, mb, &fd);
 	if (ret)
 		goto err_destroy;
-	ret = conn_new(x, fd, ctl);
-	if (ret) {
-		rmig_msg(mb, ret, "out of memory");
+	ret = conn_new(x, fd, ctl, mb);
+	if (ret)
 		goto err_destroy;
-	}
 	*xpp = &x->base;
 	return 0;
 
@@ -274,7 +316,7 @@ static int tcp_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rm
 		return rmig_msg(&x->base.err, ret, "SO_ZEROCOPY: %s (kernel without MSG_ZEROCOPY?)",
 				strerror(-ret));
 	}
-	ret = conn_new(x, fd, cp);
+	ret = conn_new(x, fd, cp, &x->base.err);
 	if (ret)
 		return ret;
 	c = to_conn(*cp);
@@ -293,6 +335,9 @@ static int tcp_listen(const struct rmig_xport_params *p, const char *addr,
 	x = xport_new(p, mb);
 	if (!x)
 		return -ENOMEM;
+	ret = tls_setup(x, p, NULL, mb);
+	if (ret)
+		goto err_destroy;
 	ret = tcp_resolve(addr, true, &ss, &len, mb);
 	if (ret)
 		goto err_destroy;
@@ -351,7 +396,7 @@ static int tcp_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **
 	if (fd < 0)
 		return rmig_msg(&x->base.err, -errno, "accept: %s", strerror(errno));
 	sock_tune(fd, x->opts, &x->base.err);
-	return conn_new(x, fd, cp);
+	return conn_new(x, fd, cp, &x->base.err);
 }
 
 static void tcp_xshutdown(struct rmig_xport *xp)
@@ -413,6 +458,13 @@ static int send_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			/* kTLS: the socket is non-blocking (tls_io.c); wait as a blocking send would */
+			if (errno == EAGAIN) {
+				struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+				poll(&pfd, 1, -1);
+				continue;
+			}
 			return io_error(c, &c->base.err, errno, "sending", done, total);
 		}
 		if (flags & MSG_ZEROCOPY) {
@@ -422,6 +474,20 @@ static int send_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 		}
 		done += (size_t)n;
 		iov_advance(&iov, &cnt, (size_t)n);
+	}
+	rmig_count(&c->base.wire_bytes, total);
+	return 0;
+}
+
+/* TLS in user space: each buffer through SSL_write. */
+static int send_tls(struct tcp_conn *c, const struct iovec *iov, unsigned int cnt, size_t total)
+{
+	int ret;
+
+	for (unsigned int i = 0; i < cnt; i++) {
+		ret = tcp_tls_write(c->tls, c->fd, iov[i].iov_base, iov[i].iov_len, &c->base.err);
+		if (ret)
+			return ret;
 	}
 	rmig_count(&c->base.wire_bytes, total);
 	return 0;
@@ -443,6 +509,8 @@ static int tcp_send(struct rmig_conn *cb, const void *hdr, size_t hdr_len,
 		data += segs[i].len;
 	}
 	total += data;
+	if (c->tls && !c->tls->ktls_send)
+		return send_tls(c, c->iov, cnt, total);
 	if (!c->zero_copy || !nsegs)
 		return send_iov(c, c->iov, cnt, total, 0);
 
@@ -544,6 +612,22 @@ static int wait_readable(struct tcp_conn *c, int timeout_ms)
 	return 0;
 }
 
+static int recv_tls(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, size_t total,
+		    int timeout_ms)
+{
+	ssize_t n;
+
+	while (cnt) {
+		n = tcp_tls_read(c->tls, c->fd, iov->iov_base, iov->iov_len, timeout_ms,
+				 &c->base.recv_err);
+		if (n < 0)
+			return (int)n;
+		iov_advance(&iov, &cnt, (size_t)n);
+	}
+	rmig_count(&c->base.wire_bytes, total);
+	return 0;
+}
+
 static int recv_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, size_t total,
 		    int timeout_ms)
 {
@@ -567,6 +651,7 @@ static int recv_iov(struct tcp_conn *c, struct iovec *iov, unsigned int cnt, siz
 		if (n == 0)
 			return io_error(c, &c->base.recv_err, 0, "receiving", done, total);
 		done += (size_t)n;
+		c->recv_done = done;
 		iov_advance(&iov, &cnt, (size_t)n);
 	}
 	rmig_count(&c->base.wire_bytes, total);
@@ -577,8 +662,27 @@ static int tcp_recv(struct rmig_conn *cb, void *buf, size_t len, int timeout_ms)
 {
 	struct tcp_conn *c = to_conn(cb);
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	const uint8_t *b = buf;
+	int ret;
 
-	return recv_iov(c, &iov, 1, len, timeout_ms);
+	if (c->tls)
+		return recv_tls(c, &iov, 1, len, timeout_ms);
+	c->recv_done = 0;
+	ret = recv_iov(c, &iov, 1, len, timeout_ms);
+	if (c->seen_bytes || c->recv_done < 3)
+		return ret;
+	/*
+	 * The first bytes of a plain conn (also of a receive the peer's close
+	 * cut short): a TLS record header (handshake 0x16 or alert 0x15,
+	 * version 3.x) means the peer uses TLS and we do not; say that rather
+	 * than "bad magic" or "closed".
+	 */
+	c->seen_bytes = true;
+	if ((b[0] == 0x16 || b[0] == 0x15) && b[1] == 0x03 && b[2] <= 0x04)
+		return rmig_msg(&c->base.recv_err, -EPROTO,
+				b[0] == 0x16 ? "the peer started a TLS handshake: it uses TLS and this side does not (both sides need TLS)"
+					     : "the peer answered with a TLS alert: it requires TLS and this side does not use it (both sides need TLS)");
+	return ret;
 }
 
 static long thread_minflt(void)
@@ -630,7 +734,8 @@ static int tcp_recv_pages(struct rmig_conn *cb, const struct iovec *iov, unsigne
 		prefault(c, iov, iovcnt);
 	else if (c->prefault == PF_OFF)
 		before = thread_minflt();
-	ret = recv_iov(c, c->iov, iovcnt, total, -1);
+	ret = c->tls ? recv_tls(c, c->iov, iovcnt, total, -1)
+		     : recv_iov(c, c->iov, iovcnt, total, -1);
 	if (before >= 0) {
 		/* most of the batch's pages faulted in: populate the next batches */
 		after = thread_minflt();
@@ -652,6 +757,7 @@ static void tcp_close(struct rmig_conn *cb)
 {
 	struct tcp_conn *c = to_conn(cb);
 
+	tcp_tls_end(c->tls);
 	close(c->fd);
 	free(c);
 }
