@@ -28,6 +28,9 @@
 #               and 4 channels, verified; both devices' packet counters and rmig's
 #               per-rail bytes non-zero on both rails; a rail address without a
 #               device fails naming the rail
+#   rail-down   two guests, two rails, 4 channels, 10 checked rounds: the source's
+#               eth1 goes down mid-migration; rail 1's channels move to rail 0 and
+#               every round still verifies
 #   live-pair   two guests, one rmig-bench --live per side: postcopy after round
 #               1, the destination pulls the pages still missing by RDMA READ
 #               across the link and checks its RAM against the source's final
@@ -169,6 +172,21 @@ rails)
 			$bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18700 --size 48M --channels 4 --json $psk > \"\$OUT/rails-src.json\" || { cat \"\$OUT/rails-src.json\"; exit 1; }
 			$hw > \"\$OUT/hw-src-after\"
 			python3 \"\$RXE_LIB/rails-check.py\" \"\$OUT\""
+	;;
+rail-down)
+	# Two rails, 4 channels (2 per rail), 10 rounds the destination checks
+	# one by one, each held 1 s; 4 s in, the source's eth1 goes down. The
+	# channels of rail 1 must move to rail 0, resend what may not have
+	# landed, and every round must still verify, the last one after the
+	# link went down.
+	"$vm" pair --nics 2 --out "$out" --timeout 300 \
+		--dst "$mkkey; $peer dst rdma:\$RXE_ADDR,\$RXE_ADDR2:18706 --size 32 --rounds 10 --check-delay-ms 1000 --timeout 60000 $psk" \
+		--src "$mkkey; ( sleep 4; ip link set eth1 down; date +%s.%N > \"\$OUT/down-at\"; echo 'link down (eth1)' ) &
+			$peer src rdma:\$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18706 --size 32 --rounds 10 --channels 4 --timeout 60000 $psk || exit 1
+			end=\$(date +%s.%N); wait
+			[ -s \"\$OUT/down-at\" ] || { echo 'rail-down: the link never went down'; exit 1; }
+			awk -v d=\"\$(cat \"\$OUT/down-at\")\" -v e=\"\$end\" 'BEGIN { printf \"migration ended %.1f s after eth1 went down\\n\", e - d; exit !(e - d > 2) }'
+			ip -br link show eth1"
 	;;
 *)
 	echo "unknown scenario '$scenario'" >&2

@@ -36,13 +36,14 @@ static void setup_err(struct rd_conn *c, struct rmig_msgbuf *err)
 
 /* ------------------------------------------------------- private data */
 
-void rmig_rd_cm_priv_encode(uint8_t out[RD_CM_PRIV_LEN], const struct rd_cm_priv *p)
+void rmig_rd_cm_priv_encode(uint8_t out[RD_CM_PRIV_WIRE], const struct rd_cm_priv *p)
 {
 	rmig_put_be32(out, RD_CM_MAGIC);
 	rmig_put_be16(out + 4, RD_CM_VERSION);
 	rmig_put_be16(out + 6, p->flags);
 	rmig_put_be32(out + 8, p->nbufs);
 	rmig_put_be32(out + 12, p->buf_size);
+	rmig_put_be32(out + 16, p->vid);
 }
 
 int rmig_rd_cm_priv_decode(const void *in, size_t len, struct rd_cm_priv *p)
@@ -54,6 +55,8 @@ int rmig_rd_cm_priv_decode(const void *in, size_t len, struct rd_cm_priv *p)
 	if (rmig_get_be16(b + 4) != RD_CM_VERSION)
 		return -EPROTONOSUPPORT;
 	p->flags = rmig_get_be16(b + 6);
+	/* IB CM pads private data with zeros: a peer that sends 16 bytes says vid 0 */
+	p->vid = len >= RD_CM_PRIV_WIRE ? rmig_get_be32(b + 16) : 0;
 	p->nbufs = rmig_get_be32(b + 8);
 	p->buf_size = rmig_get_be32(b + 12);
 	/* 16 bits of credits in the immediate data; one reserved credit needs a few more */
@@ -373,11 +376,14 @@ static void conn_param(struct rd_conn *c, struct rdma_conn_param *p, uint8_t *pr
 	/* a rail's first connection is its hello (rails.c sets RD_XF_RAIL on the rail) */
 	if ((c->x->opts.flags & RD_XF_RAIL) && !c->x->nconns)
 		mine.flags |= RD_CM_F_RAIL_HELLO;
+	/* active side: what rails.c asked for this connection (it serializes connects) */
+	mine.flags |= c->x->next_cm_flags;
+	mine.vid = c->x->next_vid;
 
 	rmig_rd_cm_priv_encode(priv, &mine);
 	memset(p, 0, sizeof(*p));
 	p->private_data = priv;
-	p->private_data_len = RD_CM_PRIV_LEN;
+	p->private_data_len = RD_CM_PRIV_WIRE;
 	p->responder_resources = (uint8_t)ird;
 	p->initiator_depth = (uint8_t)ord;
 	p->retry_count = RD_RETRY_COUNT;
@@ -392,7 +398,7 @@ int rmig_rd_connect(struct rd_xport *x, const char *label, struct rd_conn **cp,
 		    struct rmig_msgbuf *err)
 {
 	uint64_t deadline = rd_deadline(x->opts.timeout_ms);
-	uint8_t priv[RD_CM_PRIV_LEN], tmo = RD_ACK_TIMEOUT;
+	uint8_t priv[RD_CM_PRIV_WIRE], tmo = RD_ACK_TIMEOUT;
 	struct rdma_conn_param param;
 	struct rdma_cm_event *ev;
 	struct rd_cm_priv peer;
@@ -553,7 +559,7 @@ static int accept_one(struct rd_xport *x, struct rdma_cm_id *id, const struct rd
 		      unsigned int peer_ird, unsigned int peer_ord, uint64_t deadline,
 		      struct rd_conn **cp, struct rmig_msgbuf *err)
 {
-	uint8_t priv[RD_CM_PRIV_LEN];
+	uint8_t priv[RD_CM_PRIV_WIRE];
 	struct rdma_conn_param param;
 	struct rdma_cm_event *ev;
 	char label[96], from[64];
@@ -604,6 +610,8 @@ static int accept_one(struct rd_xport *x, struct rdma_cm_id *id, const struct rd
 		goto err_free;
 	x->v->ack_cm_event(ev);
 	c->rail_hello = peer->flags & RD_CM_F_RAIL_HELLO;
+	c->rail_resume = peer->flags & RD_CM_F_RAIL_RESUME;
+	c->vid = peer->vid;
 	established(c, peer);
 	*cp = c;
 	return 0;

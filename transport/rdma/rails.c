@@ -23,7 +23,7 @@
  *
  * Wire (big-endian):
  *   RAIL_HELLO  u32 "RMRH" | u16 version 1 | u16 rail | u16 nrails | u16 0
- *   RAIL_ANSWER u32 "RMRA" | i32 status (0 or -errno) | char why[RL_WHY]
+ *   RAIL_ANSWER u32 "RMRA" | i32 status (0 or -errno) | u8 token[16] | char why[RL_WHY]
  *   MR list     u32 "RMRL" | u16 version 1 | u16 nrails
  *               | per rail: u32 length | that rail's MR table (mr.c, "RMRT")
  */
@@ -32,14 +32,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "rmig-config.h"
 #include "core/byteorder.h"
 #include "core/xport_util.h"
 #include "transport/rdma/conn.h"
-#include "transport/rdma/rails.h"
-#include "transport/rdma/types.h"
+#include "transport/rdma/rails_priv.h"
 
 #define RL_HELLO_MAGIC	0x524d5248u /* "RMRH" */
 #define RL_ANSWER_MAGIC 0x524d5241u /* "RMRA" */
@@ -47,28 +47,7 @@
 #define RL_VERSION	1u
 #define RL_HELLO_LEN	12u
 #define RL_WHY		400u
-#define RL_ANSWER_LEN	(8u + RL_WHY)
-
-struct rl_rail {
-	struct rmig_xport *xp;	 /* an rdma xport (rmig_rdma_ops) */
-	struct rmig_conn *hello; /* rails >= 1: the rail's own connection */
-	char addr[128];		 /* HOST:PORT */
-	_Atomic unsigned int channels;
-};
-
-struct rl_xport {
-	struct rmig_xport base;
-	bool is_dst;
-	bool got_ctl; /* destination: rail 0's control conn was accepted */
-	unsigned int nrails;
-	struct rl_rail rail[RD_RAILS_MAX];
-	char list[RMIG_ERRMSG_MAX / 2]; /* the rails' addresses, for messages */
-};
-
-static struct rl_xport *rl_of(struct rmig_xport *x)
-{
-	return rmig_container_of(x, struct rl_xport, base);
-}
+#define RL_ANSWER_LEN	(8u + RL_TOKEN_LEN + RL_WHY)
 
 /* "h1,h2,[v6]:port" -> one "HOST:PORT" per rail. */
 static int parse_rails(struct rl_xport *r, const char *addr, struct rmig_msgbuf *err)
@@ -110,12 +89,16 @@ static int parse_rails(struct rl_xport *r, const char *addr, struct rmig_msgbuf 
 
 static void rl_free(struct rl_xport *r)
 {
+	rmig_rl_resume_free(r);
 	for (unsigned int k = 0; k < r->nrails; k++) {
 		if (r->rail[k].hello)
 			r->rail[k].hello->ops->close(r->rail[k].hello);
 		if (r->rail[k].xp)
 			rmig_rdma_ops.destroy(r->rail[k].xp);
 	}
+	pthread_mutex_destroy(&r->cm_mu);
+	pthread_mutex_destroy(&r->rs_mu);
+	pthread_cond_destroy(&r->rs_cv);
 	free(r);
 }
 
@@ -128,9 +111,12 @@ static int rl_new(const char *addr, bool dst, struct rl_xport **rp, struct rmig_
 		return rmig_msg(err, -ENOMEM, "out of memory");
 	r->base.ops = &rmig_rdma_rails_ops;
 	r->is_dst = dst;
+	pthread_mutex_init(&r->cm_mu, NULL);
+	pthread_mutex_init(&r->rs_mu, NULL);
+	pthread_cond_init(&r->rs_cv, NULL);
 	ret = parse_rails(r, addr, err);
 	if (ret) {
-		free(r);
+		rl_free(r);
 		return ret;
 	}
 	*rp = r;
@@ -165,7 +151,8 @@ static int say_hello(struct rl_xport *r, unsigned int k, int timeout_ms, struct 
 	if (status)
 		return rmig_msg(err, status < 0 ? status : -EPROTO,
 				"rail %u (%s): the destination refused it: %s", k,
-				r->rail[k].addr, (const char *)ans + 8);
+				r->rail[k].addr, (const char *)ans + 8 + RL_TOKEN_LEN);
+	memcpy(r->token, ans + 8, RL_TOKEN_LEN);
 	return 0;
 }
 
@@ -183,6 +170,7 @@ static int rl_connect(const struct rmig_xport_params *p, const char *addr, struc
 	ret = rl_new(addr, false, &r, err);
 	if (ret)
 		return ret;
+	r->timeout_ms = p->opts->timeout_ms > 0 ? p->opts->timeout_ms : 30000;
 	/*
 	 * Every rail says hello on a connection of its own, the last rail
 	 * first: the destination's core sees the control connection only once
@@ -257,12 +245,24 @@ static int rl_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rmi
 {
 	struct rl_xport *r = rl_of(xp);
 	unsigned int k = ch % r->nrails;
+	struct rd_xport *x = rd_xport_of(r->rail[k].xp);
+	struct rmig_conn *c;
 	int ret;
 
-	ret = rmig_rdma_ops.connect_channel(r->rail[k].xp, ch, cp);
+	/* the vid in the private data names the channel if it must move (rails_conn.c) */
+	pthread_mutex_lock(&r->cm_mu);
+	x->next_vid = ch + 1;
+	ret = rmig_rdma_ops.connect_channel(r->rail[k].xp, ch, &c);
+	x->next_vid = 0;
+	pthread_mutex_unlock(&r->cm_mu);
 	if (ret)
 		return rmig_msg(&xp->err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
 				r->rail[k].xp->err.msg);
+	ret = rmig_rl_vconn_new(r, k, ch + 1, c, cp);
+	if (ret) {
+		c->ops->close(c);
+		return rmig_msg(&xp->err, ret, "out of memory");
+	}
 	rmig_add_relaxed(&r->rail[k].channels, 1u);
 	return 0;
 }
@@ -279,6 +279,11 @@ static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct
 	ret = rl_new(addr, true, &r, err);
 	if (ret)
 		return ret;
+	if (getrandom(r->token, sizeof(r->token), 0) != (ssize_t)sizeof(r->token)) {
+		ret = rmig_msg(err, -EIO, "getrandom: %s", strerror(errno));
+		goto err_free;
+	}
+	r->timeout_ms = p->opts->timeout_ms > 0 ? p->opts->timeout_ms : 30000;
 	for (unsigned int k = 0; k < r->nrails; k++) {
 		ret = rmig_rdma_ops.listen(p, r->rail[k].addr, &r->rail[k].xp, &mb);
 		if (ret) {
@@ -310,7 +315,7 @@ static int rl_port(struct rmig_xport *xp)
 static int answer_hello(struct rl_xport *r, unsigned int k, struct rmig_conn *c, int timeout_ms)
 {
 	uint8_t hello[RL_HELLO_LEN], ans[RL_ANSWER_LEN] = {0};
-	char *why = (char *)ans + 8;
+	char *why = (char *)ans + 8 + RL_TOKEN_LEN;
 	unsigned int rail, n;
 	int ret;
 
@@ -336,6 +341,8 @@ static int answer_hello(struct rl_xport *r, unsigned int k, struct rmig_conn *c,
 		ret = -EPROTO, snprintf(why, RL_WHY, "rail %u said hello twice", k);
 	rmig_put_be32(ans, RL_ANSWER_MAGIC);
 	rmig_put_be32(ans + 4, (uint32_t)ret);
+	if (!ret)
+		memcpy(ans + 8, r->token, RL_TOKEN_LEN);
 	c->ops->send(c, ans, sizeof(ans), NULL, 0);
 	if (ret)
 		return rmig_msg(&r->base.err, ret, "rail %u (%s): %s", k, r->rail[k].addr, why);
@@ -347,57 +354,48 @@ static int rl_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **c
 {
 	struct rl_xport *r = rl_of(xp);
 	uint64_t deadline = rd_deadline(timeout_ms);
-	struct pollfd pfd[RD_RAILS_MAX + 1];
-	unsigned int k;
 
 	for (;;) {
+		int ret, left = -1;
 		struct rmig_conn *c;
-		int ret, ms = -1;
+		unsigned int k;
 
-		for (k = 0; k < r->nrails; k++)
-			pfd[k] = (struct pollfd){.fd = rd_xport_of(r->rail[k].xp)->lech->fd,
-						 .events = POLLIN};
-		pfd[k] = (struct pollfd){.fd = rd_xport_of(r->rail[0].xp)->efd, .events = POLLIN};
 		if (deadline) {
 			uint64_t now = rmig_now_ns();
 
-			if (now >= deadline)
+			left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+			if (!left)
 				return rmig_msg(&xp->err, -ETIMEDOUT,
 						"no rdma connection on %s within %d ms", r->list,
 						timeout_ms);
-			ms = (int)((deadline - now + 999999) / 1000000);
 		}
-		ret = poll(pfd, r->nrails + 1, ms);
-		if (ret < 0 && errno != EINTR)
-			return rmig_msg(&xp->err, -errno, "poll: %s", strerror(errno));
-		if (ret > 0 && pfd[r->nrails].revents)
-			return rmig_msg(&xp->err, -ECANCELED,
-					"cancelled while waiting for a connection");
-		for (k = 0; k < r->nrails; k++) {
-			int left = deadline ? (int)((deadline - rmig_now_ns()) / 1000000) : -1;
-
-			if (!(pfd[k].revents & POLLIN))
-				continue;
-			ret = rmig_rdma_ops.accept(r->rail[k].xp, left < 1 && deadline ? 1 : left,
-						   &c);
-			if (ret)
-				return rmig_msg(&xp->err, ret, "rail %u (%s): %s", k,
-						r->rail[k].addr, r->rail[k].xp->err.msg);
-			if (rd_conn_of(c)->rail_hello) {
-				ret = answer_hello(r, k, c, timeout_ms < 0 ? 30000 : timeout_ms);
-				if (ret) {
-					c->ops->close(c);
-					return ret;
-				}
-				continue;
+		ret = rmig_rl_accept_any(r, left, &k, &c);
+		if (ret)
+			return ret;
+		if (rd_conn_of(c)->rail_hello) {
+			ret = answer_hello(r, k, c, timeout_ms < 0 ? 30000 : timeout_ms);
+			if (ret) {
+				c->ops->close(c);
+				return ret;
 			}
-			/* after the hellos: the control conn first, on rail 0; then channels */
-			if (k || r->got_ctl)
-				rmig_add_relaxed(&r->rail[k].channels, 1u);
-			r->got_ctl = true;
-			*cp = c;
-			return 0;
+			continue;
 		}
+		/* after the hellos: the control conn first, on rail 0; then channels */
+		if (k || r->got_ctl) {
+			uint32_t vid = rd_conn_of(c)->vid;
+
+			if (vid && rmig_rl_vconn_new(r, k, vid, c, cp)) {
+				c->ops->close(c);
+				return rmig_msg(&xp->err, -ENOMEM, "out of memory");
+			}
+			if (!vid)
+				*cp = c;
+			rmig_add_relaxed(&r->rail[k].channels, 1u);
+		} else {
+			*cp = c;
+		}
+		r->got_ctl = true;
+		return 0;
 	}
 }
 

@@ -220,6 +220,36 @@ int rmig_rd_stream_write(struct rd_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Copy up to @len stream bytes that arrived and were not read yet, whatever
+ * state the conn is in (rails.c takes them off a dead rail's conn before it
+ * moves the channel). Buffers are not reposted. Returns how many.
+ */
+size_t rmig_rd_stream_salvage(struct rd_conn *c, void *buf, size_t len)
+{
+	uint8_t *out = buf;
+	size_t got = 0;
+
+	/* receive completions that came before the failure still count */
+	for (int i = 0; i < 64 && rmig_rd_poll(c) > 0; i++)
+		;
+	while (got < len && c->ready_head != c->ready_tail) {
+		unsigned int r = c->ready_tail % c->nrecv;
+		uint32_t avail = c->ready_len[r] - c->cur_off;
+		size_t n = len - got < avail ? len - got : avail;
+
+		memcpy(out + got, c->bufs + (size_t)c->ready[r] * c->buf_size + c->cur_off, n);
+		got += n;
+		c->rx_bytes += n;
+		c->cur_off += (uint32_t)n;
+		if (c->cur_off == c->ready_len[r]) {
+			c->ready_tail++;
+			c->cur_off = 0;
+		}
+	}
+	return got;
+}
+
 static int recv_locked(struct rd_conn *c, void *buf, size_t len, int timeout_ms)
 {
 	uint64_t deadline = rd_deadline(timeout_ms);
@@ -239,6 +269,7 @@ static int recv_locked(struct rd_conn *c, void *buf, size_t len, int timeout_ms)
 
 			memcpy(out + got, c->bufs + (size_t)idx * c->buf_size + c->cur_off, n);
 			got += n;
+			c->rx_bytes += n;
 			c->cur_off += (uint32_t)n;
 			if (c->cur_off == c->ready_len[r]) {
 				c->ready_tail++;

@@ -15,6 +15,8 @@ int rmig_rd_on_recv(struct rd_conn *c, const struct ibv_wc *wc);
 int rmig_rd_stream_write(struct rd_conn *c, const void *buf, size_t len);
 int rmig_rd_return_credits(struct rd_conn *c, unsigned int threshold);
 int rmig_rd_recv(struct rmig_conn *bc, void *buf, size_t len, int timeout_ms);
+/* Bytes that arrived and were not read, even from a failed conn (rails.c); hold c->mu. */
+size_t rmig_rd_stream_salvage(struct rd_conn *c, void *buf, size_t len);
 
 static inline unsigned int rd_credit_threshold(const struct rd_conn *c)
 {

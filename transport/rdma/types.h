@@ -159,6 +159,9 @@ struct rd_xport {
 	struct rd_conn *conns;
 	unsigned int nconns;
 	uint64_t closed_bytes; /* wire_bytes of the conns closed so far (rails.c's stats) */
+	/* active side, set by rails.c before a connect: private-data flags and vid */
+	uint16_t next_cm_flags;
+	uint32_t next_vid;
 };
 
 /* ---------------------------------------------------------------- conn */
@@ -183,6 +186,9 @@ struct rd_conn {
 	bool established;
 	bool peer_closed; /* DISCONNECTED seen, or receives flushed */
 	bool rail_hello;  /* accepted: the peer marked it a rail's hello (rails.c) */
+	bool rail_resume; /* accepted: it takes over channel vid (rails.c) */
+	uint32_t vid;	  /* accepted: the peer's id for the channel (rails.c), 0 if none */
+	uint64_t rx_bytes; /* stream bytes handed to recv() callers so far */
 
 	atomic_bool down;
 	atomic_bool disconnected; /* rdma_disconnect() called, by shutdown or close */

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private structures of multi-rail rdma, shared by rails.c (the xport:
+ * set-up, hellos, MR list, figures) and rails_conn.c (a channel's
+ * connection that moves to another rail when its own dies).
+ */
+#ifndef RMIG_TRANSPORT_RDMA_RAILS_PRIV_H
+#define RMIG_TRANSPORT_RDMA_RAILS_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "transport/rdma/rails.h"
+#include "transport/rdma/types.h"
+
+#define RL_TOKEN_LEN 16u
+
+struct rl_rail {
+	struct rmig_xport *xp;	 /* an rdma xport (rmig_rdma_ops) */
+	struct rmig_conn *hello; /* the rail's own connection */
+	char addr[128];		 /* HOST:PORT */
+	_Atomic unsigned int channels;
+	atomic_bool dead; /* a channel left it: failed over channels avoid it */
+};
+
+/* destination: a channel's takeover connection, accepted and waiting for its channel */
+struct rl_resume {
+	struct rl_resume *next;
+	uint32_t vid;
+	unsigned int rail;
+	uint64_t peer_rx; /* stream bytes the source had received */
+	struct rmig_conn *conn;
+};
+
+struct rl_xport {
+	struct rmig_xport base;
+	bool is_dst;
+	bool got_ctl; /* destination: rail 0's control conn was accepted */
+	unsigned int nrails;
+	int timeout_ms;
+	struct rl_rail rail[RD_RAILS_MAX];
+	char list[RMIG_ERRMSG_MAX / 2]; /* the rails' addresses, for messages */
+	/*
+	 * Random, made by the destination at listen and sent in every hello
+	 * answer: a takeover connection must present it (rails_conn.c).
+	 */
+	uint8_t token[RL_TOKEN_LEN];
+
+	/* source: connects set the rail xport's next_cm_flags/next_vid under it */
+	pthread_mutex_t cm_mu;
+	/* destination: takeover connections, accepted by whichever channel waits */
+	pthread_mutex_t rs_mu;
+	pthread_cond_t rs_cv;
+	bool rs_accepting; /* Must hold rs_mu: a thread is accepting */
+	struct rl_resume *rs_list; /* Must hold rs_mu */
+};
+
+static inline struct rl_xport *rl_of(struct rmig_xport *x)
+{
+	return rmig_container_of(x, struct rl_xport, base);
+}
+
+/* rails_conn.c */
+int rmig_rl_vconn_new(struct rl_xport *r, unsigned int rail, uint32_t vid, struct rmig_conn *in,
+		      struct rmig_conn **out);
+/* Wait on every rail's listener for up to @timeout_ms; accept one connection: 0 and it. */
+int rmig_rl_accept_any(struct rl_xport *r, int timeout_ms, unsigned int *rail,
+		       struct rmig_conn **cp);
+void rmig_rl_resume_free(struct rl_xport *r);
+
+#endif /* RMIG_TRANSPORT_RDMA_RAILS_PRIV_H */
