@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/barrier.h"
 #include "core/dst/dst_engine.h"
@@ -45,6 +46,20 @@ static int dst_drop(struct rmig_dst *d, struct rmig_conn *c, int code, const cha
 	snprintf(d->drop_why, sizeof(d->drop_why), "%s: %.440s", what, why);
 	c->ops->close(c);
 	return code;
+}
+
+/*
+ * A connection attempt failed, the listener is still there: count it, and
+ * pause a little so a persistent failure (out of descriptors) does not spin.
+ */
+static void dst_accept_failed(struct rmig_dst *d, int code)
+{
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+	rmig_count(&d->conns_dropped, 1);
+	d->drop_code = code;
+	snprintf(d->drop_why, sizeof(d->drop_why), "failed to connect: %.440s", d->xp->err.msg);
+	nanosleep(&pause, NULL);
 }
 
 /* The wait is over without a source (or channels): say what came instead. */
@@ -167,11 +182,7 @@ int dst_handshake(struct rmig_dst *d)
 			return dst_no_peer(d, ret, "waiting for a source to connect",
 					   left ? d->xp->err.msg : "timed out");
 		if (ret) {
-			/* one failed connection attempt; the listener is still there */
-			rmig_count(&d->conns_dropped, 1);
-			d->drop_code = ret;
-			snprintf(d->drop_why, sizeof(d->drop_why), "failed to connect: %.440s",
-				 d->xp->err.msg);
+			dst_accept_failed(d, ret);
 			continue;
 		}
 		ret = dst_greet(d, c, end, &body, &hlen);
@@ -281,10 +292,7 @@ int dst_accept_channels(struct rmig_dst *d)
 			return dst_no_peer(d, ret, "waiting for channel connections",
 					   left ? d->xp->err.msg : "timed out");
 		if (ret) {
-			rmig_count(&d->conns_dropped, 1);
-			d->drop_code = ret;
-			snprintf(d->drop_why, sizeof(d->drop_why), "failed to connect: %.440s",
-				 d->xp->err.msg);
+			dst_accept_failed(d, ret);
 			continue;
 		}
 		ret = dst_chan_check(d, c, end, &id, why, sizeof(why));

@@ -43,6 +43,22 @@
 
 /* "tcp:127.0.0.1" or "rdma:ADDR", and whether pulls are reads */
 static char pc_host[128] = "tcp:127.0.0.1";
+
+/*
+ * Both sides' options: over rdma the destination listens on the device's
+ * address, not loopback, so both get a pre-shared key (docs/security.md);
+ * the migrations then run authenticated, the source's RAM registered for
+ * remote reads only after the handshake.
+ */
+static const char pc_key[] = "test_live_postcopy-key-0123456789abcdef";
+
+static void pc_opts(struct rmig_opts *o)
+{
+	rmig_opts_init(o);
+	o->timeout_ms = TIMEOUT_MS;
+	o->psk = pc_key;
+	o->psk_len = sizeof(pc_key) - 1;
+}
 static bool pc_by_read;
 
 struct pc_test {
@@ -169,8 +185,7 @@ static void setup_pair(struct pc_test *t)
 	t->dmap = h_map(SIZE + PAGE);
 	t->dram = t->dmap + (t->dst_misalign ? 64 : 0);
 	h_fill_random(t->sram, SIZE, 42);
-	rmig_opts_init(&o);
-	o.timeout_ms = TIMEOUT_MS;
+	pc_opts(&o);
 	bd.host = t->dram;
 	assert_int_equal(rmig_dst_create(&o, &t->dst), 0);
 	assert_int_equal(rmig_dst_add_block(t->dst, &bd), 0);
@@ -405,8 +420,7 @@ static void test_postcopy_not_agreed(void **state)
 	char uri[160];
 
 	(void)state;
-	rmig_opts_init(&o);
-	o.timeout_ms = TIMEOUT_MS;
+	pc_opts(&o);
 	bd.host = dram;
 	assert_int_equal(rmig_dst_create(&o, &dst), 0);
 	assert_int_equal(rmig_dst_add_block(dst, &bd), 0);

@@ -2,9 +2,10 @@
 /*
  * The rdma transport's ops tables: "rdma:HOST:PORT".
  *
- * Source: connect() opens the control conn (which picks the device), then
- * registers the RAM blocks for local access; set_peer_info() takes the
- * destination's MR table; connect_channel() opens one RC QP per channel.
+ * Source: connect() opens the control conn (which picks the device);
+ * set_peer_info(), after the handshake, registers the RAM blocks (local
+ * access, remote reads with RMIG_F_POSTCOPY) and takes the destination's
+ * MR table; connect_channel() opens one RC QP per channel.
  * Destination: listen() binds (and checks the memlock limit);
  * local_info(), which the core calls only once the source has
  * authenticated and its block table checked out, registers the RAM
@@ -137,22 +138,17 @@ static int rd_connect(const struct rmig_xport_params *p, const char *addr, struc
 	if (ret)
 		return ret;
 	snprintf(label, sizeof(label), "control conn to %s", addr);
-	ret = rmig_rd_connect(x, label, &c, err);
+	/* a memlock limit too low fails here, before anything is sent */
+	ret = rmig_rd_memlock_precheck(x, err);
+	if (!ret)
+		ret = rmig_rd_connect(x, label, &c, err);
 	if (ret)
 		goto err_free;
-	/*
-	 * Registered only once the destination answered: a refused connection
-	 * fails fast instead of after pinning all of RAM.
-	 */
-	ret = rmig_rd_register_blocks(x, err);
-	if (ret)
-		goto err_close;
+	/* RAM is registered in set_peer_info(), once the destination authenticated */
 	*xp = &x->base;
 	*ctl = &c->base;
 	return 0;
 
-err_close:
-	rmig_rd_conn_close(c);
 err_free:
 	xport_free(x);
 	return ret;
@@ -166,6 +162,14 @@ static int rd_set_peer_info(struct rmig_xport *xp, const void *info, size_t len)
 	if (!len)
 		return rmig_msg(&x->base.err, -EPROTO,
 				"the destination sent no rdma MR table (is it listening on rdma?)");
+	/*
+	 * Only now, after the handshake (and the authentication, with a key),
+	 * is local RAM registered: with RMIG_F_POSTCOPY for remote reads, so
+	 * nobody may reach it before the destination proved the key.
+	 */
+	ret = rmig_rd_register_blocks(x, &x->base.err);
+	if (ret)
+		return ret;
 	rmig_rd_remote_release(&x->remote);
 	x->have_remote = false;
 	ret = rmig_rd_mrt_decode(info, len, x->blocks, x->nblocks, &x->remote, &x->base.err);
