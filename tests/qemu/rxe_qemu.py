@@ -155,6 +155,20 @@ def rmig_params(channels):
     return {"multifd-channels": channels, "rmig-uri": f"rdma:{dst_addr}:{RMIG_PORT}"}
 
 
+def set_rmig(vm, channels):
+    """multifd + rmig-uri + rmig-psk-file (librmig listens on a guest's own
+    address, not loopback, only with a key). Raises QMPError: a QEMU without
+    the patch refuses rmig-uri."""
+    vm.qmp.cmd("migrate-set-capabilities",
+               capabilities=[{"capability": "multifd", "state": True}])
+    vm.qmp.cmd("migrate-set-parameters", **rmig_params(channels))
+    key = "/tmp/rxe-qemu-rmig.key"
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("rxe-qemu-test-key-not-a-secret-0123456789abcdef\n")
+    vm.qmp.cmd("migrate-set-parameters", **{"rmig-psk-file": key})
+
+
 # ---------------------------------------------------------------- destination
 
 def dst_phase(phase, size, channels):
@@ -169,11 +183,11 @@ def dst_phase(phase, size, channels):
             uri = f"rdma:{os.environ['RXE_ADDR']}:{RDMA_PORT}"
         else:
             uri = f"tcp:{os.environ['RXE_ADDR']}:{MAIN_PORT}"
-            vm.qmp.cmd("migrate-set-capabilities",
-                       capabilities=[{"capability": "multifd", "state": True}])
             try:
-                vm.qmp.cmd("migrate-set-parameters", **rmig_params(channels))
+                set_rmig(vm, channels)
             except QMPError as e:
+                if "rmig-uri" not in e.desc or "unexpected" not in e.desc:
+                    raise
                 res["unavailable"] = (f"this QEMU has no rmig-uri (migrate-set-parameters: "
                                       f"{e.desc}): integrations/qemu/patches not applied")
                 log(res["unavailable"])
@@ -264,9 +278,7 @@ def src_phase(phase, ram, size, channels):
     try:
         vm = start_vm("src", ram, size, incoming=False)
         if phase == "b":
-            vm.qmp.cmd("migrate-set-capabilities",
-                       capabilities=[{"capability": "multifd", "state": True}])
-            vm.qmp.cmd("migrate-set-parameters", **rmig_params(channels))
+            set_rmig(vm, channels)
             res["channels"] = channels
             res["rmig_uri"] = rmig_params(channels)["rmig-uri"]
         # QEMU's default max-bandwidth (128 MiB/s) would be the measure.
@@ -396,6 +408,10 @@ def report(out, ibwb, rows):
             ratios[f"{p}_vs_ib_write_bw"] = round(s["gbits_per_s"] / ibwb["gbits_per_s"], 3)
     for k, v in ratios.items():
         lines.append(f"ratio {k}: {v}")
+    for side in ("src", "dst"):
+        r = rows["b"][side].get("rmig")
+        if r:
+            lines.append(f"rmig ({side}): {json.dumps(r, sort_keys=True)}")
     for p in PHASES:
         if rows[p]["src"].get("unavailable"):
             lines.append(f"{LABEL[p]}: not run: {rows[p]['src']['unavailable']}")
@@ -426,6 +442,14 @@ def report(out, ibwb, rows):
             fails.append(f"{LABEL[p]}: source RAM file changed: {s.get('cmp')}")
         if s.get("vm_status") not in ("postmigrate", "paused", "prelaunch", None):
             fails.append(f"{LABEL[p]}: source VM {s.get('vm_status')} after the migration")
+        if p == "b":
+            want = {"transport": "rdma", "verified": True,
+                    "channels": env_int("RMIG_QEMU_CHANNELS", 2)}
+            for side, r in (("source", s), ("destination", d)):
+                got = {k: (r.get("rmig") or {}).get(k) for k in want}
+                if got != want:
+                    fails.append(f"{LABEL[p]}: {side}'s query-migrate rmig figures {got}, "
+                                 f"expected {want}")
         if d.get("vm_status") not in ("paused", "prelaunch", "inmigrate", None):
             fails.append(f"{LABEL[p]}: destination VM {d.get('vm_status')}: a paused (-S) "
                          f"guest must not start")
@@ -484,8 +508,9 @@ def role_host(out):
         os.unlink(os.path.join(out, "ram.src"))
     except OSError:
         pass
-    if vm_rc != 0 and not fails:
-        fails.append(f"rxe-vm.sh pair exited {vm_rc}")
+    if vm_rc != 0:
+        why = {124: "timeout", 125: "a guest or the harness failed (console tails above)"}
+        fails.insert(0, f"rxe-vm.sh pair exited {vm_rc}: {why.get(vm_rc, 'a guest side failed')}")
     for f in fails:
         print(f"FAIL: {f}")
     print(f"results: {os.path.join(out, 'qemu-rxe.json')}")
