@@ -22,19 +22,24 @@ fail() {
 	fails=$((fails + 1))
 }
 
-# 1. pre-copy: exactly four rounds (limit 0 under a workload never converges:
-#    the switchover is forced after --max-rounds)
-"$bench" --live --json --size 64M --dirty-rate 300M --downtime-limit 0 --max-rounds 4 \
+# 1. pre-copy: 2 to 4 rounds (limit 0: converged only when nothing is left,
+#    which a workload slowed down by a sanitizer may allow; else the
+#    switchover is forced after --max-rounds)
+"$bench" --live --json --size 32M --dirty-rate 300M --downtime-limit 0 --max-rounds 4 \
 	>"$tmp/pre.jsonl" 2>"$tmp/pre.err" || fail "pre-copy run exited $?: $(cat "$tmp/pre.err")"
 python3 - "$tmp/pre.jsonl" <<'PY' || fail "pre-copy JSON lines"
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
 ev = [json.loads(l) for l in lines]            # every line parses
 assert ev and all(isinstance(e, dict) for e in ev), "not all objects"
-assert ev[0]["event"] == "setup" and ev[0]["total"] == 64 << 20, ev[0]
+assert ev[0]["event"] == "setup" and ev[0]["total"] == 32 << 20, ev[0]
 rounds = [e for e in ev if e["event"] == "round"]
-assert len(rounds) == 4, f"{len(rounds)} round events, expected 4"
-assert [r["decision"] for r in rounds] == ["continue"] * 3 + ["force"], "decisions"
+n = len(rounds)
+assert 2 <= n <= 4, f"{n} round events, expected 2 to 4"
+last = rounds[-1]["decision"]
+assert [r["decision"] for r in rounds[:-1]] == ["continue"] * (n - 1), "decisions"
+assert last == "force" if n == 4 else last == "switchover" and rounds[-1]["remaining"] == 0, \
+    f"round {n}: {last}, remaining {rounds[-1]['remaining']}"
 assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1)), "rounds not 1..N"
 for r in rounds:
     for k in ("transferred", "remaining", "total", "dirty-rate", "dirty-pages-rate", "mbps",
@@ -42,7 +47,7 @@ for r in rounds:
         assert k in r, f"round {r['round']} lacks {k}"
     assert r["status"] == "active"
 t = [r["transferred"] for r in rounds]
-assert t == sorted(t) and t[0] >= 64 << 20, f"transferred {t}"
+assert t == sorted(t) and t[0] >= 32 << 20, f"transferred {t}"
 assert rounds[-1]["dirty-rate"] > 0, "no dirty rate measured"
 assert [r["time-ms"] for r in rounds] == sorted(r["time-ms"] for r in rounds)
 names = [e["event"] for e in ev]
@@ -50,7 +55,8 @@ sw = names.index("switchover")
 assert sw > names.index("round") and sw == len(ev) - 2, names
 s = ev[-1]
 assert s["event"] == "completed" and s["status"] == "completed", s.get("event")
-assert s["rounds"] == 4 and s["forced"] is True and s["verified"] is True and s["error"] is None
+assert s["rounds"] == n and s["forced"] is (last == "force")
+assert s["verified"] is True and s["error"] is None
 print(f"pre-copy: {len(ev)} lines, {len(rounds)} rounds, last expected-downtime "
       f"{rounds[-1]['expected-downtime']} ms, dirty-rate {rounds[-1]['dirty-rate']} B/s")
 PY
@@ -74,20 +80,20 @@ print(f"postcopy: {done['pages-pulled']} pages pulled by {done['postcopy-request
 PY
 
 # 3. text, not a terminal
-"$bench" --live --size 64M --dirty-rate 300M --downtime-limit 0 --max-rounds 3 \
+"$bench" --live --size 32M --dirty-rate 300M --downtime-limit 0 --max-rounds 3 \
 	>"$tmp/text.out" 2>"$tmp/text.err" || fail "text run exited $?"
 n=$(awk '/^ round  time s/ { on = 1; next } /^ switchover at / { on = 0 }
 	on && /^ [0-9]+ +[0-9.]+ / { n++ } END { print n + 0 }' "$tmp/text.out")
 rounds=$(awk '/^ #rounds/ { getline; print $1 }' "$tmp/text.out")
 grep -q '^ round  time s' "$tmp/text.out" || fail "text: no round header"
-[ "$n" = 3 ] && [ "$rounds" = 3 ] || fail "text: $n round lines, table says ${rounds:-?} rounds"
+[ "$n" -ge 2 ] && [ "$n" = "$rounds" ] || fail "text: $n round lines, table says ${rounds:-?} rounds"
 grep -q '^ switchover at ' "$tmp/text.out" || fail "text: no switchover line"
 if grep -q $'\033' "$tmp/text.out" "$tmp/text.err"; then
 	fail "text: control sequences written although nothing is a terminal"
 fi
 
 # 4. on a terminal: the status line, drawn at once and every 200 ms
-if script -qefc "$bench --live --size 128M --dirty-rate 300M --downtime-limit 0 --max-rounds 4 2>&1" \
+if script -qefc "$bench --live --size 32M --dirty-rate 300M --downtime-limit 0 --max-rounds 2 2>&1" \
 	"$tmp/tty.out" >/dev/null 2>&1 </dev/null; then
 	grep -q $'\r\033\\[K round [0-9]' "$tmp/tty.out" || fail "tty: no status line drawn in place"
 	grep -q '^ round  time s' "$tmp/tty.out" || fail "tty: no round lines"
