@@ -10,8 +10,8 @@
  * of different sizes on each side and at the port's max message); stream
  * messages of awkward sizes both ways; credit flow under a slow reader and
  * ping-pong; flush; shutdown() waking a blocked recv; a peer's close
- * giving -ECONNRESET after its last bytes; a wrong rkey giving
- * IBV_WC_REM_ACCESS_ERR; idle keepalive probes; a dead peer QP giving
+ * giving -ECONNRESET after its last bytes; a wrong rkey, and one of
+ * another migration, giving IBV_WC_REM_ACCESS_ERR; idle keepalive probes; a dead peer QP giving
  * IBV_WC_RETRY_EXC_ERR. Then WRITE throughput with 512 KiB batches.
  *
  * Exit: 0 pass, 1 fail, 77 no RDMA device.
@@ -531,6 +531,49 @@ static void test_bad_rkey(const char *addr)
 }
 
 /*
+ * An rkey is scoped to its migration: each listen() has its own protection
+ * domain (docs/security.md). Migration B's source is handed migration A's MR
+ * table, as a peer that learnt A's rkeys would use them: its WRITE over B's
+ * QP fails with IBV_WC_REM_ACCESS_ERR and nothing lands, while A's own
+ * source still writes with them.
+ */
+static void test_rkey_other_migration(const char *addr)
+{
+	struct rmig_seg s = {src_mem[0], 0, 4 * PAGE, 0, 0};
+	struct tseg ts = {0, 0, 0, 4 * PAGE};
+	uint8_t info[65536];
+	size_t ilen = sizeof(info), changed = 0;
+	struct pair a, b;
+	int ret;
+
+	pair_open(&a, addr, 1, false);
+	pair_open(&b, addr, 1, false);
+	MUST(ops->local_info(a.dx, info, &ilen));
+	MUST(ops->set_peer_info(b.sx, info, ilen));
+	memset(dst_mem[0], 0xee, 4 * PAGE);
+	ret = send_msg(b.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
+	if (!ret)
+		ret = b.sc[0]->ops->flush(b.sc[0]);
+	CHECK(ret == -EACCES && strstr(b.sc[0]->err.msg, "IBV_WC_REM_ACCESS_ERR"),
+	      "a WRITE with another migration's rkey gave %d (%s)", ret, b.sc[0]->err.msg);
+	for (size_t i = 0; i < 4 * PAGE; i++)
+		changed += ((uint8_t *)dst_mem[0])[i] != 0xee;
+	CHECK(changed == 0, "%zu bytes landed with another migration's rkey", changed);
+	printf("rkey of another migration: %d: %s; %zu bytes changed\n", ret, b.sc[0]->err.msg,
+	       changed);
+	b.dc[0].c->ops->shutdown(b.dc[0].c);
+	pair_close(&b, false);
+	/* the same table on its own migration's QP: lands */
+	ret = send_msg(a.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
+	if (!ret)
+		ret = a.sc[0]->ops->flush(a.sc[0]);
+	CHECK(ret == 0, "a WRITE on the rkey's own migration gave %d (%s)", ret, a.sc[0]->err.msg);
+	pair_close(&a, true);
+	CHECK(memcmp(dst_mem[0], src_mem[0], 4 * PAGE) == 0,
+	      "the WRITE on the rkey's own migration did not land");
+}
+
+/*
  * After revoke() (what the core calls when a migration ends) destination RAM
  * is out of reach: a WRITE with the rkey the source holds fails, and nothing
  * lands.
@@ -842,6 +885,8 @@ int main(int argc, char **argv)
 		test_bad_rkey(addr);
 	if (!only || strstr(only, "revoke"))
 		test_revoke(addr);
+	if (!only || strstr(only, "scope"))
+		test_rkey_other_migration(addr);
 	if (!only || strstr(only, "dead"))
 		test_dead_peer(addr);
 	if (!only || strstr(only, "options"))
