@@ -116,9 +116,11 @@ echo "pkg-smoke links $lib (librmig0)"
 # 5. The tool and the manual pages.
 echo "== rmig-bench, man -w"
 [ "$(command -v rmig-bench)" = /usr/bin/rmig-bench ] || die "rmig-bench is not /usr/bin/rmig-bench"
-rmig-bench --help | grep -q '^Usage: rmig-bench' || die "rmig-bench --help"
-rmig-bench --size 16M --channels 2 --quiet | grep -q 'verified yes' ||
-	die "rmig-bench --size 16M did not verify"
+# captured, not piped into grep -q: an early exit of grep would SIGPIPE the writer
+out=$(rmig-bench --help) || die "rmig-bench --help exited $?"
+grep -q '^Usage: rmig-bench' <<<"$out" || die "rmig-bench --help prints no usage"
+out=$(rmig-bench --size 16M --channels 2 --quiet) || die "rmig-bench --size 16M exited $?: $out"
+grep -q 'verified yes' <<<"$out" || die "rmig-bench --size 16M did not verify: $out"
 for page in "1 rmig-bench" "3 rmig_src_create" "3 rmig_live_run" "7 rmig"; do
 	# shellcheck disable=SC2086
 	path=$(man -w $page 2>/dev/null) || die "man -w $page finds nothing"
