@@ -306,17 +306,20 @@ class Config:
 
 
 def configure(vm, cfg, channels, rmig_uri, source):
-    caps = [{"capability": "multifd", "state": cfg.multifd}]
-    if cfg.postcopy:
-        caps.append({"capability": "postcopy-ram", "state": True})
-    vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+    """multifd first, then the parameters with rmig-uri, then postcopy-ram:
+    QEMU refuses postcopy-ram next to multifd unless rmig-uri is set."""
+    vm.qmp.cmd("migrate-set-capabilities",
+               capabilities=[{"capability": "multifd", "state": cfg.multifd}])
     params = {"multifd-channels": channels}
     if source:
         params["max-bandwidth"] = cfg.max_bw
         params["downtime-limit"] = cfg.downtime_ms
-    vm.qmp.cmd("migrate-set-parameters", **params)
     if rmig_uri:
-        vm.qmp.cmd("migrate-set-parameters", **{"rmig-uri": rmig_uri})
+        params["rmig-uri"] = rmig_uri
+    vm.qmp.cmd("migrate-set-parameters", **params)
+    if cfg.postcopy:
+        vm.qmp.cmd("migrate-set-capabilities",
+                   capabilities=[{"capability": "postcopy-ram", "state": True}])
 
 
 def figures(info):
@@ -380,8 +383,10 @@ def migrate(src, dst, cfg, on_poll=None, configure_only=False):
                 src.qmp.cmd("migrate_cancel")
             except QMPError:
                 pass
+            ram = {k: info.get("ram", {}).get(k) for k in
+                   ("transferred", "remaining", "dirty-sync-count", "postcopy-requests")}
             raise AssertionError(f"migration ({cfg.label()}) not finished after {cfg.timeout} s: "
-                                 f"last status {st}")
+                                 f"last status {st}, ram {ram}, rmig {info.get('rmig')}")
         time.sleep(0.05)
     wall = time.monotonic() - t0
     res = figures(info)

@@ -11,7 +11,7 @@ paused    2 GiB of random RAM (-S, memory-backend-file in /dev/shm), rmig then
           stock multifd, the destination's RAM compared byte for byte each time
 postcopy  precopy through rmig, migrate-start-postcopy after the first round
 faults    destination killed mid-migration, rmig listener unreachable, rmig-uri
-          without multifd, mismatched multifd-channels
+          without multifd, multifd-channels differing between the sides
 
 Exit 0 if every check held, 1 otherwise (a missing QEMU is a failure, never
 a skip). Results: OUTDIR/<scenario>.json and a table on stdout.
@@ -56,13 +56,26 @@ def scenario_paused(qemu, out, guest):
     return rows, errors
 
 
-def check_rmig_used(row, errors):
-    """With rmig-uri set, query-migrate must show rmig's figures."""
+def check_rmig_used(row, errors, channels=CHANNELS):
+    """With rmig-uri set, query-migrate on both sides shows rmig's figures:
+    tcp, the source's channel count, pages carried, verified."""
     if "error" in row:
         return
-    r = row.get("rmig")
-    if not r:
-        errors.append("rmig: query-migrate has no 'rmig' object: were the pages carried by rmig?")
+    for side, r in (("source", row.get("rmig")), ("destination", row.get("dst", {}).get("rmig"))):
+        if not r:
+            errors.append(f"rmig: the {side}'s query-migrate has no 'rmig' object")
+            continue
+        bad = []
+        if r.get("transport") != "tcp":
+            bad.append(f"transport {r.get('transport')!r}")
+        if r.get("channels") != channels:
+            bad.append(f"channels {r.get('channels')} (expected {channels})")
+        if not r.get("normal-pages"):
+            bad.append("no normal pages")
+        if r.get("verified") is not True:
+            bad.append("not verified")
+        if bad:
+            errors.append(f"rmig: the {side}'s rmig figures: {', '.join(bad)}: {r}")
 
 
 def scenario_postcopy(qemu, out, guest):
@@ -182,25 +195,27 @@ def dst_never_runs(dst, what, errors):
 
 
 def fault_no_multifd(qemu, out, guest, src, errors):
-    """rmig-uri without the multifd capability: refused, naming multifd."""
+    """rmig-uri without the multifd capability: the destination's
+    migrate-incoming and the source's migrate each refuse, naming multifd."""
     what = "rmig-uri without multifd"
     dst = m.VM(qemu, "nomfd-dst", out, m.guest_args(guest, 1024, 512), incoming=True)
-    res = {"refused_by": None}
+    res = {}
     try:
         cfg = m.Config(rmig=True, channels=CHANNELS, multifd=False, timeout=60)
-        try:
-            res = m.migrate(src, dst, cfg)
-            res["refused_by"] = "migration" if res["status"] == "failed" else None
-            msg = res.get("error_desc")
-        except QMPError as e:
-            res = {"refused_by": e.cmd, "error_desc": e.desc}
-            msg = e.desc
-        if res.get("status") == "completed":
-            errors.append(f"{what}: the migration completed")
-        elif not res.get("refused_by"):
-            errors.append(f"{what}: not refused ({res.get('status')})")
-        elif not msg or "multifd" not in msg.lower():
-            errors.append(f"{what}: the refusal does not name multifd: {msg!r}")
+        uri = f"tcp:127.0.0.1:{m.free_port()}"
+        main = f"tcp:127.0.0.1:{m.free_port()}"
+        for side, vm, cmd in (("destination", dst, "migrate-incoming"), ("source", src, "migrate")):
+            m.configure(vm, cfg, CHANNELS, uri, source=vm is src)
+            try:
+                vm.qmp.cmd(cmd, uri=main)
+                res[side] = "accepted"
+                errors.append(f"{what}: the {side}'s {cmd} was accepted")
+            except QMPError as e:
+                res[side] = e.desc
+                if "multifd" not in e.desc.lower():
+                    errors.append(f"{what}: the {side}'s refusal does not name multifd: {e.desc!r}")
+        res["status"] = src.qmp.cmd("query-migrate").get("status")
+        res["error_desc"] = res.get("source")
         dst_never_runs(dst, what, errors)
         src_keeps_running(src, what, errors)
         # Leave the source as the other cases expect it.
@@ -210,39 +225,36 @@ def fault_no_multifd(qemu, out, guest, src, errors):
         dst.kill()
 
 
-def fault_channels(qemu, out, errors):
-    """Source 2 channels, destination 4: the migration either fails naming
-    the channel count, or completes with the RAM identical; never hangs."""
-    what = "mismatched multifd-channels"
+def fault_channels(qemu, out, errors, src_ch, dst_ch):
+    """multifd-channels differing between the sides: with rmig-uri the
+    destination takes as many rmig channels as the source opens (the patch's
+    rmig_opts_fill()), so the migration completes with the source's count
+    and identical RAM (stock multifd waits for channels that never come)."""
+    what = f"multifd-channels {src_ch} (source) vs {dst_ch} (destination)"
     size = 256 * m.MiB
     base = os.path.join("/dev/shm", f"rmig-qemu-{os.getpid()}-chan")
     sfile, dfile = base + "-src.ram", base + "-dst.ram"
     src = dst = None
     try:
         m.fill_random(sfile, size)
-        src = m.VM(qemu, "chan-src", out, m.shm_ram_args(sfile, size), paused=True)
-        dst = m.VM(qemu, "chan-dst", out, m.shm_ram_args(dfile, size), incoming=True)
-        cfg = m.Config(rmig=True, channels=2, dst_channels=4, timeout=90)
+        src = m.VM(qemu, f"chan{src_ch}{dst_ch}-src", out, m.shm_ram_args(sfile, size), paused=True)
+        dst = m.VM(qemu, f"chan{src_ch}{dst_ch}-dst", out, m.shm_ram_args(dfile, size), incoming=True)
+        cfg = m.Config(rmig=True, channels=src_ch, dst_channels=dst_ch, timeout=90)
         res = m.migrate(src, dst, cfg)
-        if res["status"] == "completed":
-            src.quit()
-            dst.quit()
-            same, msg = m.cmp_files(sfile, dfile)
-            res["ram_identical"] = same
-            if not same:
-                errors.append(f"{what}: completed but the RAM differs: {msg}")
-        elif res["status"] == "failed":
-            d = (res.get("error_desc") or "").lower()
-            if "channel" not in d:
-                errors.append(f"{what}: failed without naming the channels: {d!r}")
-            st = src.status()
-            if st not in ("paused", "prelaunch"):
-                errors.append(f"{what}: paused source is now {st!r}")
-            dst_never_runs(dst, what, errors)
-        else:
-            errors.append(f"{what}: migration {res['status']}")
+        if res["status"] != "completed":
+            errors.append(f"{what}: migration {res['status']}: {res.get('error_desc')}")
+            return res
+        n = len(errors)
+        check_rmig_used(res, errors, channels=src_ch)
+        src.quit()
+        dst.quit()
+        same, msg = m.cmp_files(sfile, dfile)
+        res["ram_identical"] = same
+        if not same:
+            errors.append(f"{what}: the destination's RAM differs: {msg}")
+        errors[n:] = [f"{what}: {e}" for e in errors[n:]]
         return res
-    except AssertionError as e:
+    except (AssertionError, QMPError, RuntimeError) as e:
         errors.append(f"{what}: {e}")
         return {"error": str(e)}
     finally:
@@ -290,13 +302,14 @@ def scenario_faults(qemu, out, guest):
             dst.kill()
     finally:
         src.kill()
-    n = len(errors)
-    r = fault_channels(qemu, out, errors)
-    r = {k: v for k, v in r.items() if k != "samples"}
-    r.update({"case": "channels-2-vs-4", "ok": len(errors) == n})
-    rows.append(r)
-    print(f"fault channels 2 vs 4: {'ok' if r['ok'] else 'FAILED'}: status={r.get('status')} "
-          f"error-desc={r.get('error_desc')!r}", flush=True)
+    for src_ch, dst_ch in ((2, 4), (4, 1)):
+        n = len(errors)
+        r = fault_channels(qemu, out, errors, src_ch, dst_ch)
+        r = {k: v for k, v in r.items() if k != "samples"}
+        r.update({"case": f"channels-{src_ch}-vs-{dst_ch}", "ok": len(errors) == n})
+        rows.append(r)
+        print(f"fault channels {src_ch} vs {dst_ch}: {'ok' if r['ok'] else 'FAILED'}: "
+              f"status={r.get('status')} error-desc={r.get('error_desc')!r}", flush=True)
     return rows, errors
 
 
@@ -323,7 +336,9 @@ def main():
                 {"scenario": name, "qemu": qemu, "rows": rows, "errors": errors,
                  "seconds": round(time.monotonic() - t0, 1)})
     if name in ("running", "paused", "postcopy"):
-        print(m.table([r for r in rows if "error" not in r]) if rows else "")
+        good = [r for r in rows if "error" not in r]
+        if good:
+            print(m.table(good))
     for e in errors:
         print(f"FAIL: {e}")
     print(f"{name}: {'ok' if not errors else 'FAILED'} ({time.monotonic() - t0:.0f} s); "
