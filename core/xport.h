@@ -74,6 +74,7 @@ enum rmig_xport_caps {
 	RMIG_XCAP_ZERO_COPY = 1u << 2,	 /* honours RMIG_F_ZERO_COPY */
 	RMIG_XCAP_LOAD = 1u << 3,	 /* destination loads from storage (file): no peer */
 	RMIG_XCAP_PULL = 1u << 4,	 /* the destination reads the source's RAM (postcopy) */
+	RMIG_XCAP_TLS = 1u << 5,	 /* honours RMIG_F_TLS */
 };
 
 struct rmig_conn;

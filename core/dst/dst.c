@@ -112,6 +112,9 @@ int rmig_dst_listen(struct rmig_dst *d, const char *uri)
 		return rmig_err_set(&d->err, ret,
 				    "'%s' is not a URI rmig knows (tcp:HOST:PORT, rdma:HOST:PORT, file:PATH)",
 				    uri);
+	if ((d->opts.flags & RMIG_F_TLS) && !(d->xops->caps & RMIG_XCAP_TLS))
+		return rmig_err_set(&d->err, -EINVAL,
+				    "the %s transport has no TLS (RMIG_F_TLS is for tcp)", d->xops->name);
 	d->placed = d->xops->caps & RMIG_XCAP_PLACES_DATA;
 	d->loading = d->xops->caps & RMIG_XCAP_LOAD;
 	if (!d->loading) {

@@ -211,6 +211,9 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 	if ((src->opts.flags & RMIG_F_ZERO_COPY) && !(src->xops->caps & RMIG_XCAP_ZERO_COPY))
 		return src_fail(src, -EINVAL, "zero copy is not supported by the %s transport",
 				src->xops->name);
+	if ((src->opts.flags & RMIG_F_TLS) && !(src->xops->caps & RMIG_XCAP_TLS))
+		return src_fail(src, -EINVAL, "the %s transport has no TLS (RMIG_F_TLS is for tcp)",
+				src->xops->name);
 	src->placed = src->xops->caps & RMIG_XCAP_PLACES_DATA;
 	if (getrandom(src->uuid, sizeof(src->uuid), 0) != sizeof(src->uuid))
 		return src_fail(src, -EIO, "no random bytes for the session id");

@@ -238,6 +238,20 @@ static void test_tls_bad_setup(void **state)
 	h_assert_contains(rmig_dst_error(dst), "ca-cert.pem");
 	rmig_dst_destroy(dst);
 
+	/* TLS is for tcp: a file destination (and rdma) refuse it rather than go plain */
+	h_opts(&o, 2);
+	tls_opts(&o, creds("good"), NULL);
+	assert_int_equal(rmig_dst_create(&o, &dst), 0);
+	assert_int_equal(rmig_dst_add_block(dst, &(struct rmig_block_desc){ "ram", mem, MiB, PAGE }), 0);
+	assert_int_equal(rmig_dst_listen(dst, "file:/nonexistent/rmig-tls-test"), -EINVAL);
+	h_assert_contains(rmig_dst_error(dst), "no TLS");
+	rmig_dst_destroy(dst);
+	assert_int_equal(rmig_src_create(&o, &src), 0);
+	assert_int_equal(rmig_src_add_block(src, &(struct rmig_block_desc){ "ram", mem, MiB, PAGE }), 0);
+	assert_int_equal(rmig_src_connect(src, "null:"), -EINVAL);
+	h_assert_contains(rmig_src_error(src), "no TLS");
+	rmig_src_destroy(src);
+
 	/* TLS with neither certificates nor a key */
 	h_opts(&o, 2);
 	o.flags |= RMIG_F_TLS;

@@ -489,6 +489,10 @@ static int send_tls(struct tcp_conn *c, const struct iovec *iov, unsigned int cn
 		if (ret)
 			return ret;
 	}
+	/* every message leaves now: the peer may be waiting for it */
+	ret = tcp_tls_flush(c->tls, c->fd, &c->base.err);
+	if (ret)
+		return ret;
 	rmig_count(&c->base.wire_bytes, total);
 	return 0;
 }
@@ -775,7 +779,7 @@ static const struct rmig_conn_ops tcp_conn_ops = {
 
 const struct rmig_xport_ops rmig_tcp_ops = {
 	.name = "tcp",
-	.caps = RMIG_XCAP_ZERO_COPY,
+	.caps = RMIG_XCAP_ZERO_COPY | RMIG_XCAP_TLS,
 	.connect = tcp_connect,
 	.set_peer_info = rmig_xport_nop_set_peer_info, /* data travels in the stream */
 	.connect_channel = tcp_connect_channel,

@@ -34,6 +34,7 @@ struct tcp_tls_sess {
 	pthread_mutex_t lock; /* every call into ssl */
 	bool ktls_send;	      /* the kernel encrypts what we sendmsg */
 	bool ktls_recv;	      /* the kernel decrypts (SSL_read still used) */
+	bool buffered;	      /* records gather in a buffer BIO: tcp_tls_flush() */
 	/* last alerts, kept by the info callback; Must hold lock */
 	char alert_in[64];
 	char alert_out[64];
@@ -58,9 +59,11 @@ int tcp_tls_start(const struct tcp_tls *t, int fd, int wake_fd, int timeout_ms,
 		  struct tcp_tls_sess **sp, struct rmig_msgbuf *mb);
 void tcp_tls_end(struct tcp_tls_sess *s);
 
-/* Write all @len bytes; 0 or -errno with the reason in @mb. */
+/* Write all @len bytes (maybe still buffered); 0 or -errno with the reason in @mb. */
 int tcp_tls_write(struct tcp_tls_sess *s, int fd, const void *buf, size_t len,
 		  struct rmig_msgbuf *mb);
+/* Push out what tcp_tls_write() left buffered. */
+int tcp_tls_flush(struct tcp_tls_sess *s, int fd, struct rmig_msgbuf *mb);
 /*
  * Read up to @len bytes, waiting at most @timeout_ms for the first (< 0:
  * for ever). Returns the count (> 0) or -errno: -ETIMEDOUT, -ECONNRESET

@@ -26,6 +26,8 @@ static const unsigned char alert_protocol_version[] = { 0x15, 0x03, 0x03, 0x00, 
 
 /* Bytes a failed destination reads before closing, so its close is no reset. */
 #define LINGER_MS 200
+/* OpenSSL writes each 16 KiB record by itself; gather this much per sendmsg */
+#define WRITE_BUF (256 * 1024)
 
 const char *tcp_tls_path(const struct tcp_tls_sess *s)
 {
@@ -213,6 +215,27 @@ static int handshake(struct tcp_tls_sess *s, int fd, int wake_fd, uint64_t deadl
 	}
 }
 
+/*
+ * Without kTLS every record would be a write of its own (one syscall per
+ * 16 KiB): put a buffer between the session and the socket, which
+ * tcp_tls_flush() empties at the end of each send. Only after the
+ * handshake, whose flights OpenSSL flushes itself.
+ */
+static int buffer_writes(struct tcp_tls_sess *s, struct rmig_msgbuf *mb)
+{
+	BIO *sock = SSL_get_wbio(s->ssl), *buf = BIO_new(BIO_f_buffer());
+
+	if (!buf || BIO_set_write_buffer_size(buf, WRITE_BUF) <= 0 || !BIO_up_ref(sock)) {
+		BIO_free(buf);
+		return rmig_msg(mb, -ENOMEM, "out of memory");
+	}
+	BIO_push(buf, sock);
+	/* the session drops its own reference to the socket BIO as its wbio */
+	SSL_set0_wbio(s->ssl, buf);
+	s->buffered = true;
+	return 0;
+}
+
 int tcp_tls_start(const struct tcp_tls *t, int fd, int wake_fd, int timeout_ms,
 		  struct tcp_tls_sess **sp, struct rmig_msgbuf *mb)
 {
@@ -251,6 +274,11 @@ int tcp_tls_start(const struct tcp_tls *t, int fd, int wake_fd, int timeout_ms,
 	/* OpenSSL handed the keys to the kernel if it could (SSL_OP_ENABLE_KTLS) */
 	s->ktls_send = BIO_get_ktls_send(SSL_get_wbio(s->ssl));
 	s->ktls_recv = BIO_get_ktls_recv(SSL_get_rbio(s->ssl));
+	if (!s->ktls_send) {
+		ret = buffer_writes(s, mb);
+		if (ret)
+			goto err_free;
+	}
 	*sp = s;
 	return 0;
 
@@ -301,6 +329,32 @@ int tcp_tls_write(struct tcp_tls_sess *s, int fd, const void *buf, size_t len,
 			return rmig_msg(mb, ret, "poll: %s", strerror(-ret));
 	}
 	return 0;
+}
+
+int tcp_tls_flush(struct tcp_tls_sess *s, int fd, struct rmig_msgbuf *mb)
+{
+	BIO *b;
+	int r, ret;
+
+	if (!s->buffered)
+		return 0;
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		b = SSL_get_wbio(s->ssl);
+		errno = 0;
+		r = BIO_flush(b);
+		if (r > 0 || !BIO_should_retry(b)) {
+			ret = r > 0 ? 0 : errno ? -errno : -EIO;
+			pthread_mutex_unlock(&s->lock);
+			if (ret)
+				return rmig_msg(mb, ret, "TLS failed while sending: %s", strerror(-ret));
+			return 0;
+		}
+		pthread_mutex_unlock(&s->lock);
+		ret = wait_fd(fd, POLLOUT, -1, -1);
+		if (ret)
+			return rmig_msg(mb, ret, "poll: %s", strerror(-ret));
+	}
 }
 
 ssize_t tcp_tls_read(struct tcp_tls_sess *s, int fd, void *buf, size_t len, int timeout_ms,
