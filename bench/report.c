@@ -86,8 +86,11 @@ static void print_json(const struct bench_result *r)
 		json_string(f, rl->device);
 		fputs(",\"address\":", f);
 		json_string(f, rl->addr);
-		fprintf(f, ",\"numa_node\":%d,\"channels\":%u,\"bytes\":%llu}", rl->numa_node,
-			rl->channels, (unsigned long long)rl->bytes);
+		fprintf(f,
+			",\"numa_node\":%d,\"channels\":%u,\"threads_on_node\":%u,"
+			"\"buffers_on_node\":%u,\"bytes\":%llu}",
+			rl->numa_node, rl->channels, rl->threads_on_node, rl->buffers_on_node,
+			(unsigned long long)rl->bytes);
 	}
 	fputs("],", f);
 	fprintf(f, "\"verified\":%s,\"error\":",

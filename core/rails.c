@@ -29,6 +29,8 @@ static int rails_get(const struct rmig_xport_ops *ops, struct rmig_xport *xp,
 		out[k].addr[sizeof(out[k].addr) - 1] = 0;
 		out[k].numa_node = info[k].numa_node;
 		out[k].channels = info[k].channels;
+		out[k].threads_on_node = info[k].threads_on_node;
+		out[k].buffers_on_node = info[k].buffers_on_node;
 		out[k].bytes = info[k].bytes;
 	}
 	return n;

@@ -545,7 +545,12 @@ void rmig_dst_destroy(struct rmig_dst *dst);
  * @addr: the rail's address as given ("HOST:PORT")
  * @numa_node: the device's NUMA node, -1 when it has none
  * @channels: channel connections on the rail (the control connection is on
- *            rail 0 and not counted)
+ *            rail 0 and not counted); a channel whose rail died counts on the
+ *            rail it moved to
+ * @threads_on_node: of them, channels whose thread last ran on a CPU of
+ *                   @numa_node (placement: see rmig(7), RMIG_RDMA_NUMA)
+ * @buffers_on_node: of them, channels whose stream buffers are in @numa_node's
+ *                   memory
  * @bytes: bytes this side moved on the rail: page data written and stream
  *         bytes, sent and received (on the destination page data lands
  *         without it, so mostly stream bytes)
@@ -560,7 +565,9 @@ struct rmig_rail_stats {
 	int32_t numa_node;
 	uint32_t channels;
 	uint64_t bytes;
-	uint64_t reserved[6];
+	uint32_t threads_on_node;
+	uint32_t buffers_on_node;
+	uint64_t reserved[5];
 };
 
 /**

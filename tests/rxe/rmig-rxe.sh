@@ -28,6 +28,9 @@
 #               and 4 channels, verified; both devices' packet counters and rmig's
 #               per-rail bytes non-zero on both rails; a rail address without a
 #               device fails naming the rail
+#   rails-numa  two guests with two NUMA nodes, NIC i on node i: each channel's
+#               thread (its allowed CPUs, sampled from /proc) and stream buffers on
+#               its rail's node, in rmig's figures too
 #   rail-down   two guests, two rails, 4 channels, 10 checked rounds: the source's
 #               eth1 goes down mid-migration; rail 1's channels move to rail 0 and
 #               every round still verifies
@@ -172,6 +175,19 @@ rails)
 			$bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18700 --size 48M --channels 4 --json $psk > \"\$OUT/rails-src.json\" || { cat \"\$OUT/rails-src.json\"; exit 1; }
 			$hw > \"\$OUT/hw-src-after\"
 			python3 \"\$RXE_LIB/rails-check.py\" \"\$OUT\""
+	;;
+rails-numa)
+	# Two rails on two NUMA nodes (rxe-vm.sh --numa 2: rail i's NIC on node
+	# i): every channel's thread, stream buffers and CQ on its rail's node.
+	# A sampler records each thread's allowed and current CPU while rmig-bench
+	# runs; numa-check.py holds them and rmig's figures to the topology.
+	"$vm" pair --nics 2 --numa 2 --out "$out" --timeout 300 \
+		--dst "$mkkey; $bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18707 --size 32M --rounds 6 --json $psk > \"\$OUT/numa-dst.json\" & b=\$!
+			\"\$RXE_LIB/sample-threads.sh\" \$b > \"\$OUT/threads-dst\"; wait \$b; r=\$?; cat \"\$OUT/numa-dst.json\"; exit \$r" \
+		--src "$mkkey; $bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18707 --size 32M --rounds 6 --channels 4 --json $psk > \"\$OUT/numa-src.json\" & b=\$!
+			\"\$RXE_LIB/sample-threads.sh\" \$b > \"\$OUT/threads-src\"; wait \$b || { cat \"\$OUT/numa-src.json\"; exit 1; }
+			for i in 1 2 3 4 5 6 7 8 9 10; do [ -s \"\$OUT/numa-dst.json\" ] && break; sleep 1; done
+			python3 \"\$RXE_LIB/numa-check.py\" \"\$OUT\""
 	;;
 rail-down)
 	# Two rails, 4 channels (2 per rail), 10 rounds the destination checks

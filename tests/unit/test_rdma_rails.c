@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <numa.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +237,50 @@ static void test_three_rails(void **state)
 }
 
 /*
+ * NUMA figures: the fake device has no node (-1, nothing counted); with
+ * RMIG_RDMA_NUMA=0,0 both rails say node 0, and on this host (whatever its
+ * nodes) every channel thread and buffer is counted once it ran on node 0
+ * (placement binds them there when the host has several nodes).
+ */
+static void test_numa_figures(void **state)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+	struct side s = {.uri = uri, .channels = 4}, d = {.uri = uri, .channels = 8};
+	struct rmig_rd_rail_info info[RD_RAILS_MAX];
+	int n;
+
+	n = migrate(&s, &d, info, RD_RAILS_MAX);
+	assert_int_equal(s.ret | d.ret, 0);
+	for (int k = 0; k < n; k++) {
+		assert_int_equal(info[k].numa_node, -1);
+		assert_int_equal(info[k].threads_on_node, 0);
+	}
+	sides_free(&s, &d);
+
+	memset(&s, 0, sizeof(s));
+	memset(&d, 0, sizeof(d));
+	s.uri = d.uri = uri;
+	s.channels = 4;
+	d.channels = 8;
+	setenv("RMIG_RDMA_NUMA", "0,0", 1);
+	n = migrate(&s, &d, info, RD_RAILS_MAX);
+	unsetenv("RMIG_RDMA_NUMA");
+	assert_int_equal(s.ret | d.ret, 0);
+	assert_int_equal(n, 2);
+	for (int k = 0; k < n; k++) {
+		print_message("rail %d: node %d, %u channels, %u threads and %u buffers on it\n", k,
+			      info[k].numa_node, info[k].channels, info[k].threads_on_node,
+			      info[k].buffers_on_node);
+		assert_int_equal(info[k].numa_node, 0);
+		if (numa_num_configured_nodes() == 1) {
+			assert_int_equal(info[k].threads_on_node, info[k].channels);
+			assert_int_equal(info[k].buffers_on_node, info[k].channels);
+		}
+	}
+	sides_free(&s, &d);
+}
+
+/*
  * A channel's responder QP goes to error mid-transfer (the fabric's
  * peer_error_at): that channel moves to the other rail, replays what may not
  * have landed, and the migration still verifies.
@@ -389,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_two_rails),
 		cmocka_unit_test(test_three_rails),
 		cmocka_unit_test(test_failover),
+		cmocka_unit_test(test_numa_figures),
 		cmocka_unit_test(test_source_has_more_rails),
 		cmocka_unit_test(test_source_has_fewer_rails),
 		cmocka_unit_test(test_rails_in_another_order),

@@ -97,6 +97,7 @@ static void rl_free(struct rl_xport *r)
 			rmig_rdma_ops.destroy(r->rail[k].xp);
 	}
 	pthread_mutex_destroy(&r->cm_mu);
+	pthread_mutex_destroy(&r->vc_mu);
 	pthread_mutex_destroy(&r->rs_mu);
 	pthread_cond_destroy(&r->rs_cv);
 	free(r);
@@ -112,6 +113,7 @@ static int rl_new(const char *addr, bool dst, struct rl_xport **rp, struct rmig_
 	r->base.ops = &rmig_rdma_rails_ops;
 	r->is_dst = dst;
 	pthread_mutex_init(&r->cm_mu, NULL);
+	pthread_mutex_init(&r->vc_mu, NULL);
 	pthread_mutex_init(&r->rs_mu, NULL);
 	pthread_cond_init(&r->rs_cv, NULL);
 	ret = parse_rails(r, addr, err);
@@ -191,6 +193,7 @@ static int rl_connect(const struct rmig_xport_params *p, const char *addr, struc
 		if (ret)
 			goto err_free;
 	}
+	rmig_rl_numa_setup(r);
 	snprintf(label, sizeof(label), "control conn to %s (rail 0)", r->rail[0].addr);
 	ret = rmig_rd_connect(rd_xport_of(r->rail[0].xp), label, &c, err);
 	if (ret)
@@ -246,13 +249,17 @@ static int rl_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rmi
 	struct rl_xport *r = rl_of(xp);
 	unsigned int k = ch % r->nrails;
 	struct rd_xport *x = rd_xport_of(r->rail[k].xp);
+	struct rl_numa_saved ns;
 	struct rmig_conn *c;
 	int ret;
 
 	/* the vid in the private data names the channel if it must move (rails_conn.c) */
 	pthread_mutex_lock(&r->cm_mu);
 	x->next_vid = ch + 1;
+	/* its buffers and CQ on the rail's node */
+	rmig_rl_numa_enter(r, k, &ns);
 	ret = rmig_rdma_ops.connect_channel(r->rail[k].xp, ch, &c);
+	rmig_rl_numa_leave(&ns);
 	x->next_vid = 0;
 	pthread_mutex_unlock(&r->cm_mu);
 	if (ret)
@@ -298,6 +305,7 @@ static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct
 			goto err_free;
 		}
 	}
+	rmig_rl_numa_setup(r);
 	*xp = &r->base;
 	return 0;
 
@@ -503,39 +511,6 @@ static uint64_t rl_reg_ns(struct rmig_xport *xp)
 
 /* ------------------------------------------------------------- stats */
 
-/* The NUMA node of an RDMA device: its own, else its netdev's PCI device's (rxe). */
-static int device_node(const char *dev)
-{
-	char path[256], parent[64] = "";
-	int node = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/class/infiniband/%s/device/numa_node", dev);
-	f = fopen(path, "r");
-	if (!f) {
-		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/parent", dev);
-		f = fopen(path, "r");
-		if (f && fscanf(f, "%63s", parent) != 1)
-			parent[0] = 0;
-		if (f)
-			fclose(f);
-		if (!parent[0])
-			return -1;
-		snprintf(path, sizeof(path), "/sys/class/net/%s/device/../numa_node", parent);
-		f = fopen(path, "r");
-		if (!f) {
-			snprintf(path, sizeof(path), "/sys/class/net/%s/device/numa_node", parent);
-			f = fopen(path, "r");
-		}
-		if (!f)
-			return -1;
-	}
-	if (fscanf(f, "%d", &node) != 1)
-		node = -1;
-	fclose(f);
-	return node;
-}
-
 static void rail_info(struct rmig_xport *rxp, const char *addr, unsigned int channels,
 		      struct rmig_rd_rail_info *out)
 {
@@ -548,7 +523,7 @@ static void rail_info(struct rmig_xport *rxp, const char *addr, unsigned int cha
 	if (x->ctx) {
 		snprintf(out->device, sizeof(out->device), "%s",
 			 ibv_get_device_name(x->ctx->device));
-		out->numa_node = device_node(out->device);
+		out->numa_node = rmig_rl_device_node(out->device);
 	}
 	pthread_mutex_lock(&x->lock);
 	out->bytes = x->closed_bytes;
@@ -573,9 +548,12 @@ int rmig_rd_rails_info(const struct rmig_xport_ops *ops, struct rmig_xport *xp,
 	if (ops != &rmig_rdma_rails_ops)
 		return 0;
 	r = rl_of(xp);
-	for (unsigned int k = 0; k < r->nrails && k < max; k++)
+	for (unsigned int k = 0; k < r->nrails && k < max; k++) {
 		rail_info(r->rail[k].xp, r->rail[k].addr, rmig_load_relaxed(&r->rail[k].channels),
 			  &out[k]);
+		out[k].numa_node = r->rail[k].node;
+		rmig_rl_vconn_nodes(r, k, &out[k].threads_on_node, &out[k].buffers_on_node);
+	}
 	return (int)r->nrails;
 }
 

@@ -22,6 +22,8 @@ struct rmig_rd_rail_info {
 	char addr[128];	  /* the rail's address as given (HOST:PORT) */
 	int numa_node;	  /* the device's NUMA node, -1 if it has none */
 	unsigned int channels; /* channel conns opened on it (source) or accepted (destination) */
+	unsigned int threads_on_node; /* of them, channel threads last seen on numa_node's CPUs */
+	unsigned int buffers_on_node; /* ... whose stream buffers are in numa_node's memory */
 	uint64_t bytes;	  /* bytes this side moved on it: WRITEs and stream, both ways */
 };
 

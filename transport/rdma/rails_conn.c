@@ -74,7 +74,8 @@ struct rl_vconn {
 	struct rmig_conn base;
 	struct rl_xport *r;
 	uint32_t vid;
-	unsigned int rail;
+	unsigned int rail;     /* written under r->vc_mu (the figures read it) */
+	unsigned int new_rail; /* while moving */
 	pthread_mutex_t mu; /* guards in against shutdown() from another thread */
 	struct rmig_conn *in;
 	atomic_bool down;
@@ -85,6 +86,12 @@ struct rl_vconn {
 	size_t pend_len, pend_off;
 	uint64_t seen_wire, seen_writes; /* of in's counters, already in base */
 	unsigned int moves;
+	struct rl_vconn *next; /* in r->vconns */
+	bool placed;	       /* the channel thread is bound to its rail's node */
+	pthread_t creator;     /* the thread that set the conn up (the core's main one) */
+	pthread_t thread;      /* the channel thread, once placed */
+	_Atomic int cpu_node;  /* node of the CPU the channel thread last ran on */
+	_Atomic int buf_node;  /* node of the stream buffers' memory */
 };
 
 static struct rl_vconn *vc_of(struct rmig_conn *c)
@@ -92,9 +99,30 @@ static struct rl_vconn *vc_of(struct rmig_conn *c)
 	return rmig_container_of(c, struct rl_vconn, base);
 }
 
+/*
+ * Bind the channel's thread to its rail's node at its first operation (and
+ * again after a move). The thread that set the conn up (the core's main
+ * thread, which also sends a channel's first message and may flush it at
+ * the end) is never bound: it serves every rail.
+ */
+static void place(struct rl_vconn *v)
+{
+	pthread_t self = pthread_self();
+
+	if (pthread_equal(self, v->creator))
+		return;
+	if (!v->placed) {
+		rmig_rl_numa_thread(v->r, v->rail);
+		v->placed = true;
+		v->thread = self;
+	}
+}
+
 /* Add what the inner conn counted since last time to the channel's counters. */
 static void count(struct rl_vconn *v)
 {
+	if (v->placed && pthread_equal(pthread_self(), v->thread))
+		rmig_store_relaxed(&v->cpu_node, rmig_rl_cpu_node());
 	uint64_t w = rmig_load_relaxed(&v->in->wire_bytes);
 	uint64_t r = rmig_load_relaxed(&v->in->rdma_writes);
 
@@ -232,6 +260,7 @@ static int takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_m
 	for (unsigned int i = 1; i <= r->nrails; i++) {
 		unsigned int k = (v->rail + i) % r->nrails;
 		struct rd_xport *x = rd_xport_of(r->rail[k].xp);
+		struct rl_numa_saved ns;
 		struct rmig_msgbuf mb;
 		struct rd_conn *c;
 		char label[200];
@@ -243,7 +272,9 @@ static int takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_m
 		pthread_mutex_lock(&r->cm_mu);
 		x->next_cm_flags = RD_CM_F_RAIL_RESUME;
 		x->next_vid = v->vid;
+		rmig_rl_numa_enter(r, k, &ns);
 		ret = rmig_rd_connect(x, label, &c, &mb);
+		rmig_rl_numa_leave(&ns);
 		x->next_cm_flags = 0;
 		x->next_vid = 0;
 		pthread_mutex_unlock(&r->cm_mu);
@@ -265,7 +296,7 @@ static int takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_m
 		}
 		*peer_rx = rmig_get_be64(b + 8);
 		v->in = &c->base;
-		v->rail = k;
+		v->new_rail = k;
 		return 0;
 	}
 	return rmig_msg(err, ret, "%s", why);
@@ -344,7 +375,7 @@ static int takeover_wait(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_msgb
 	pthread_mutex_unlock(&r->rs_mu);
 	*peer_rx = got->peer_rx;
 	v->in = got->conn;
-	v->rail = got->rail;
+	v->new_rail = got->rail;
 	free(got);
 	return 0;
 }
@@ -372,6 +403,14 @@ static int move(struct rl_vconn *v, int why, struct rmig_msgbuf *mb)
 	/* its QP to error: nothing from it lands after the replay */
 	old->ops->shutdown(old);
 	ret = r->is_dst ? takeover_wait(v, &peer_rx, mb) : takeover_connect(v, &peer_rx, mb);
+	if (!ret) {
+		pthread_mutex_lock(&r->vc_mu);
+		v->rail = v->new_rail;
+		pthread_mutex_unlock(&r->vc_mu);
+		v->placed = false;
+		place(v);
+		rmig_store_relaxed(&v->buf_node, rmig_rl_mem_node(rd_conn_of(v->in)->bufs));
+	}
 	if (ret) {
 		v->in = old;
 		return rmig_msg(mb, why, "%s; and no other rail took the channel over: %s", was,
@@ -411,6 +450,7 @@ static int vc_send(struct rmig_conn *bc, const void *hdr, size_t len, const stru
 	}
 	if (!nsegs)
 		e->segs = NULL;
+	place(v);
 	memcpy(e->hdr, hdr, len);
 	if (nsegs)
 		memcpy(e->segs, segs, nsegs * sizeof(*segs));
@@ -441,6 +481,7 @@ static int vc_flush(struct rmig_conn *bc)
 	struct rl_vconn *v = vc_of(bc);
 	int ret;
 
+	place(v);
 	for (unsigned int tries = 0; tries <= RD_RAILS_MAX; tries++) {
 		ret = v->in->ops->flush(v->in);
 		count(v);
@@ -464,6 +505,7 @@ static int vc_recv(struct rmig_conn *bc, void *buf, size_t len, int timeout_ms)
 	uint8_t *out = buf;
 	size_t got = 0;
 
+	place(v);
 	while (got < len) {
 		struct rd_conn *c;
 		uint64_t before;
@@ -512,7 +554,15 @@ static void vc_shutdown(struct rmig_conn *bc)
 static void vc_close(struct rmig_conn *bc)
 {
 	struct rl_vconn *v = vc_of(bc);
+	struct rl_vconn **pp;
 
+	pthread_mutex_lock(&v->r->vc_mu);
+	for (pp = &v->r->vconns; *pp; pp = &(*pp)->next)
+		if (*pp == v) {
+			*pp = v->next;
+			break;
+		}
+	pthread_mutex_unlock(&v->r->vc_mu);
 	v->in->ops->close(v->in);
 	while (v->log) {
 		struct rl_rec *e = v->log;
@@ -552,9 +602,32 @@ int rmig_rl_vconn_new(struct rl_xport *r, unsigned int rail, uint32_t vid, struc
 	v->tail = &v->log;
 	pthread_mutex_init(&v->mu, NULL);
 	atomic_init(&v->down, false);
+	atomic_init(&v->cpu_node, -1);
+	atomic_init(&v->buf_node, rmig_rl_mem_node(rd_conn_of(in)->bufs));
+	v->creator = pthread_self();
 	count(v);
+	pthread_mutex_lock(&r->vc_mu);
+	v->next = r->vconns;
+	r->vconns = v;
+	pthread_mutex_unlock(&r->vc_mu);
 	*out = &v->base;
 	return 0;
+}
+
+void rmig_rl_vconn_nodes(struct rl_xport *r, unsigned int k, unsigned int *threads,
+			 unsigned int *buffers)
+{
+	int node = r->rail[k].node;
+
+	*threads = *buffers = 0;
+	pthread_mutex_lock(&r->vc_mu);
+	for (struct rl_vconn *v = r->vconns; v && node >= 0; v = v->next) {
+		if (v->rail != k)
+			continue;
+		*threads += rmig_load_relaxed(&v->cpu_node) == node;
+		*buffers += rmig_load_relaxed(&v->buf_node) == node;
+	}
+	pthread_mutex_unlock(&r->vc_mu);
 }
 
 int rmig_rl_accept_any(struct rl_xport *r, int timeout_ms, unsigned int *rail,
@@ -562,6 +635,7 @@ int rmig_rl_accept_any(struct rl_xport *r, int timeout_ms, unsigned int *rail,
 {
 	uint64_t deadline = rd_deadline(timeout_ms);
 	struct pollfd pfd[RD_RAILS_MAX + 1];
+	struct rl_numa_saved ns;
 	unsigned int k;
 
 	for (;;) {
@@ -592,7 +666,9 @@ int rmig_rl_accept_any(struct rl_xport *r, int timeout_ms, unsigned int *rail,
 			if (!(pfd[k].revents & POLLIN))
 				continue;
 			/* the request is queued: what is left of the budget is for ESTABLISHED */
+			rmig_rl_numa_enter(r, k, &ns);
 			ret = rmig_rdma_ops.accept(r->rail[k].xp, left < 1000 ? 1000 : left, cp);
+			rmig_rl_numa_leave(&ns);
 			if (ret)
 				return rmig_msg(&r->base.err, ret, "rail %u (%s): %s", k,
 						r->rail[k].addr, r->rail[k].xp->err.msg);

@@ -22,9 +22,13 @@ struct rl_rail {
 	char addr[128];		 /* HOST:PORT */
 	_Atomic unsigned int channels;
 	atomic_bool dead; /* a channel left it: failed over channels avoid it */
+	int node;	  /* NUMA node of its device (or RMIG_RDMA_NUMA's), -1: none */
 };
 
 /* destination: a channel's takeover connection, accepted and waiting for its channel */
+struct rl_vconn;
+struct bitmask;
+
 struct rl_resume {
 	struct rl_resume *next;
 	uint32_t vid;
@@ -54,6 +58,19 @@ struct rl_xport {
 	pthread_cond_t rs_cv;
 	bool rs_accepting; /* Must hold rs_mu: a thread is accepting */
 	struct rl_resume *rs_list; /* Must hold rs_mu */
+
+	bool numa; /* place channels on their rail's node (rails_numa.c) */
+	pthread_mutex_t vc_mu; /* guards vconns, and each one's rail */
+	struct rl_vconn *vconns;
+};
+
+/* rails_numa.c: the calling thread's placement, saved while it works for a rail */
+struct rl_numa_saved {
+	bool on;
+	bool mode_ok;
+	int mode;
+	unsigned long nodes[4];
+	struct bitmask *cpus;
 };
 
 static inline struct rl_xport *rl_of(struct rmig_xport *x)
@@ -68,5 +85,17 @@ int rmig_rl_vconn_new(struct rl_xport *r, unsigned int rail, uint32_t vid, struc
 int rmig_rl_accept_any(struct rl_xport *r, int timeout_ms, unsigned int *rail,
 		       struct rmig_conn **cp);
 void rmig_rl_resume_free(struct rl_xport *r);
+/* Placement figures of rail @k's channels: threads and stream buffers on its node. */
+void rmig_rl_vconn_nodes(struct rl_xport *r, unsigned int k, unsigned int *threads,
+			 unsigned int *buffers);
+
+/* rails_numa.c */
+int rmig_rl_device_node(const char *dev);
+void rmig_rl_numa_setup(struct rl_xport *r);
+void rmig_rl_numa_enter(struct rl_xport *r, unsigned int rail, struct rl_numa_saved *s);
+void rmig_rl_numa_leave(struct rl_numa_saved *s);
+void rmig_rl_numa_thread(struct rl_xport *r, unsigned int rail);
+int rmig_rl_cpu_node(void);
+int rmig_rl_mem_node(const void *addr);
 
 #endif /* RMIG_TRANSPORT_RDMA_RAILS_PRIV_H */

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+/*
+ * NUMA placement of the rails (libnuma): each channel's thread, stream
+ * buffers and completion queue on the NUMA node of its rail's device.
+ *
+ * A device's node is its own sysfs numa_node, or (rxe, a software device)
+ * that of the netdev /sys/class/infiniband/<dev>/parent names. Placement is
+ * on when the host has two nodes or more and the device has one (>= 0);
+ * RMIG_RDMA_NUMA=off turns it off, RMIG_RDMA_NUMA=N,M,... gives each rail's
+ * node by hand (-1: none). A rail's connections are set up with the calling
+ * thread bound to the node and preferring its memory, so what they
+ * allocate and first touch (the stream buffers, pinned by ibv_reg_mr; a
+ * provider's user-space CQ and QP rings) lands there; a channel's thread
+ * binds itself to the node at its first operation. libnuma's calls fail
+ * soft: without it, nothing is placed and the figures say so.
+ */
+#include <errno.h>
+#include <numa.h>
+#include <numaif.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport/rdma/rails_priv.h"
+
+int rmig_rl_device_node(const char *dev)
+{
+	char path[256], parent[64] = "";
+	int node = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/infiniband/%s/device/numa_node", dev);
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/parent", dev);
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%63s", parent) != 1)
+			parent[0] = 0;
+		if (f)
+			fclose(f);
+		if (!parent[0])
+			return -1;
+		/* a virtio NIC's own device has no numa_node; its PCI parent does */
+		snprintf(path, sizeof(path), "/sys/class/net/%s/device/numa_node", parent);
+		f = fopen(path, "r");
+		if (!f) {
+			snprintf(path, sizeof(path), "/sys/class/net/%s/device/../numa_node",
+				 parent);
+			f = fopen(path, "r");
+		}
+		if (!f)
+			return -1;
+	}
+	if (fscanf(f, "%d", &node) != 1)
+		node = -1;
+	fclose(f);
+	return node;
+}
+
+void rmig_rl_numa_setup(struct rl_xport *r)
+{
+	const char *env = getenv("RMIG_RDMA_NUMA");
+	bool by_hand = env && *env && strcmp(env, "auto") && strcmp(env, "off");
+	const char *p = env;
+
+	r->numa = numa_available() >= 0 && numa_num_configured_nodes() > 1 &&
+		  !(env && !strcmp(env, "off"));
+	for (unsigned int k = 0; k < r->nrails; k++) {
+		struct rd_xport *x = rd_xport_of(r->rail[k].xp);
+
+		r->rail[k].node = x->ctx ? rmig_rl_device_node(ibv_get_device_name(x->ctx->device))
+					 : -1;
+		if (by_hand && p && *p) {
+			char *end;
+			long n = strtol(p, &end, 10);
+
+			r->rail[k].node = end != p && n >= -1 && n <= numa_max_node() ? (int)n : -1;
+			p = *end == ',' ? end + 1 : NULL;
+		}
+	}
+}
+
+static bool placing(const struct rl_xport *r, unsigned int rail)
+{
+	return r->numa && r->rail[rail].node >= 0;
+}
+
+void rmig_rl_numa_enter(struct rl_xport *r, unsigned int rail, struct rl_numa_saved *s)
+{
+	s->on = placing(r, rail);
+	if (!s->on)
+		return;
+	s->cpus = numa_allocate_cpumask();
+	s->mode_ok = get_mempolicy(&s->mode, s->nodes, sizeof(s->nodes) * 8, NULL, 0) == 0;
+	if (!s->cpus || sched_getaffinity(0, numa_bitmask_nbytes(s->cpus),
+					  (cpu_set_t *)s->cpus->maskp)) {
+		if (s->cpus)
+			numa_free_cpumask(s->cpus);
+		s->on = false;
+		return;
+	}
+	numa_run_on_node(r->rail[rail].node);
+	numa_set_preferred(r->rail[rail].node);
+}
+
+void rmig_rl_numa_leave(struct rl_numa_saved *s)
+{
+	if (!s->on)
+		return;
+	sched_setaffinity(0, numa_bitmask_nbytes(s->cpus), (cpu_set_t *)s->cpus->maskp);
+	numa_free_cpumask(s->cpus);
+	if (s->mode_ok)
+		set_mempolicy(s->mode, s->mode == MPOL_DEFAULT ? NULL : s->nodes,
+			      sizeof(s->nodes) * 8);
+	else
+		numa_set_localalloc();
+}
+
+void rmig_rl_numa_thread(struct rl_xport *r, unsigned int rail)
+{
+	if (!placing(r, rail))
+		return;
+	numa_run_on_node(r->rail[rail].node);
+	numa_set_preferred(r->rail[rail].node);
+}
+
+int rmig_rl_cpu_node(void)
+{
+	int cpu = sched_getcpu();
+
+	return cpu < 0 || numa_available() < 0 ? -1 : numa_node_of_cpu(cpu);
+}
+
+int rmig_rl_mem_node(const void *addr)
+{
+	int node = -1;
+
+	if (!addr || get_mempolicy(&node, NULL, 0, (void *)addr, MPOL_F_NODE | MPOL_F_ADDR))
+		return -1;
+	return node;
+}
