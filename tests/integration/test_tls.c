@@ -5,12 +5,15 @@
  * the statistics; an expired client certificate, one from another CA, a
  * server certificate for another name, a key that differs, and one side
  * with TLS and the other without each fail on both sides with a reason
- * that names the problem, before a byte of RAM is written.
+ * that names the problem, before a byte of RAM is written. A TLS listener
+ * drops a half-open and a garbage connection and then takes the real source.
  *
  * The credentials are made at run time by tests/common/make-test-certs.sh
  * (its path is the first argument) in a temporary directory.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -79,7 +83,25 @@ static void tls_opts(struct rmig_opts *o, const char *dir, const uint8_t *key)
 	}
 }
 
-static void migrate_ok(const char *dir, const uint8_t *key)
+/* A raw connection to 127.0.0.1:@port that sends @bytes (NULL: nothing). */
+static int raw_connect(int port, const char *bytes)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (bytes)
+		assert_int_equal(send(fd, bytes, strlen(bytes), MSG_NOSIGNAL), (ssize_t)strlen(bytes));
+	return fd;
+}
+
+/*
+ * Before the real source: @half_open connects and says nothing, @garbage
+ * speaks HTTP. Both are dropped, the source then gets through.
+ */
+static void migrate_ok_after_strays(const char *dir, const uint8_t *key, int *dropped)
 {
 	uint8_t *src_mem = h_map(LEN), *dst_mem = h_map(LEN);
 	struct rmig_stats ss;
@@ -87,7 +109,7 @@ static void migrate_ok(const char *dir, const uint8_t *key)
 	struct rmig_src *src;
 	struct h_dst d;
 	char err[512];
-	int ret;
+	int ret, half_open = -1, garbage = -1;
 
 	h_fill_random(src_mem, LEN, 12);
 	h_opts(&o, 2);
@@ -97,6 +119,10 @@ static void migrate_ok(const char *dir, const uint8_t *key)
 	h_dst_start(&d);
 
 	h_watchdog_arm(120, "TLS migration");
+	if (dropped) {
+		half_open = raw_connect(d.port, NULL);
+		garbage = raw_connect(d.port, "GET / HTTP/1.0\r\n\r\n");
+	}
 	ret = h_src_connect_port(src, d.port);
 	if (!ret)
 		ret = h_src_queue_all(src, 0, LEN, PAGE);
@@ -116,9 +142,29 @@ static void migrate_ok(const char *dir, const uint8_t *key)
 	assert_true(ss.ktls_channels <= 2);
 	print_message("tls: %llu channels, %llu with kTLS sends\n",
 		      (unsigned long long)ss.tls_channels, (unsigned long long)ss.ktls_channels);
+	if (dropped)
+		*dropped = (int)d.stats.conns_dropped;
+	if (half_open >= 0)
+		close(half_open);
+	if (garbage >= 0)
+		close(garbage);
 	rmig_src_destroy(src);
 	h_unmap(src_mem, LEN);
 	h_unmap(dst_mem, LEN);
+}
+
+static void migrate_ok(const char *dir, const uint8_t *key)
+{
+	migrate_ok_after_strays(dir, key, NULL);
+}
+
+/* The handshake is part of accept(): a stalled or garbage one must not stop the listener. */
+static void test_tls_listener_survives_strays(void **state)
+{
+	int dropped = 0;
+
+	migrate_ok_after_strays(creds("good"), NULL, &dropped);
+	assert_int_equal(dropped, 2);
 }
 
 static void test_tls_certs(void **state)
@@ -268,6 +314,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tls_certs),
 		cmocka_unit_test(test_tls_psk),
+		cmocka_unit_test(test_tls_listener_survives_strays),
 		cmocka_unit_test(test_tls_expired_client_cert),
 		cmocka_unit_test(test_tls_client_cert_other_ca),
 		cmocka_unit_test(test_tls_wrong_host),

@@ -46,6 +46,12 @@
  */
 #define TCP_IOV_MAX (RMIG_XPORT_SEGS_MAX + 1)
 #define TCP_IOV_PER_CALL 1024u
+/*
+ * The longest a destination gives one connection's TLS handshake inside
+ * accept(): a connection that stalls it is dropped as the core drops one
+ * that does not authenticate in time (RMIG_AUTH_DEADLINE_MS, core/auth.h).
+ */
+#define TLS_ACCEPT_MS 3000
 
 struct tcp_xport {
 	struct rmig_xport base;
@@ -115,9 +121,10 @@ static int sock_tune(int fd, const struct rmig_opts *o, struct rmig_msgbuf *mb)
 
 /*
  * A conn for the connected socket @fd (closed on failure). With TLS the
- * handshake runs here, within the timeout; @mb takes the reason.
+ * handshake runs here, within @hs_ms; @mb takes the reason.
  */
-static int conn_new(struct tcp_xport *x, int fd, struct rmig_conn **cp, struct rmig_msgbuf *mb)
+static int conn_new(struct tcp_xport *x, int fd, struct rmig_conn **cp, struct rmig_msgbuf *mb,
+		    int hs_ms)
 {
 	struct tcp_conn *c = calloc(1, sizeof(*c));
 	int ret;
@@ -127,7 +134,7 @@ static int conn_new(struct tcp_xport *x, int fd, struct rmig_conn **cp, struct r
 		return rmig_msg(mb, -ENOMEM, "out of memory");
 	}
 	if (x->tls) {
-		ret = tcp_tls_start(x->tls, fd, x->wake_fd, x->opts->timeout_ms, &c->tls, mb);
+		ret = tcp_tls_start(x->tls, fd, x->wake_fd, hs_ms, &c->tls, mb);
 		if (ret) {
 			close(fd);
 			free(c);
@@ -290,7 +297,7 @@ static int tcp_connect(const struct rmig_xport_params *p, const char *addr,
 	ret = tcp_dial(x, mb, &fd);
 	if (ret)
 		goto err_destroy;
-	ret = conn_new(x, fd, ctl, mb);
+	ret = conn_new(x, fd, ctl, mb, x->opts->timeout_ms);
 	if (ret)
 		goto err_destroy;
 	*xpp = &x->base;
@@ -316,7 +323,7 @@ static int tcp_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rm
 		return rmig_msg(&x->base.err, ret, "SO_ZEROCOPY: %s (kernel without MSG_ZEROCOPY?)",
 				strerror(-ret));
 	}
-	ret = conn_new(x, fd, cp, &x->base.err);
+	ret = conn_new(x, fd, cp, &x->base.err, x->opts->timeout_ms);
 	if (ret)
 		return ret;
 	c = to_conn(*cp);
@@ -396,7 +403,13 @@ static int tcp_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **
 	if (fd < 0)
 		return rmig_msg(&x->base.err, -errno, "accept: %s", strerror(errno));
 	sock_tune(fd, x->opts, &x->base.err);
-	return conn_new(x, fd, cp, &x->base.err);
+	ret = conn_new(x, fd, cp, &x->base.err,
+		       timeout_ms >= 0 && timeout_ms < TLS_ACCEPT_MS ? timeout_ms : TLS_ACCEPT_MS);
+	/*
+	 * A connection came and failed its handshake: not "nobody came"
+	 * (-ETIMEDOUT), after which the core would stop waiting.
+	 */
+	return ret == -ETIMEDOUT ? -ECONNABORTED : ret;
 }
 
 static void tcp_xshutdown(struct rmig_xport *xp)
