@@ -132,6 +132,8 @@ int region_map_anon(struct region *r, uint64_t size, uint32_t page_size, bool po
 int region_map_file(struct region *r, const char *path, uint32_t page_size, bool writable,
 		    bool populate, char *err, size_t errlen);
 void region_unmap(struct region *r);
+/* --hugepages: region_map_anon() maps 2 MiB hugepages (MAP_HUGETLB) */
+void region_use_hugepages(bool on);
 
 bool gen_page_is_zero(const struct gen_params *gp, uint32_t version, uint64_t page);
 bool gen_page_is_dirty(const struct gen_params *gp, uint32_t round, uint64_t page);

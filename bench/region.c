@@ -123,6 +123,14 @@ void gen_fill_region(const struct gen_params *gp, struct region *r)
 
 /* ---- mapping ------------------------------------------------------------ */
 
+/* --hugepages: generated RAM in 2 MiB hugepages (MAP_HUGETLB) */
+static bool hugepages;
+
+void region_use_hugepages(bool on)
+{
+	hugepages = on;
+}
+
 int region_map_anon(struct region *r, uint64_t size, uint32_t page_size, bool populate,
 		    char *err, size_t errlen)
 {
@@ -131,12 +139,23 @@ int region_map_anon(struct region *r, uint64_t size, uint32_t page_size, bool po
 
 	if (populate)
 		flags |= MAP_POPULATE;
+	if (hugepages) {
+		if (size % (2u << 20)) {
+			snprintf(err, errlen, "--hugepages: the size (%llu bytes) is not a "
+				 "multiple of 2 MiB", (unsigned long long)size);
+			return -EINVAL;
+		}
+		/* reserved pages, or mmap fails: no silent fallback to 4 KiB pages */
+		flags = (flags & ~MAP_NORESERVE) | MAP_HUGETLB;
+	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (p == MAP_FAILED) {
 		int e = errno;
 
-		snprintf(err, errlen, "cannot map %llu bytes of anonymous memory: %s",
-			 (unsigned long long)size, strerror(e));
+		snprintf(err, errlen, "cannot map %llu bytes of anonymous memory%s: %s",
+			 (unsigned long long)size,
+			 hugepages ? " in 2 MiB hugepages (reserve vm.nr_hugepages)" : "",
+			 strerror(e));
 		return -e;
 	}
 	r->base = p;

@@ -44,6 +44,8 @@ static void usage(FILE *f)
 "                           source reads it (never writes it, also not between\n"
 "                           rounds); the destination receives into it. Its size\n"
 "                           is the region size and must match on both sides.\n"
+"      --hugepages          generated RAM in 2 MiB hugepages (MAP_HUGETLB; the\n"
+"                           pages must be reserved: vm.nr_hugepages)\n"
 "\n"
 "How to send:\n"
 "  -t, --transport NAME     tcp, rdma, null or file  [tcp]. null: source only, no\n"
@@ -289,6 +291,7 @@ enum {
 	OPT_CONNECT,
 	OPT_JSON,
 	OPT_REGION,
+	OPT_HUGEPAGES,
 	OPT_IB_PORT,
 	OPT_SIGNAL_EVERY,
 	OPT_SQ_DEPTH,
@@ -334,6 +337,7 @@ static const struct option long_opts[] = {
 	{ "connect", required_argument, NULL, OPT_CONNECT },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "region", required_argument, NULL, OPT_REGION },
+	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 	{ "ib-dev", required_argument, NULL, 'd' },
 	{ "ib-port", required_argument, NULL, OPT_IB_PORT },
 	{ "gid-index", required_argument, NULL, 'x' },
@@ -427,6 +431,9 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 			break;
 		case OPT_REGION:
 			cfg->region = optarg;
+			break;
+		case OPT_HUGEPAGES:
+			region_use_hugepages(true);
 			break;
 		case 'd':
 			cfg->opts.ib_dev = optarg;

@@ -31,6 +31,8 @@
 #   rails-numa  two guests with two NUMA nodes, NIC i on node i: each channel's
 #               thread (its allowed CPUs, sampled from /proc) and stream buffers on
 #               its rail's node, in rmig's figures too
+#   hugepages   one guest: 256 MiB of RAM in 2 MiB hugepages (both sides) migrated
+#               in 2 MiB pages over rdma, verified, the hugepages in use meanwhile
 #   rail-down   two guests, two rails, 4 channels, 10 checked rounds: the source's
 #               eth1 goes down mid-migration; rail 1's channels move to rail 0 and
 #               every round still verifies
@@ -188,6 +190,20 @@ rails-numa)
 			\"\$RXE_LIB/sample-threads.sh\" \$b > \"\$OUT/threads-src\"; wait \$b || { cat \"\$OUT/numa-src.json\"; exit 1; }
 			for i in 1 2 3 4 5 6 7 8 9 10; do [ -s \"\$OUT/numa-dst.json\" ] && break; sleep 1; done
 			python3 \"\$RXE_LIB/numa-check.py\" \"\$OUT\""
+	;;
+hugepages)
+	# RAM in 2 MiB hugepages (rmig-bench --hugepages: MAP_HUGETLB, 300
+	# reserved), migrated in 2 MiB pages over rdma in one guest: registered,
+	# verified, and the hugepages really in use while it ran.
+	"$vm" single --out "$out" --timeout 300 --mem 2048 --sh "
+		$mkkey
+		echo 300 > /proc/sys/vm/nr_hugepages
+		$bench --transport rdma --host \$RXE_ADDR --hugepages --size 256M --page-size 2M --channels 2 $psk --json > \"\$OUT/huge.json\" & b=\$!
+		while kill -0 \$b 2> /dev/null; do awk '/HugePages_Free/ { print \$2 }' /proc/meminfo; sleep 0.2; done > \"\$OUT/free\"
+		wait \$b; r=\$?; cat \"\$OUT/huge.json\"
+		least=\$(sort -n \"\$OUT/free\" | head -n1)
+		echo \"hugepages free: 300 reserved, at least \$least free while migrating\"
+		[ \$r -eq 0 ] && grep -q '\"verified\":true' \"\$OUT/huge.json\" && grep -q '\"page_size\":2097152' \"\$OUT/huge.json\" && [ \"\$least\" -le 100 ]"
 	;;
 rail-down)
 	# Two rails, 4 channels (2 per rail), 10 rounds the destination checks
