@@ -52,12 +52,21 @@ static char pc_host[128] = "tcp:127.0.0.1";
  */
 static const char pc_key[] = "test_live_postcopy-key-0123456789abcdef";
 
+/*
+ * tcp with RMIG_F_TLS (the key as the TLS PSK): in postcopy the
+ * destination's control connection is used by a receiving and a sending
+ * thread at once, through one TLS session.
+ */
+static bool pc_tls;
+
 static void pc_opts(struct rmig_opts *o)
 {
 	rmig_opts_init(o);
 	o->timeout_ms = TIMEOUT_MS;
 	o->psk = pc_key;
 	o->psk_len = sizeof(pc_key) - 1;
+	if (pc_tls)
+		o->flags |= RMIG_F_TLS;
 }
 static bool pc_by_read;
 
@@ -298,6 +307,15 @@ static void test_postcopy_dense(void **state)
 	run_dirty_after_switch(true);
 }
 
+/* tcp only (registered without RMIG_PC_RDMA): the pulls and their pages inside TLS */
+static void test_postcopy_tls(void **state)
+{
+	(void)state;
+	pc_tls = true;
+	run_dirty_after_switch(false);
+	pc_tls = false;
+}
+
 /* Degraded: every missing page is pulled before wait_sync returns RMIG_DST_POSTCOPY. */
 static void test_postcopy_degraded(void **state)
 {
@@ -463,7 +481,9 @@ int main(void)
 	    cmocka_unit_test(test_postcopy_degraded),
 	    cmocka_unit_test(test_postcopy_dst_dies),
 	    cmocka_unit_test(test_postcopy_huge_pages_refused),
+	    cmocka_unit_test(test_postcopy_tls), /* last: tcp only */
 	};
+	size_t n = sizeof(tests) / sizeof(tests[0]) - (rdma && *rdma ? 1 : 0);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return _cmocka_run_group_tests("test_live_postcopy", tests, n, NULL, NULL);
 }
