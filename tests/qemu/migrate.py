@@ -477,7 +477,7 @@ def main():
     return 0 if res.get("ok") else 1
 
 
-def run_running(qemu, out, cfg, mem_mb, work_mb, guest=None, after_passes=2):
+def run_running(qemu, out, cfg, mem_mb, work_mb, guest=None, after_passes=3):
     """A running memcheck guest migrated live; checks the source kept running
     and the guest passes @after_passes more verify passes on the destination."""
     guest = guest or build_guest(os.path.join(out, "cache"))

@@ -3,8 +3,10 @@
 """The QEMU suite (tests/qemu/README.md): QEMU with the integrations/qemu
 patch, given by RMIG_QEMU, migrating between two local QEMU processes.
 
-    qemu-test.py running|paused|postcopy|faults OUTDIR
+    qemu-test.py selftest|running|paused|postcopy|faults OUTDIR
 
+selftest  the guest's memcheck run on the host (no QEMU): clean passes pass,
+          a stale page and a flipped bit are each reported as FAIL
 running   a 1 GiB memcheck guest migrated live over rmig's tcp, then the same
           guest by stock multifd (no rmig-uri); both checked, figures side by side
 paused    2 GiB of random RAM (-S, memory-backend-file in /dev/shm), rmig then
@@ -18,6 +20,7 @@ a skip). Results: OUTDIR/<scenario>.json and a table on stdout.
 """
 
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -313,7 +316,27 @@ def scenario_faults(qemu, out, guest):
     return rows, errors
 
 
-SCENARIOS = {"running": scenario_running, "paused": scenario_paused,
+def scenario_selftest(qemu, out, guest):
+    """memcheck itself, run on the host: clean passes pass, and a stale page
+    or a flipped bit is reported as FAIL naming the page."""
+    exe = os.path.join(out, "cache", "memcheck")
+    errors, rows = [], []
+    for name, env, want_rc, want in (
+            ("clean", {"mc_passes": "3"}, 0, "memcheck: pass 3 ok"),
+            ("stale", {"mc_stale": "2"}, 1, "memcheck: FAIL pass 2 page 512: header"),
+            ("flip", {"mc_flip": "3"}, 1, "memcheck: FAIL pass 3 page 341 gen 3: word 17")):
+        e = {"mc_mb": "4", "mc_ticks": "0"}
+        e.update(env)
+        r = subprocess.run([exe], env=e, capture_output=True, text=True, timeout=60)
+        rows.append({"case": name, "rc": r.returncode, "stdout": r.stdout})
+        print(f"selftest {name}: rc {r.returncode}: {r.stdout.strip().splitlines()[-1:]}")
+        if r.returncode != want_rc or want not in r.stdout:
+            errors.append(f"selftest {name}: rc {r.returncode} (want {want_rc}), "
+                          f"no {want!r} in:\n{r.stdout}")
+    return rows, errors
+
+
+SCENARIOS = {"selftest": scenario_selftest, "running": scenario_running, "paused": scenario_paused,
              "postcopy": scenario_postcopy, "faults": scenario_faults}
 
 
@@ -323,7 +346,8 @@ def main():
         return 2
     name, out = sys.argv[1], sys.argv[2]
     qemu = os.environ.get("RMIG_QEMU", "")
-    print(f"qemu: {m.check_qemu(qemu)} ({qemu})", flush=True)
+    if name != "selftest":
+        print(f"qemu: {m.check_qemu(qemu)} ({qemu})", flush=True)
     os.makedirs(out, exist_ok=True)
     guest = m.build_guest(os.path.join(out, "cache"))
     t0 = time.monotonic()

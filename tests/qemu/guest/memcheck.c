@@ -20,6 +20,13 @@
  * NAME=VALUE words to init as environment variables:
  *   mc_mb=N      size of the region in MiB (default 256)
  *   mc_ticks=N   tick lines per phase (default 8, 0 for none)
+ *
+ * Self-test (run as an ordinary process on the host, where a FAIL exits 1
+ * instead of stopping, tests/qemu/qemu-test.py selftest):
+ *   mc_passes=N  exit 0 after N passes
+ *   mc_stale=N   in pass N, put back one page's previous contents after the
+ *                write phase, as a migration that lost the last write would
+ *   mc_flip=N    in pass N, flip one bit of one page's fill
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -118,6 +125,9 @@ static void say(const char *fmt, ...)
 
 static void __attribute__((noreturn)) halt(void)
 {
+	/* PID 1 must not exit (the kernel would panic); a host self-test must. */
+	if (getpid() != 1)
+		exit(1);
 	for (;;)
 		pause();
 }
@@ -174,7 +184,10 @@ static int check_page(const struct mc_page *p, uint64_t index, uint64_t gen, uns
 int main(void)
 {
 	unsigned long mb = env_ulong("mc_mb", 256), ticks = env_ulong("mc_ticks", 8);
+	unsigned long max_passes = env_ulong("mc_passes", 0);
+	unsigned long stale = env_ulong("mc_stale", 0), flip = env_ulong("mc_flip", 0);
 	unsigned long pass, tick_every;
+	static struct mc_page saved;
 	size_t npages, i;
 	struct mc_page *pages;
 	uint32_t *gen;
@@ -198,11 +211,17 @@ int main(void)
 	for (pass = 1;; pass++) {
 		t0 = now_ms();
 		for (i = 0; i < npages; i++) {
+			if (pass == stale && i == npages / 2)
+				saved = pages[i];
 			gen[i]++;
 			write_page(&pages[i], i, gen[i]);
 			if (tick_every && (i + 1) % tick_every == 0)
 				say("memcheck: tick pass %lu write %zu/%zu", pass, i + 1, npages);
 		}
+		if (pass == stale)
+			pages[npages / 2] = saved;
+		if (pass == flip)
+			pages[npages / 3].fill[17] ^= 1ULL << 40;
 		t1 = now_ms();
 		for (i = 0; i < npages; i++) {
 			if (check_page(&pages[i], i, gen[i], pass))
@@ -214,5 +233,7 @@ int main(void)
 		say("memcheck: pass %lu ok pages=%zu gen=%u write_ms=%llu verify_ms=%llu uptime_ms=%llu",
 		    pass, npages, gen[0], (unsigned long long)(t1 - t0),
 		    (unsigned long long)(t2 - t1), (unsigned long long)(t2 - boot));
+		if (pass == max_passes)
+			return 0;
 	}
 }
