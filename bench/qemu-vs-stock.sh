@@ -9,12 +9,12 @@
 # identical, guest intact); a failed run is reported and left out.
 #
 # Usage: bench/qemu-vs-stock.sh [-q QEMU] [-n N] [-c CHANNELS] [-m paused,running] [-o DIR]
-#   QEMU defaults to $RMIG_QEMU; DIR (default build-h2/qemu-bench) keeps each
+#   QEMU defaults to $RMIG_QEMU; DIR (default build-qemu-bench) keeps each
 #   run's JSON, serial consoles and QEMU logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-qemu=${RMIG_QEMU:-} n=3 channels=2 modes=paused,running out=build-h2/qemu-bench
+qemu=${RMIG_QEMU:-} n=3 channels=2 modes=paused,running out=build-qemu-bench
 while getopts "q:n:c:m:o:h" opt; do
 	case $opt in
 	q) qemu=$OPTARG ;;
