@@ -394,6 +394,10 @@ def migrate(src, dst, cfg, on_poll=None, configure_only=False):
                 "wall_s": round(wall, 3), "samples": samples,
                 "postcopy_started_s": postcopy_started})
     try:
+        res["hmp_info_migrate"] = src.qmp.hmp("info migrate")
+    except (QMPClosed, QMPError, TimeoutError, OSError) as e:
+        res["hmp_info_migrate"] = f"(error: {e})"
+    try:
         dinfo = dst.qmp.cmd("query-migrate")
         res["dst"] = {"status": dinfo.get("status"), "rmig": dinfo.get("rmig"),
                       "error_desc": dinfo.get("error-desc")}
@@ -436,6 +440,9 @@ def table(rows):
     for r in rows:
         if r.get("rmig"):
             lines.append(f"rmig ({r['kind']}): {json.dumps(r['rmig'], sort_keys=True)}")
+        for ln in (r.get("hmp_info_migrate") or "").splitlines():
+            if ln.startswith("rmig"):
+                lines.append(f"info migrate ({r['kind']}): {ln.strip()}")
     if len(rows) == 2 and rows[0].get("total_time_ms") and rows[1].get("total_time_ms"):
         lines.append(f"ratio total time {rows[0]['kind']}/{rows[1]['kind']}: "
                      f"{rows[0]['total_time_ms'] / rows[1]['total_time_ms']:.3f}")

@@ -79,6 +79,10 @@ def check_rmig_used(row, errors, channels=CHANNELS):
             bad.append("not verified")
         if bad:
             errors.append(f"rmig: the {side}'s rmig figures: {', '.join(bad)}: {r}")
+    hmp = row.get("hmp_info_migrate") or ""
+    if not any(ln.startswith("rmig: ") and " over tcp" in ln for ln in hmp.splitlines()):
+        errors.append(f"rmig: HMP 'info migrate' on the source has no 'rmig: ... over tcp' "
+                      f"line:\n{hmp}")
 
 
 def scenario_postcopy(qemu, out, guest):
