@@ -72,9 +72,6 @@ int tcp_tls_flush(struct tcp_tls_sess *s, int fd, struct rmig_msgbuf *mb);
 ssize_t tcp_tls_read(struct tcp_tls_sess *s, int fd, void *buf, size_t len, int timeout_ms,
 		     struct rmig_msgbuf *mb);
 
-/* "kTLS" or "OpenSSL" for log lines: who encrypts this session's sends. */
-const char *tcp_tls_path(const struct tcp_tls_sess *s);
-
 /* ---- tls.c internals shared with tls_io.c ---- */
 
 /* The side we talk to, for messages: "destination" or "source". */

@@ -29,11 +29,6 @@ static const unsigned char alert_protocol_version[] = { 0x15, 0x03, 0x03, 0x00, 
 /* OpenSSL writes each 16 KiB record by itself; gather this much per sendmsg */
 #define WRITE_BUF (256 * 1024)
 
-const char *tcp_tls_path(const struct tcp_tls_sess *s)
-{
-	return s->ktls_send ? "kTLS" : "OpenSSL";
-}
-
 static void info_cb(const SSL *ssl, int where, int val)
 {
 	struct tcp_tls_sess *s = SSL_get_app_data(ssl);
@@ -136,8 +131,7 @@ static int tls_fail(struct tcp_tls_sess *s, int e, int sys, bool handshake, cons
  * first is not a TLS client. Tell it so in TLS's own terms (a plain rmig
  * source recognises the alert record) rather than feed it to OpenSSL.
  */
-static int check_first_byte(const struct tcp_tls *t, int fd, int wake_fd, uint64_t deadline,
-			    struct rmig_msgbuf *mb)
+static int check_first_byte(int fd, int wake_fd, uint64_t deadline, struct rmig_msgbuf *mb)
 {
 	unsigned char b;
 	ssize_t n;
@@ -264,7 +258,7 @@ int tcp_tls_start(const struct tcp_tls *t, int fd, int wake_fd, int timeout_ms,
 		goto err_free;
 	}
 	if (tcp_tls_is_server(t)) {
-		ret = check_first_byte(t, fd, wake_fd, deadline, mb);
+		ret = check_first_byte(fd, wake_fd, deadline, mb);
 		if (ret)
 			goto err_linger;
 	}
