@@ -207,13 +207,15 @@ hugepages)
 	;;
 rail-down)
 	# Two rails, 4 channels (2 per rail), 10 rounds the destination checks
-	# one by one, each held 1 s; 4 s in, the source's eth1 goes down. The
+	# one by one, each held 1 s; once rail 1 carried 2000 packets (round 1
+	# under way), the source's eth1 goes down. The
 	# channels of rail 1 must move to rail 0, resend what may not have
 	# landed, and every round must still verify, the last one after the
 	# link went down.
 	"$vm" pair --nics 2 --out "$out" --timeout 300 \
 		--dst "$mkkey; $peer dst rdma:\$RXE_ADDR,\$RXE_ADDR2:18706 --size 32 --rounds 10 --check-delay-ms 1000 --timeout 60000 $psk" \
-		--src "$mkkey; ( sleep 4; ip link set eth1 down; date +%s.%N > \"\$OUT/down-at\"; echo 'link down (eth1)' ) &
+		--src "$mkkey; ( c=/sys/class/infiniband/rxe1/ports/1/hw_counters/sent_pkts; for i in \$(seq 600); do [ \$(cat \$c) -gt 2000 ] && break; sleep 0.2; done
+			ip link set eth1 down; date +%s.%N > \"\$OUT/down-at\"; echo \"link down (eth1) after \$(cat \$c) packets on rxe1\" ) &
 			$peer src rdma:\$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18706 --size 32 --rounds 10 --channels 4 --timeout 60000 $psk || exit 1
 			end=\$(date +%s.%N); wait
 			[ -s \"\$OUT/down-at\" ] || { echo 'rail-down: the link never went down'; exit 1; }

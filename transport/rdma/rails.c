@@ -90,6 +90,7 @@ static int parse_rails(struct rl_xport *r, const char *addr, struct rmig_msgbuf 
 static void rl_free(struct rl_xport *r)
 {
 	rmig_rl_resume_free(r);
+	rmig_rl_numa_free(r);
 	for (unsigned int k = 0; k < r->nrails; k++) {
 		if (r->rail[k].hello)
 			r->rail[k].hello->ops->close(r->rail[k].hello);

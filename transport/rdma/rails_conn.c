@@ -122,7 +122,7 @@ static void place(struct rl_vconn *v)
 static void count(struct rl_vconn *v)
 {
 	if (v->placed && pthread_equal(pthread_self(), v->thread))
-		rmig_store_relaxed(&v->cpu_node, rmig_rl_cpu_node());
+		rmig_store_relaxed(&v->cpu_node, rmig_rl_cpu_node(v->r));
 	uint64_t w = rmig_load_relaxed(&v->in->wire_bytes);
 	uint64_t r = rmig_load_relaxed(&v->in->rdma_writes);
 
@@ -279,7 +279,8 @@ static int takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_m
 		x->next_vid = 0;
 		pthread_mutex_unlock(&r->cm_mu);
 		if (ret) {
-			snprintf(why, sizeof(why), "rail %u (%s): %.400s", k, r->rail[k].addr, mb.msg);
+			snprintf(why, sizeof(why), "rail %u (%.100s): %.300s", k, r->rail[k].addr,
+				 mb.msg);
 			continue;
 		}
 		put_rs(b, v->vid, v->rx, r->token);

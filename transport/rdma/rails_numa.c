@@ -58,14 +58,30 @@ int rmig_rl_device_node(const char *dev)
 	return node;
 }
 
+/*
+ * Everything libnuma is asked is asked here, once, before any channel thread
+ * runs: its lookups fill caches without locks, so the channel threads use
+ * only the tables made here and plain syscalls.
+ */
 void rmig_rl_numa_setup(struct rl_xport *r)
 {
 	const char *env = getenv("RMIG_RDMA_NUMA");
 	bool by_hand = env && *env && strcmp(env, "auto") && strcmp(env, "off");
+	bool have = numa_available() >= 0;
 	const char *p = env;
 
-	r->numa = numa_available() >= 0 && numa_num_configured_nodes() > 1 &&
-		  !(env && !strcmp(env, "off"));
+	r->numa = have && numa_num_configured_nodes() > 1 && !(env && !strcmp(env, "off"));
+	if (have) {
+		int n = numa_num_possible_cpus();
+
+		r->cpu_node = n > 0 ? calloc((size_t)n, sizeof(*r->cpu_node)) : NULL;
+		if (r->cpu_node) {
+			r->ncpus = n;
+			for (int c = 0; c < n; c++)
+				r->cpu_node[c] = numa_node_of_cpu(c);
+		}
+		r->max_node = numa_max_node();
+	}
 	for (unsigned int k = 0; k < r->nrails; k++) {
 		struct rd_xport *x = rd_xport_of(r->rail[k].xp);
 
@@ -75,15 +91,46 @@ void rmig_rl_numa_setup(struct rl_xport *r)
 			char *end;
 			long n = strtol(p, &end, 10);
 
-			r->rail[k].node = end != p && n >= -1 && n <= numa_max_node() ? (int)n : -1;
+			r->rail[k].node = end != p && n >= -1 && n <= r->max_node ? (int)n : -1;
 			p = *end == ',' ? end + 1 : NULL;
 		}
+		if (r->numa && r->rail[k].node >= 0) {
+			r->rail[k].cpus = numa_allocate_cpumask();
+			if (r->rail[k].cpus &&
+			    numa_node_to_cpus(r->rail[k].node, r->rail[k].cpus)) {
+				numa_free_cpumask(r->rail[k].cpus);
+				r->rail[k].cpus = NULL;
+			}
+		}
+	}
+}
+
+void rmig_rl_numa_free(struct rl_xport *r)
+{
+	for (unsigned int k = 0; k < r->nrails; k++)
+		if (r->rail[k].cpus)
+			numa_free_cpumask(r->rail[k].cpus);
+	free(r->cpu_node);
+}
+
+/* Run on rail @rail's node's CPUs and prefer its memory: syscalls only. */
+static void bind_to(const struct rl_xport *r, unsigned int rail)
+{
+	const struct bitmask *cpus = r->rail[rail].cpus;
+	unsigned long nodes[4] = {0};
+	int node = r->rail[rail].node;
+
+	sched_setaffinity(0, numa_bitmask_nbytes((struct bitmask *)cpus),
+			  (cpu_set_t *)cpus->maskp);
+	if (node < (int)(sizeof(nodes) * 8)) {
+		nodes[node / (8 * sizeof(nodes[0]))] = 1ul << (node % (8 * sizeof(nodes[0])));
+		set_mempolicy(MPOL_PREFERRED, nodes, sizeof(nodes) * 8);
 	}
 }
 
 static bool placing(const struct rl_xport *r, unsigned int rail)
 {
-	return r->numa && r->rail[rail].node >= 0;
+	return r->numa && r->rail[rail].node >= 0 && r->rail[rail].cpus;
 }
 
 void rmig_rl_numa_enter(struct rl_xport *r, unsigned int rail, struct rl_numa_saved *s)
@@ -100,8 +147,7 @@ void rmig_rl_numa_enter(struct rl_xport *r, unsigned int rail, struct rl_numa_sa
 		s->on = false;
 		return;
 	}
-	numa_run_on_node(r->rail[rail].node);
-	numa_set_preferred(r->rail[rail].node);
+	bind_to(r, rail);
 }
 
 void rmig_rl_numa_leave(struct rl_numa_saved *s)
@@ -114,22 +160,20 @@ void rmig_rl_numa_leave(struct rl_numa_saved *s)
 		set_mempolicy(s->mode, s->mode == MPOL_DEFAULT ? NULL : s->nodes,
 			      sizeof(s->nodes) * 8);
 	else
-		numa_set_localalloc();
+		set_mempolicy(MPOL_DEFAULT, NULL, 0);
 }
 
 void rmig_rl_numa_thread(struct rl_xport *r, unsigned int rail)
 {
-	if (!placing(r, rail))
-		return;
-	numa_run_on_node(r->rail[rail].node);
-	numa_set_preferred(r->rail[rail].node);
+	if (placing(r, rail))
+		bind_to(r, rail);
 }
 
-int rmig_rl_cpu_node(void)
+int rmig_rl_cpu_node(const struct rl_xport *r)
 {
 	int cpu = sched_getcpu();
 
-	return cpu < 0 || numa_available() < 0 ? -1 : numa_node_of_cpu(cpu);
+	return cpu < 0 || cpu >= r->ncpus ? -1 : r->cpu_node[cpu];
 }
 
 int rmig_rl_mem_node(const void *addr)

@@ -23,6 +23,7 @@ struct rl_rail {
 	_Atomic unsigned int channels;
 	atomic_bool dead; /* a channel left it: failed over channels avoid it */
 	int node;	  /* NUMA node of its device (or RMIG_RDMA_NUMA's), -1: none */
+	struct bitmask *cpus; /* the node's CPUs, when placing */
 };
 
 /* destination: a channel's takeover connection, accepted and waiting for its channel */
@@ -60,6 +61,9 @@ struct rl_xport {
 	struct rl_resume *rs_list; /* Must hold rs_mu */
 
 	bool numa; /* place channels on their rail's node (rails_numa.c) */
+	int *cpu_node; /* node of each CPU, made once at set-up */
+	int ncpus;
+	int max_node;
 	pthread_mutex_t vc_mu; /* guards vconns, and each one's rail */
 	struct rl_vconn *vconns;
 };
@@ -95,7 +99,8 @@ void rmig_rl_numa_setup(struct rl_xport *r);
 void rmig_rl_numa_enter(struct rl_xport *r, unsigned int rail, struct rl_numa_saved *s);
 void rmig_rl_numa_leave(struct rl_numa_saved *s);
 void rmig_rl_numa_thread(struct rl_xport *r, unsigned int rail);
-int rmig_rl_cpu_node(void);
+int rmig_rl_cpu_node(const struct rl_xport *r);
+void rmig_rl_numa_free(struct rl_xport *r);
 int rmig_rl_mem_node(const void *addr);
 
 #endif /* RMIG_TRANSPORT_RDMA_RAILS_PRIV_H */
