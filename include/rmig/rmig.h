@@ -174,6 +174,10 @@ void rmig_opts_init(struct rmig_opts *opts);
  * @tls_channels: tcp with RMIG_F_TLS: channels carried in TLS 1.3
  * @ktls_channels: ... of which the kernel encrypts the sends (kTLS);
  *                 the others go through OpenSSL in user space
+ * @mw_channels: rdma: channels whose destination RAM is reachable only
+ *               through type 2 memory windows bound to that channel's QP;
+ *               0 over rdma means the device has none and the rkeys are
+ *               the MRs' own, scoped by the migration's protection domain
  * @reserved: zero
  */
 struct rmig_stats {
@@ -196,7 +200,8 @@ struct rmig_stats {
 	uint64_t conns_dropped;
 	uint64_t tls_channels;
 	uint64_t ktls_channels;
-	uint64_t reserved[5];
+	uint64_t mw_channels;
+	uint64_t reserved[4];
 };
 
 /* ------------------------------------------------------------------------ */
