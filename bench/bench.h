@@ -88,6 +88,7 @@ struct bench_result {
 	uint64_t wire_bytes;
 	uint64_t zc_sends, zc_copied; /* tcp --zero-copy: sends, and those the kernel copied */
 	uint64_t tls_channels, ktls_channels; /* tcp --tls: channels in TLS, of them with kTLS */
+	uint64_t mw_channels; /* rdma: channels reached through memory windows on their QP */
 	uint32_t rounds;
 	double seconds;
 	double connect_s; /* source: of seconds, the part spent in rmig_src_connect */

@@ -73,8 +73,9 @@ static void print_json(const struct bench_result *r)
 		r->rounds);
 	fprintf(f, "\"zc_sends\":%llu,\"zc_copied\":%llu,", (unsigned long long)r->zc_sends,
 		(unsigned long long)r->zc_copied);
-	fprintf(f, "\"tls_channels\":%llu,\"ktls_channels\":%llu,",
-		(unsigned long long)r->tls_channels, (unsigned long long)r->ktls_channels);
+	fprintf(f, "\"tls_channels\":%llu,\"ktls_channels\":%llu,\"mw_channels\":%llu,",
+		(unsigned long long)r->tls_channels, (unsigned long long)r->ktls_channels,
+		(unsigned long long)r->mw_channels);
 	fprintf(f, "\"zero_fraction\":%.4f,\"zero_copy\":%s,\"seed\":%llu,", r->zero_fraction,
 		r->zero_copy ? "true" : "false", (unsigned long long)r->seed);
 	/* rdma: what each rail carried (a plain address is one rail) */
@@ -121,6 +122,9 @@ static void print_table(const struct bench_result *r)
 			 r->ktls_channels == r->tls_channels ? "yes"
 			 : r->ktls_channels		     ? "some channels"
 							     : "no (OpenSSL)");
+	if (!strncmp(r->transport, "rdma", 4))
+		snprintf(tls, sizeof(tls), "  rkeys: %s",
+			 r->mw_channels ? "memory windows per channel QP" : "MR, per migration PD");
 	printf("%s\n", RULE);
 	printf(" rmig-bench  role: %s  transport: %s  channels: %u  page size: %u  rounds: %u"
 	       "  zero fraction: %.3g%s%s\n",
@@ -164,6 +168,10 @@ static void print_brief(const struct bench_result *r)
 	if (r->tls_channels)
 		printf("%s tls: %llu of %llu channels with kTLS sends\n", r->role,
 		       (unsigned long long)r->ktls_channels, (unsigned long long)r->tls_channels);
+	if (!strncmp(r->transport, "rdma", 4))
+		printf("%s rdma rkeys: %s\n", r->role,
+		       r->mw_channels ? "memory windows bound to each channel's QP"
+				      : "MR rkeys in the migration's protection domain");
 	fflush(stdout);
 }
 

@@ -325,6 +325,7 @@ out_timed:
 	res->zc_copied = st.zc_copied;
 	res->tls_channels = st.tls_channels;
 	res->ktls_channels = st.ktls_channels;
+	res->mw_channels = st.mw_channels;
 out:
 	free(man);
 	free(bm);
@@ -421,6 +422,7 @@ static void dst_result(struct dst_side *ds, struct bench_result *res, uint32_t p
 	res->wire_bytes = st.wire_bytes;
 	res->tls_channels = st.tls_channels;
 	res->ktls_channels = st.ktls_channels;
+	res->mw_channels = st.mw_channels;
 }
 
 /* ---- the three modes ----------------------------------------------------------- */

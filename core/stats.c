@@ -19,5 +19,6 @@ void rmig_totals_add(struct rmig_stats *s, const struct rmig_totals *t,
 		s->wire_bytes += rmig_load_relaxed(&c->wire_bytes);
 		s->tls_channels += !!(tls & RMIG_CONN_TLS);
 		s->ktls_channels += !!(tls & RMIG_CONN_KTLS);
+		s->mw_channels += !!(tls & RMIG_CONN_MW);
 	}
 }

@@ -125,6 +125,16 @@ struct rmig_conn_ops {
 	 * landed. -ETIMEDOUT after @timeout_ms (>= 0), nothing lost: wait again.
 	 */
 	int (*pull_wait)(struct rmig_conn *c, uint64_t ticket, int timeout_ms);
+	/*
+	 * A channel connection has proved it belongs to the session
+	 * (destination: its CHAN checked; source: its CHAN sent). Before any
+	 * page data, the transport may scope remote access to this very
+	 * connection: rdma with memory windows binds windows to the channel's
+	 * QP on the destination and hands their rkeys to the source over @c
+	 * (transport/rdma/mw.h); the source waits up to @timeout_ms for them.
+	 * rmig_conn_nop_chan_open when there is nothing to do.
+	 */
+	int (*chan_open)(struct rmig_conn *c, int timeout_ms);
 	/* Any thread: make blocked and future calls on @c fail. */
 	void (*shutdown)(struct rmig_conn *c);
 	void (*close)(struct rmig_conn *c);
@@ -151,13 +161,17 @@ struct rmig_conn {
 	_Atomic uint64_t zc_sends;
 	_Atomic uint64_t zc_copied;
 	_Atomic uint64_t rdma_writes;
-	/* RMIG_CONN_TLS, RMIG_CONN_KTLS: set by the transport before it returns the conn */
+	/*
+	 * RMIG_CONN_*: TLS and KTLS set by the transport before it returns the
+	 * conn, MW by chan_open()
+	 */
 	_Atomic uint32_t tls;
 };
 
 enum {
 	RMIG_CONN_TLS = 1u << 0,  /* the conn is carried in TLS */
 	RMIG_CONN_KTLS = 1u << 1, /* ... and the kernel encrypts its sends */
+	RMIG_CONN_MW = 1u << 2,	  /* rdma: remote writes only through windows on its QP */
 };
 
 /* A statistics counter: nothing is ordered by it, so relaxed. */
@@ -280,6 +294,7 @@ int rmig_conn_no_recv_pages(struct rmig_conn *c, const struct iovec *iov, unsign
 int rmig_conn_no_pull(struct rmig_conn *c, void *local, unsigned int block, uint64_t off,
 		      uint64_t len, uint64_t *ticket);
 int rmig_conn_no_pull_wait(struct rmig_conn *c, uint64_t ticket, int timeout_ms);
+int rmig_conn_nop_chan_open(struct rmig_conn *c, int timeout_ms);
 
 /* Registered transports (NULL entries for those not built). */
 extern const struct rmig_xport_ops rmig_tcp_ops;

@@ -106,3 +106,8 @@ int rmig_conn_no_pull_wait(struct rmig_conn *c, uint64_t ticket, int timeout_ms)
 {
 	return rmig_msg(&c->err, -ENOSYS, "this transport cannot read the peer's RAM");
 }
+
+int rmig_conn_nop_chan_open(struct rmig_conn *c, int timeout_ms)
+{
+	return 0;
+}

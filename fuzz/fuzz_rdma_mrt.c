@@ -39,7 +39,7 @@ static void check_encode(const struct rd_remote *r, const uint8_t *data, size_t 
 	}
 	FUZZ_CHECK(rmig_rd_mrt_size(&t) == size, "table of %zu bytes, the encoder needs %zu",
 		   size, rmig_rd_mrt_size(&t));
-	FUZZ_CHECK(!rmig_rd_mrt_encode(&t, out, &len, &mb) && len == size, "encode: %s", mb.msg);
+	FUZZ_CHECK(!rmig_rd_mrt_encode(&t, NULL, out, &len, &mb) && len == size, "encode: %s", mb.msg);
 	FUZZ_CHECK(!memcmp(out, data, size), "re-encoded MR table differs");
 	free(out);
 	free(mrs);

@@ -284,7 +284,7 @@ static void gen_rdma(const struct rmig_block *blocks)
 		}
 		t.nslices = n;
 		len = sizeof(buf);
-		if (rmig_rd_mrt_encode(&t, buf, &len, &mb))
+		if (rmig_rd_mrt_encode(&t, NULL, buf, &len, &mb))
 			die("rmig_rd_mrt_encode: %s", mb.msg);
 		put("rdma_mrt", buf, len);
 	}

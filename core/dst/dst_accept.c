@@ -22,6 +22,7 @@
 
 #include "core/barrier.h"
 #include "core/dst/dst_engine.h"
+#include "core/dst/dst_fail.h"
 
 static int ms_left(uint64_t end_ns)
 {
@@ -299,6 +300,13 @@ int dst_accept_channels(struct rmig_dst *d)
 		if (ret) {
 			dst_drop(d, c, ret, "a would-be channel", why);
 			continue;
+		}
+		/* proved: only now may the transport open RAM to this channel (rdma: windows) */
+		ret = c->ops->chan_open(c, step_ms(end));
+		if (ret) {
+			ret = dst_fail(d, ret, "channel %u: %s", id, c->err.msg);
+			c->ops->close(c);
+			return ret;
 		}
 		d->chans[id].conn = c;
 		d->chans[id].seq = 1;

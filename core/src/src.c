@@ -280,6 +280,10 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 		if (ret)
 			return src_fail(src, ret, "%s: channel %u hello: %s", uri, i,
 					src->chans[i].conn->err.msg);
+		/* rdma: this channel's own rkeys, bound to its QP, before any page data */
+		ret = conn->ops->chan_open(conn, src->opts.timeout_ms);
+		if (ret)
+			return src_fail(src, ret, "%s: channel %u: %s", uri, i, conn->err.msg);
 	}
 	if (!(src->xops->caps & RMIG_XCAP_SINK)) {
 		ret = src_wait_ready(src);

@@ -11,7 +11,8 @@
  * messages of awkward sizes both ways; credit flow under a slow reader and
  * ping-pong; flush; shutdown() waking a blocked recv; a peer's close
  * giving -ECONNRESET after its last bytes; a wrong rkey, and one of
- * another migration, giving IBV_WC_REM_ACCESS_ERR; idle keepalive probes; a dead peer QP giving
+ * another migration, or (memory windows) of another channel of the same
+ * migration, giving IBV_WC_REM_ACCESS_ERR; idle keepalive probes; a dead peer QP giving
  * IBV_WC_RETRY_EXC_ERR. Then WRITE throughput with 512 KiB batches.
  *
  * Exit: 0 pass, 1 fail, 77 no RDMA device.
@@ -285,6 +286,18 @@ static void pair_open(struct pair *p, const char *addr, unsigned int nch, bool c
 	MUST(ops->set_peer_info(p->sx, body, h.len));
 	free(body);
 	for (unsigned int i = 0; i < nch; i++) {
+		struct rd_conn *sc = rd_conn_of(p->sc[i]);
+
+		/* as the core does once a channel proved itself: its own windows (mw.c) */
+		MUST(acc[1 + i]->ops->chan_open(acc[1 + i], 10000));
+		MUST(p->sc[i]->ops->chan_open(p->sc[i], 10000));
+		CHECK(sc->have_chan_remote == rd_xport_of(p->dx)->use_mw,
+		      "channel %u: window table %d, destination uses windows %d", i,
+		      sc->have_chan_remote, rd_xport_of(p->dx)->use_mw);
+		if (corrupt_rkey && sc->have_chan_remote)
+			sc->chan_remote.slices[0].rkey ^= 0x5a;
+	}
+	for (unsigned int i = 0; i < nch; i++) {
 		p->dc[i].c = acc[1 + i];
 		pthread_create(&p->dc[i].tid, NULL, dst_loop, &p->dc[i]);
 	}
@@ -531,6 +544,137 @@ static void test_bad_rkey(const char *addr)
 	pair_close(&p, false);
 }
 
+/* Make @to write with the rkeys @from was given, as a peer that learnt them would. */
+static void take_rkeys(struct rmig_conn *to, struct rmig_conn *from)
+{
+	struct rd_remote *t = &rd_conn_of(to)->chan_remote, *f = &rd_conn_of(from)->chan_remote;
+
+	if (!rd_conn_of(to)->have_chan_remote || !rd_conn_of(from)->have_chan_remote)
+		return;
+	CHECK(t->nslices == f->nslices, "window tables of %u and %u slices", t->nslices,
+	      f->nslices);
+	for (unsigned int k = 0; k < t->nslices && k < f->nslices; k++) {
+		CHECK(t->slices[k].addr == f->slices[k].addr, "slice %u at another address", k);
+		t->slices[k].rkey = f->slices[k].rkey;
+	}
+}
+
+static size_t changed_bytes(const uint8_t *p, size_t n, uint8_t fill)
+{
+	size_t changed = 0;
+
+	for (size_t i = 0; i < n; i++)
+		changed += p[i] != fill;
+	return changed;
+}
+
+/*
+ * Memory windows (transport/rdma/mw.h): an rkey is scoped to its channel's
+ * QP. Channel 1 of the same migration writing with the rkeys bound to
+ * channel 0 gets IBV_WC_REM_ACCESS_ERR and nothing lands, while channel 0
+ * itself writes fine; the destination's MR rkeys open nothing either; and
+ * once the migration ends (revoke) channel 0's own rkeys fail too.
+ */
+static void test_windows(const char *addr)
+{
+	struct rmig_seg s = {src_mem[0], 0, 4 * PAGE, 0, 0};
+	struct tseg ts = {0, 0, 0, 4 * PAGE};
+	struct rd_conn *c0, *c1;
+	struct pair p;
+	int ret;
+
+	pair_open(&p, addr, 2, false);
+	c0 = rd_conn_of(p.sc[0]);
+	c1 = rd_conn_of(p.sc[1]);
+	printf("windows: destination %s\n",
+	       rd_xport_of(p.dx)->use_mw ? "binds type 2 memory windows per channel QP"
+					 : "has no type 2 memory windows (MR rkeys)");
+	CHECK(rd_xport_of(p.dx)->use_mw, "rxe has type 2 windows, but the destination uses none");
+	if (!rd_xport_of(p.dx)->use_mw) {
+		pair_close(&p, true);
+		return;
+	}
+	CHECK(c0->chan_remote.slices[0].rkey != c1->chan_remote.slices[0].rkey,
+	      "both channels were given rkey 0x%x", c0->chan_remote.slices[0].rkey);
+	CHECK(atomic_load_explicit(&p.sc[0]->tls, memory_order_relaxed) & RMIG_CONN_MW,
+	      "channel 0 not flagged MW");
+	CHECK(atomic_load_explicit(&p.dc[1].c->tls, memory_order_relaxed) & RMIG_CONN_MW,
+	      "dst channel 1 not flagged MW");
+
+	/* channel 1's QP, channel 0's rkeys: refused, nothing lands */
+	memset(dst_mem[0], 0xee, 4 * PAGE);
+	take_rkeys(p.sc[1], p.sc[0]);
+	ret = send_msg(p.sc[1], T_DATA, 0, &ts, sizeof(ts), &s, 1);
+	if (!ret)
+		ret = p.sc[1]->ops->flush(p.sc[1]);
+	CHECK(ret == -EACCES && strstr(p.sc[1]->err.msg, "IBV_WC_REM_ACCESS_ERR"),
+	      "channel 1 with channel 0's rkey gave %d (%s)", ret, p.sc[1]->err.msg);
+	CHECK(changed_bytes(dst_mem[0], 4 * PAGE, 0xee) == 0,
+	      "%zu bytes landed through channel 1 with channel 0's rkey",
+	      changed_bytes(dst_mem[0], 4 * PAGE, 0xee));
+	printf("windows: channel 1 with channel 0's rkey: %d: %s; %zu bytes changed\n", ret,
+	       p.sc[1]->err.msg, changed_bytes(dst_mem[0], 4 * PAGE, 0xee));
+	p.dc[1].c->ops->shutdown(p.dc[1].c);
+
+	/* channel 0 with its own: lands (dst_loop checks the bytes at the header) */
+	ret = send_msg(p.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
+	if (!ret)
+		ret = p.sc[0]->ops->flush(p.sc[0]);
+	CHECK(ret == 0, "channel 0 with its own rkey gave %d (%s)", ret, p.sc[0]->err.msg);
+	CHECK(memcmp(dst_mem[0], src_mem[0], 4 * PAGE) == 0,
+	      "channel 0's WRITE with its own rkey did not land");
+	printf("windows: channel 0 with its own rkey: %d, %s\n", ret,
+	       memcmp(dst_mem[0], src_mem[0], 4 * PAGE) ? "differs" : "landed");
+
+	/* the migration ends: channel 0's own rkeys stop working */
+	memset(dst_mem[0], 0xee, 4 * PAGE);
+	ops->revoke(p.dx);
+	ret = send_msg(p.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
+	if (!ret)
+		ret = p.sc[0]->ops->flush(p.sc[0]);
+	CHECK(ret == -EACCES && strstr(p.sc[0]->err.msg, "IBV_WC_REM_ACCESS_ERR"),
+	      "channel 0 after the end gave %d (%s)", ret, p.sc[0]->err.msg);
+	CHECK(changed_bytes(dst_mem[0], 4 * PAGE, 0xee) == 0, "%zu bytes landed after the end",
+	      changed_bytes(dst_mem[0], 4 * PAGE, 0xee));
+	printf("windows: channel 0 after the end: %d: %s; %zu bytes changed\n", ret,
+	       p.sc[0]->err.msg, changed_bytes(dst_mem[0], 4 * PAGE, 0xee));
+	p.dc[0].c->ops->shutdown(p.dc[0].c);
+	pair_close(&p, false);
+}
+
+/*
+ * The MR's own rkey, which the destination never sends with windows but a
+ * peer might guess (rxe rkeys are guessable): the MR has no remote access.
+ */
+static void test_mr_rkey(const char *addr)
+{
+	struct rmig_seg s = {src_mem[0], 0, 4 * PAGE, 0, 0};
+	struct tseg ts = {0, 0, 0, 4 * PAGE};
+	struct rd_remote *r;
+	struct pair p;
+	int ret;
+
+	pair_open(&p, addr, 1, false);
+	if (!rd_xport_of(p.dx)->use_mw) {
+		pair_close(&p, true);
+		return;
+	}
+	r = &rd_conn_of(p.sc[0])->chan_remote;
+	for (unsigned int k = 0; k < r->nslices; k++)
+		r->slices[k].rkey = rd_xport_of(p.dx)->local.slices[k].mr->rkey;
+	memset(dst_mem[0], 0xee, 4 * PAGE);
+	ret = send_msg(p.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
+	if (!ret)
+		ret = p.sc[0]->ops->flush(p.sc[0]);
+	CHECK(ret == -EACCES && strstr(p.sc[0]->err.msg, "IBV_WC_REM_ACCESS_ERR"),
+	      "the MR's own rkey gave %d (%s)", ret, p.sc[0]->err.msg);
+	CHECK(changed_bytes(dst_mem[0], 4 * PAGE, 0xee) == 0,
+	      "%zu bytes landed with the MR's rkey", changed_bytes(dst_mem[0], 4 * PAGE, 0xee));
+	printf("windows: the MR's own rkey: %d: %s\n", ret, p.sc[0]->err.msg);
+	p.dc[0].c->ops->shutdown(p.dc[0].c);
+	pair_close(&p, false);
+}
+
 /*
  * An rkey is scoped to its migration: each listen() has its own protection
  * domain (docs/security.md). Migration B's source is handed migration A's MR
@@ -551,6 +695,8 @@ static void test_rkey_other_migration(const char *addr)
 	pair_open(&b, addr, 1, false);
 	MUST(ops->local_info(a.dx, info, &ilen));
 	MUST(ops->set_peer_info(b.sx, info, ilen));
+	/* with windows the rkeys that open A's RAM are those of A's channel */
+	take_rkeys(b.sc[0], a.sc[0]);
 	memset(dst_mem[0], 0xee, 4 * PAGE);
 	ret = send_msg(b.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
 	if (!ret)
@@ -925,6 +1071,10 @@ int main(int argc, char **argv)
 		test_revoke(addr);
 	if (!only || strstr(only, "scope"))
 		test_rkey_other_migration(addr);
+	if (!only || strstr(only, "window")) {
+		test_windows(addr);
+		test_mr_rkey(addr);
+	}
 	if (!only || strstr(only, "dead"))
 		test_dead_peer(addr);
 	if (!only || strstr(only, "options"))

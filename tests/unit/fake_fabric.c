@@ -495,6 +495,26 @@ void ff_stats_get(struct ff_stats *s)
 			s->qp[i].min_rq_at_send = s->qp[i].rq_cap;
 }
 
+/*
+ * No memory windows: ff_query_device() reports no IBV_DEVICE_MEM_WINDOW_TYPE_2*,
+ * so the transport keeps MR rkeys (its fallback) and must never get here.
+ */
+static int ff_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type, struct ibv_mw **mw)
+{
+	(void)pd;
+	(void)type;
+	(void)mw;
+	ff_misuse("ibv_alloc_mw on a device without memory windows");
+	return -EOPNOTSUPP;
+}
+
+static int ff_dealloc_mw(struct ibv_mw *mw)
+{
+	(void)mw;
+	ff_misuse("ibv_dealloc_mw on a device without memory windows");
+	return -EINVAL;
+}
+
 const struct rmig_verbs_ops ff_verbs = {
 	.get_device_list = ff_get_device_list,
 	.free_device_list = ff_free_device_list,
@@ -507,6 +527,8 @@ const struct rmig_verbs_ops ff_verbs = {
 	.dealloc_pd = ff_dealloc_pd,
 	.reg_mr = ff_reg_mr,
 	.dereg_mr = ff_dereg_mr,
+	.alloc_mw = ff_alloc_mw,
+	.dealloc_mw = ff_dealloc_mw,
 	.create_comp_channel = ff_create_comp_channel,
 	.destroy_comp_channel = ff_destroy_comp_channel,
 	.create_cq = ff_create_cq,

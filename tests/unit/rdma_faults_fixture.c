@@ -378,7 +378,7 @@ void tables(uint64_t lslice, uint64_t rslice)
 	assert_int_equal(rmig_rd_mrs_register(&dst, &fake_ops, &fk_pd, blocks, NB, rslice,
 					      IBV_ACCESS_REMOTE_WRITE, &ns, &err),
 			 0);
-	assert_int_equal(rmig_rd_mrt_encode(&dst, buf, &len, &err), 0);
+	assert_int_equal(rmig_rd_mrt_encode(&dst, NULL, buf, &len, &err), 0);
 	assert_int_equal(rmig_rd_mrt_decode(buf, len, blocks, NB, &fx.remote, &err), 0);
 	fx.have_remote = true;
 	rmig_rd_mrs_release(&dst, &fake_ops);

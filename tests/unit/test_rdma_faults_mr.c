@@ -110,7 +110,7 @@ static size_t good_table(uint8_t *buf, size_t cap)
 	assert_int_equal(rmig_rd_mrs_register(&t, &fake_ops, &fk_pd, blocks, NB, 512 << 10,
 					      IBV_ACCESS_REMOTE_WRITE, &ns, &err),
 			 0);
-	assert_int_equal(rmig_rd_mrt_encode(&t, buf, &len, &err), 0);
+	assert_int_equal(rmig_rd_mrt_encode(&t, NULL, buf, &len, &err), 0);
 	rmig_rd_mrs_release(&t, &fake_ops);
 	return len;
 }
@@ -207,6 +207,6 @@ void test_mrt_encode_no_room(void **state)
 	assert_int_equal(rmig_rd_mrs_register(&t, &fake_ops, &fk_pd, blocks, NB, 0,
 					      IBV_ACCESS_REMOTE_WRITE, &ns, &err),
 			 0);
-	assert_int_equal(rmig_rd_mrt_encode(&t, buf, &len, &err), -ENOSPC);
+	assert_int_equal(rmig_rd_mrt_encode(&t, NULL, buf, &len, &err), -ENOSPC);
 	rmig_rd_mrs_release(&t, &fake_ops);
 }

@@ -114,6 +114,7 @@ struct loop {
 	unsigned int max_lead; /* source rounds synced ahead of the destination's caller */
 	char src_err[512];
 	char live_fail[256]; /* a bound broken while running */
+	struct rmig_stats src_stats, dst_stats; /* at the end */
 };
 
 static char *script(unsigned int rounds, char (*kind_of)(unsigned int r))
@@ -386,6 +387,8 @@ static void run(struct loop *l, int guard)
 		ret = rmig_src_finish(l->src);
 	l->src_ret = ret;
 	snprintf(l->src_err, sizeof(l->src_err), "%s", rmig_src_error(l->src));
+	l->src_stats.size = sizeof(l->src_stats);
+	rmig_src_get_stats(l->src, &l->src_stats);
 	if (ret)
 		rmig_dst_cancel(l->dst); /* the destination may still wait for a round */
 	pthread_mutex_lock(&wd.mu);
@@ -397,6 +400,8 @@ static void run(struct loop *l, int guard)
 	pthread_mutex_lock(&wd.mu);
 	wd.dst_gone = true;
 	pthread_mutex_unlock(&wd.mu);
+	l->dst_stats.size = sizeof(l->dst_stats);
+	rmig_dst_get_stats(l->dst, &l->dst_stats);
 	rmig_dst_destroy(l->dst);
 
 	pthread_mutex_lock(&wd.mu);
@@ -544,6 +549,14 @@ static void test_idle_rounds(void **state)
 	run(&l, 20);
 	assert_verified(&l);
 	print_unread(&l);
+	/*
+	 * The fake fabric has no memory windows (no IBV_DEVICE_MEM_WINDOW_TYPE_2*;
+	 * its ibv_alloc_mw is a misuse): the fallback, MR rkeys in the
+	 * migration's PD, carried this migration, and both sides say so.
+	 */
+	assert_int_equal(l.src_stats.channels, 2);
+	assert_int_equal(l.src_stats.mw_channels, 0);
+	assert_int_equal(l.dst_stats.mw_channels, 0);
 	loop_free(&l);
 }
 

@@ -599,6 +599,7 @@ static const struct rmig_conn_ops file_conn_ops = {
     .recv_pages = file_recv_pages,
     .pull = rmig_conn_no_pull,
     .pull_wait = rmig_conn_no_pull_wait,
+    .chan_open = rmig_conn_nop_chan_open,
     .shutdown = file_conn_shutdown,
     .close = file_conn_close,
 };

@@ -59,6 +59,7 @@ static const struct rmig_conn_ops null_conn_ops = {
 	.recv_pages = null_recv_pages,
 	.pull = rmig_conn_no_pull,
 	.pull_wait = rmig_conn_no_pull_wait,
+	.chan_open = rmig_conn_nop_chan_open,
 	.shutdown = null_shutdown,
 	.close = null_close,
 };

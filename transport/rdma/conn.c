@@ -24,6 +24,7 @@
 #include "transport/rdma/conn.h"
 #include "transport/rdma/datapath.h"
 #include "transport/rdma/device.h"
+#include "transport/rdma/mw.h"
 #include "transport/rdma/progress.h"
 #include "transport/rdma/pull.h"
 #include "transport/rdma/stream.h"
@@ -220,6 +221,7 @@ void rmig_rd_conn_free(struct rd_conn *c)
 	for (int r = 0; r < RD_ROLES; r++)
 		close(c->kick[r]);
 	pthread_mutex_destroy(&c->mu);
+	rmig_rd_remote_release(&c->chan_remote);
 	free(c->sq_ops);
 	free(c);
 }
@@ -700,6 +702,10 @@ void rmig_rd_conn_close(struct rd_conn *c)
 		rmig_rd_wait_done(c, c->sq_next - 1,
 				  rmig_now_ns() + RD_CLOSE_DRAIN_MS * 1000000ull);
 	rd_leave(c, 0);
+	/* its windows go before its QP, and their rkeys with them */
+	pthread_mutex_lock(&c->x->mr_lock);
+	rmig_rd_mws_release(c);
+	pthread_mutex_unlock(&c->x->mr_lock);
 	if (c->established) {
 		if (!atomic_exchange(&c->disconnected, true))
 			c->v->disconnect(c->id);
@@ -735,6 +741,7 @@ const struct rmig_conn_ops rmig_rd_conn_ops = {
 	.recv_pages = rd_recv_pages,
 	.pull = rmig_rd_pull,
 	.pull_wait = rmig_rd_pull_wait,
+	.chan_open = rmig_rd_chan_open,
 	.shutdown = rd_conn_shutdown,
 	.close = rd_conn_close,
 };

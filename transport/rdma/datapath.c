@@ -79,6 +79,8 @@ static int add_piece(struct rd_conn *c, struct wr_build *w, uint8_t *p, uint32_t
 static int post_segments(struct rd_conn *c, const struct rmig_seg *segs, unsigned int nsegs)
 {
 	const struct rd_xport *x = c->x;
+	/* the channel's own windows when the destination bound some (mw.c) */
+	const struct rd_remote *r = c->have_chan_remote ? &c->chan_remote : &x->remote;
 	struct wr_build w = {0};
 	unsigned int i;
 	int ret;
@@ -91,15 +93,15 @@ static int post_segments(struct rd_conn *c, const struct rmig_seg *segs, unsigne
 		uint8_t *p = s->local;
 		uint64_t off = s->offset, left = s->len;
 
-		if (s->block >= x->remote.nblocks || off > x->remote.blocks[s->block].length ||
-		    left > x->remote.blocks[s->block].length - off)
+		if (s->block >= r->nblocks || off > r->blocks[s->block].length ||
+		    left > r->blocks[s->block].length - off)
 			return rmig_rd_conn_fail(c, -EINVAL,
 						 "%s: segment %u (block %u, offset %" PRIu64
 						 ", %" PRIu64
 						 " bytes) is outside the destination's blocks",
 						 c->label, i, s->block, off, left);
 		while (left) {
-			const struct rd_rslice *rs = rmig_rd_remote_find(&x->remote, s->block, off);
+			const struct rd_rslice *rs = rmig_rd_remote_find(r, s->block, off);
 			const struct rd_lslice *ls = rmig_rd_mrs_find(&x->local, p);
 			uint64_t n = left, ravail, lavail;
 

@@ -166,6 +166,13 @@ int rmig_rd_use_device(struct rd_xport *x, struct ibv_context *ctx, uint8_t port
 			 : RD_MAX_SGE;
 	x->rd_atomic = da.max_qp_rd_atom > 16 ? 16 : (unsigned int)da.max_qp_rd_atom;
 	x->max_msg = pa.max_msg_sz && pa.max_msg_sz < RD_MSG_CAP ? pa.max_msg_sz : RD_MSG_CAP;
+	/*
+	 * Type 2 windows are bound to one QP: a rail's channel may move to
+	 * another QP (rails.c), so rails keep MR rkeys in their PD.
+	 */
+	x->use_mw = x->is_dst && !(x->opts.flags & RD_XF_RAIL) && da.max_mw > 0 &&
+		    (da.device_cap_flags &
+		     (IBV_DEVICE_MEM_WINDOW_TYPE_2A | IBV_DEVICE_MEM_WINDOW_TYPE_2B));
 
 	ret = x->v->alloc_pd(ctx, &x->pd);
 	if (ret)
@@ -191,7 +198,8 @@ int rmig_rd_memlock_precheck(struct rd_xport *x, struct rmig_msgbuf *err)
 }
 
 /*
- * Register the RAM blocks. The destination allows remote writes; the
+ * Register the RAM blocks. The destination allows remote writes (with
+ * memory windows: only window binding, the windows allow the writes); the
  * source needs local access only (LOCAL_WRITE because some providers hand
  * out lkeys only with it), plus remote reads when it may serve postcopy
  * pulls (RMIG_F_POSTCOPY, pull.c). Nothing is granted that no peer uses:
@@ -214,7 +222,9 @@ int rmig_rd_register_blocks(struct rd_xport *x, struct rmig_msgbuf *err)
 	ret = rmig_rd_memlock_check(memlock_need(x), err);
 	if (ret)
 		goto out;
-	if (x->is_dst)
+	if (x->is_dst && x->use_mw)
+		access |= IBV_ACCESS_MW_BIND; /* remote writes only through windows (mw.c) */
+	else if (x->is_dst)
 		access |= IBV_ACCESS_REMOTE_WRITE;
 	else if (x->opts.flags & RMIG_F_POSTCOPY)
 		access |= IBV_ACCESS_REMOTE_READ;

@@ -298,7 +298,8 @@ size_t rmig_rd_mrt_size(const struct rd_mrs *t)
 	return RD_MRT_HDR + (size_t)t->nblocks * RD_MRT_BLOCK + (size_t)t->nslices * RD_MRT_SLICE;
 }
 
-int rmig_rd_mrt_encode(const struct rd_mrs *t, void *buf, size_t *len, struct rmig_msgbuf *err)
+int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf, size_t *len,
+		       struct rmig_msgbuf *err)
 {
 	size_t need = rmig_rd_mrt_size(t);
 	uint8_t *p = buf;
@@ -325,7 +326,7 @@ int rmig_rd_mrt_encode(const struct rd_mrs *t, void *buf, size_t *len, struct rm
 
 			rmig_put_be64(p, (uint64_t)(uintptr_t)s->addr);
 			rmig_put_be64(p + 8, s->len);
-			rmig_put_be32(p + 16, s->mr->rkey);
+			rmig_put_be32(p + 16, rkeys ? rkeys[k] : s->mr->rkey);
 			rmig_put_be32(p + 20, 0);
 			p += RD_MRT_SLICE;
 		}

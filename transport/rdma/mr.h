@@ -85,7 +85,9 @@ void rmig_rd_mrs_release(struct rd_mrs *t, const struct rmig_verbs_ops *v);
 /* The slice holding @p, or NULL. */
 const struct rd_lslice *rmig_rd_mrs_find(const struct rd_mrs *t, const void *p);
 size_t rmig_rd_mrt_size(const struct rd_mrs *t);
-int rmig_rd_mrt_encode(const struct rd_mrs *t, void *buf, size_t *len, struct rmig_msgbuf *err);
+/* @rkeys: one per slice of @t, or NULL for the MRs' own */
+int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf, size_t *len,
+		       struct rmig_msgbuf *err);
 int rmig_rd_mrt_decode(const void *buf, size_t len, const struct rmig_block *blocks,
 		       unsigned int nblocks, struct rd_remote *r, struct rmig_msgbuf *err);
 void rmig_rd_remote_release(struct rd_remote *r);

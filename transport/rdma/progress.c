@@ -83,6 +83,8 @@ static const char *op_name(enum rd_op op)
 		return "RDMA_WRITE (zero-length probe)";
 	case RD_OP_READ:
 		return "RDMA_READ";
+	case RD_OP_BIND:
+		return "BIND_MW";
 	}
 	return "unknown WR";
 }
@@ -257,11 +259,9 @@ static int sq_room(struct rd_conn *c)
  * the credits owed at this moment: waiting for room may have added some,
  * so they are read only after the wait.
  */
-int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, unsigned int nsge,
-		   uint64_t raddr, uint32_t rkey, bool force_signal, uint64_t *seqp)
+/* The next WR on the pending list, numbered, after waiting for room. */
+static int next_wr(struct rd_conn *c, struct ibv_send_wr **wrp, uint64_t *seqp)
 {
-	struct ibv_send_wr *wr;
-	uint64_t seq;
 	int ret;
 
 	ret = sq_room(c);
@@ -272,12 +272,25 @@ int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, 
 		if (ret)
 			return ret;
 	}
-	seq = c->sq_next++;
-	wr = &c->batch[c->nbatch];
-	memset(wr, 0, sizeof(*wr));
+	*seqp = c->sq_next++;
+	*wrp = &c->batch[c->nbatch];
+	memset(*wrp, 0, sizeof(**wrp));
+	(*wrp)->wr_id = *seqp;
+	return 0;
+}
+
+int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, unsigned int nsge,
+		   uint64_t raddr, uint32_t rkey, bool force_signal, uint64_t *seqp)
+{
+	struct ibv_send_wr *wr;
+	uint64_t seq;
+	int ret;
+
+	ret = next_wr(c, &wr, &seq);
+	if (ret)
+		return ret;
 	if (nsge)
 		memcpy(c->batch_sge[c->nbatch], sge, nsge * sizeof(*sge));
-	wr->wr_id = seq;
 	wr->sg_list = nsge ? c->batch_sge[c->nbatch] : NULL;
 	wr->num_sge = (int)nsge;
 	c->nbatch++;
@@ -303,6 +316,34 @@ int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, 
 }
 
 /*
+ * Queue a signaled IBV_WR_BIND_MW of @mw (type 2) over @bi, with the new
+ * rkey @rkey, on this conn's QP: it is counted in the send queue as any WR.
+ */
+int rmig_rd_add_bind(struct rd_conn *c, struct ibv_mw *mw, uint32_t rkey,
+		     const struct ibv_mw_bind_info *bi, uint64_t *seqp)
+{
+	struct ibv_send_wr *wr;
+	uint64_t seq;
+	int ret;
+
+	ret = next_wr(c, &wr, &seq);
+	if (ret)
+		return ret;
+	c->nbatch++;
+	wr->opcode = IBV_WR_BIND_MW;
+	wr->bind_mw.mw = mw;
+	wr->bind_mw.rkey = rkey;
+	wr->bind_mw.bind_info = *bi;
+	wr->send_flags = IBV_SEND_SIGNALED;
+	c->sq_ops[seq % c->sq_depth] = (uint8_t)RD_OP_BIND;
+	c->unsig = 0;
+	c->last_signaled = seq;
+	if (seqp)
+		*seqp = seq;
+	return 0;
+}
+
+/*
  * A signaled zero-length RDMA WRITE: proves the tail of the queue has
  * completed, and that the peer still answers (keepalive).
  */
@@ -312,7 +353,10 @@ int rmig_rd_probe(struct rd_conn *c)
 	uint64_t raddr = 0;
 	uint32_t rkey = 0;
 
-	if (x->have_remote && x->remote.nslices) {
+	if (c->have_chan_remote && c->chan_remote.nslices) {
+		raddr = c->chan_remote.slices[0].addr;
+		rkey = c->chan_remote.slices[0].rkey;
+	} else if (x->have_remote && x->remote.nslices) {
 		raddr = x->remote.slices[0].addr;
 		rkey = x->remote.slices[0].rkey;
 	}

@@ -47,6 +47,8 @@ int rmig_rd_conn_wait(struct rd_conn *c, uint64_t deadline_ns);
 /* The send queue. */
 int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, unsigned int nsge,
 		   uint64_t raddr, uint32_t rkey, bool force_signal, uint64_t *seq);
+int rmig_rd_add_bind(struct rd_conn *c, struct ibv_mw *mw, uint32_t rkey,
+		     const struct ibv_mw_bind_info *bi, uint64_t *seq);
 int rmig_rd_post_batch(struct rd_conn *c);
 int rmig_rd_wait_done(struct rd_conn *c, uint64_t seq, uint64_t deadline_ns);
 int rmig_rd_probe(struct rd_conn *c);

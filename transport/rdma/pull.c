@@ -35,7 +35,7 @@ int rmig_rd_pull_info(struct rmig_xport *xp, void *buf, size_t *len)
 	if (x->nblocks && !x->local.slices)
 		ret = rmig_msg(&xp->err, -EINVAL, "rdma: RAM is not registered yet");
 	else
-		ret = rmig_rd_mrt_encode(&x->local, buf, len, &xp->err);
+		ret = rmig_rd_mrt_encode(&x->local, NULL, buf, len, &xp->err);
 	pthread_mutex_unlock(&x->mr_lock);
 	return ret;
 }

@@ -584,6 +584,7 @@ static const struct rmig_conn_ops vc_ops = {
 	.recv_pages = rmig_conn_no_recv_pages,
 	.pull = rmig_conn_no_pull,
 	.pull_wait = rmig_conn_no_pull_wait,
+	.chan_open = rmig_conn_nop_chan_open,
 	.shutdown = vc_shutdown,
 	.close = vc_close,
 };

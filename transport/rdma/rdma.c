@@ -241,6 +241,23 @@ static int rd_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **c
 	return 0;
 }
 
+/*
+ * With memory windows the MRs have no remote access and their rkeys would
+ * open nothing: the table carries the blocks' slicing with rkey 0, and each
+ * channel gets its windows' rkeys from chan_open() (mw.c).
+ */
+static int encode_shape(struct rd_xport *x, void *buf, size_t *len)
+{
+	uint32_t *zero = calloc(x->local.nslices ? x->local.nslices : 1, sizeof(*zero));
+	int ret;
+
+	if (!zero)
+		return rmig_msg(&x->base.err, -ENOMEM, "out of memory");
+	ret = rmig_rd_mrt_encode(&x->local, zero, buf, len, &x->base.err);
+	free(zero);
+	return ret;
+}
+
 static int rd_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 {
 	struct rd_xport *x = rd_xport_of(xp);
@@ -255,14 +272,17 @@ static int rd_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 		ret = rmig_msg(&x->base.err, -ECANCELED, "rdma: RAM access was revoked (cancelled)");
 	else if (x->nblocks && !x->local.slices)
 		ret = rmig_msg(&x->base.err, -EINVAL, "rdma: RAM is not registered yet");
+	else if (x->use_mw)
+		ret = encode_shape(x, buf, len);
 	else
-		ret = rmig_rd_mrt_encode(&x->local, buf, len, &x->base.err);
+		ret = rmig_rd_mrt_encode(&x->local, NULL, buf, len, &x->base.err);
 	pthread_mutex_unlock(&x->mr_lock);
 	return ret;
 }
 
 /*
- * Deregister local RAM now: from here on a peer's RDMA WRITE or READ into it
+ * Deallocate every channel's windows and deregister local RAM now: from
+ * here on a peer's RDMA WRITE or READ into it
  * fails with a remote access error instead of landing. The QPs may still be
  * alive (the destination's RESULT may still be draining on them).
  */
@@ -270,10 +290,14 @@ static void rd_revoke(struct rmig_xport *xp)
 {
 	struct rd_xport *x = rd_xport_of(xp);
 
+	/* windows first: a provider may refuse to deregister an MR with windows bound */
+	pthread_mutex_lock(&x->lock);
 	pthread_mutex_lock(&x->mr_lock);
 	x->revoked = true;
+	rmig_rd_mws_release_all(x);
 	rmig_rd_mrs_release(&x->local, x->v);
 	pthread_mutex_unlock(&x->mr_lock);
+	pthread_mutex_unlock(&x->lock);
 }
 
 /* --------------------------------------------------------------- both */

@@ -10,6 +10,7 @@
  *                the rmig_conn_ops table
  *   datapath.c   page data: RDMA WRITEs, the header behind them, flush
  *   pull.c       postcopy RDMA READs of the source's RAM
+ *   mw.c         memory windows: each channel's rkeys, bound to its QP
  *   stream.c     the byte stream: SEND_WITH_IMM, receive ring, credits
  *   progress.c   send queue, CQ polling and dispatch, waiting and waking,
  *                the conn's first failure (rmig_rd_conn_fail, _check)
@@ -29,6 +30,7 @@
 #include "transport/rdma/datapath.h"
 #include "transport/rdma/device.h"
 #include "transport/rdma/mr.h"
+#include "transport/rdma/mw.h"
 #include "transport/rdma/progress.h"
 #include "transport/rdma/pull.h"
 #include "transport/rdma/stream.h"

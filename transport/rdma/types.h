@@ -88,6 +88,7 @@ enum rd_op {
 	RD_OP_CREDIT,
 	RD_OP_NOP,
 	RD_OP_READ,
+	RD_OP_BIND, /* IBV_WR_BIND_MW: a memory window onto this QP (mw.c) */
 };
 
 /* Which side of a conn a thread is using it as; set on entry to every conn op. */
@@ -131,6 +132,13 @@ struct rd_xport {
 	unsigned int rd_atomic;
 
 	struct rd_mrs local;
+	/*
+	 * Destination: the device has type 2 memory windows and this is no
+	 * rail (a rail's channel moves between QPs). RAM is then registered
+	 * without REMOTE_WRITE and each channel gets windows bound to its own
+	 * QP (mw.c); otherwise the MR rkeys, scoped by this xport's PD.
+	 */
+	bool use_mw;
 	/*
 	 * mr_lock guards local against revoke() from another thread; once
 	 * revoked, local RAM is never registered again.
@@ -261,6 +269,17 @@ struct rd_conn {
 	uint32_t peer_buf_size;
 
 	uint64_t last_rx_ns; /* last completion of any kind, for keepalive */
+
+	/*
+	 * Memory windows (mw.c). Destination: one per slice of x->local,
+	 * bound to this QP; under x->mr_lock (revoke() deallocates them from
+	 * another thread). Source: the rkeys the destination bound for this
+	 * channel, used instead of x->remote's.
+	 */
+	struct ibv_mw **mws;
+	unsigned int nmws;
+	struct rd_remote chan_remote;
+	bool have_chan_remote;
 };
 
 static inline struct rd_conn *rd_conn_of(struct rmig_conn *c)

@@ -115,6 +115,23 @@ static int v_dereg_mr(struct ibv_mr *mr)
 	return ret_errno(ibv_dereg_mr(mr));
 }
 
+static int v_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type, struct ibv_mw **mw)
+{
+	struct ibv_mw *w;
+
+	errno = 0;
+	w = ibv_alloc_mw(pd, type);
+	if (!w)
+		return neg_errno();
+	*mw = w;
+	return 0;
+}
+
+static int v_dealloc_mw(struct ibv_mw *mw)
+{
+	return ret_errno(ibv_dealloc_mw(mw));
+}
+
 static int v_create_comp_channel(struct ibv_context *ctx, struct ibv_comp_channel **cc)
 {
 	struct ibv_comp_channel *c;
@@ -310,6 +327,8 @@ const struct rmig_verbs_ops rmig_verbs_real = {
 	.dealloc_pd = v_dealloc_pd,
 	.reg_mr = v_reg_mr,
 	.dereg_mr = v_dereg_mr,
+	.alloc_mw = v_alloc_mw,
+	.dealloc_mw = v_dealloc_mw,
 	.create_comp_channel = v_create_comp_channel,
 	.destroy_comp_channel = v_destroy_comp_channel,
 	.create_cq = v_create_cq,

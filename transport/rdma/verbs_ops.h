@@ -35,6 +35,9 @@ struct rmig_verbs_ops {
 	int (*dealloc_pd)(struct ibv_pd *pd);
 	int (*reg_mr)(struct ibv_pd *pd, void *addr, size_t len, int access, struct ibv_mr **mr);
 	int (*dereg_mr)(struct ibv_mr *mr);
+	/* memory windows (bound with an IBV_WR_BIND_MW through post_send) */
+	int (*alloc_mw)(struct ibv_pd *pd, enum ibv_mw_type type, struct ibv_mw **mw);
+	int (*dealloc_mw)(struct ibv_mw *mw);
 
 	/* completion queues */
 	int (*create_comp_channel)(struct ibv_context *ctx, struct ibv_comp_channel **cc);

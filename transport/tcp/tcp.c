@@ -786,6 +786,7 @@ static const struct rmig_conn_ops tcp_conn_ops = {
 	.recv_pages = tcp_recv_pages,
 	.pull = rmig_conn_no_pull,
 	.pull_wait = rmig_conn_no_pull_wait,
+	.chan_open = rmig_conn_nop_chan_open,
 	.shutdown = tcp_shutdown,
 	.close = tcp_close,
 };
