@@ -88,7 +88,9 @@ enum rmig_flags {
 	 *  write guest RAM). Refused without this flag. */
 	RMIG_F_INSECURE = 1u << 4,
 	/** tcp: carry the control connection and every channel in TLS 1.3
-	 *  (credentials from @tls_creds, or the pre-shared key) */
+	 *  (credentials from @tls_creds, or the pre-shared key); both sides
+	 *  need it. Other transports, and RMIG_F_ZERO_COPY with it, are
+	 *  refused with -EINVAL (docs/tls.md) */
 	RMIG_F_TLS = 1u << 5,
 };
 
