@@ -314,7 +314,7 @@ def configure(vm, cfg, channels, rmig_uri, source):
     if source:
         params["max-bandwidth"] = cfg.max_bw
         params["downtime-limit"] = cfg.downtime_ms
-    if rmig_uri:
+    if rmig_uri is not None:  # "" clears it
         params["rmig-uri"] = rmig_uri
     vm.qmp.cmd("migrate-set-parameters", **params)
     if cfg.postcopy:

@@ -13,7 +13,8 @@ paused    2 GiB of random RAM (-S, memory-backend-file in /dev/shm), rmig then
           stock multifd, the destination's RAM compared byte for byte each time
 postcopy  precopy through rmig, migrate-start-postcopy after the first round
 faults    destination killed mid-migration, rmig listener unreachable, rmig-uri
-          without multifd, multifd-channels differing between the sides
+          without multifd, migrate_cancel, rmig-uri on one side only,
+          multifd-channels differing between the sides
 
 Exit 0 if every check held, 1 otherwise (a missing QEMU is a failure, never
 a skip). Results: OUTDIR/<scenario>.json and a table on stdout.
@@ -152,6 +153,70 @@ def fault_dst_killed(qemu, out, guest, src, errors):
     return res
 
 
+def fault_cancel(qemu, out, guest, src, errors):
+    """migrate_cancel once 16 MiB have gone: cancelled, the source runs on."""
+    what = "migrate_cancel mid-transfer"
+    dst = m.VM(qemu, "cancel-dst", out, m.guest_args(guest, 1024, 512), incoming=True)
+    done = []
+
+    def on_poll(info, samples):
+        if not done and info.get("status") == "active" and \
+                info.get("ram", {}).get("transferred", 0) >= 16 * m.MiB:
+            src.qmp.cmd("migrate_cancel")
+            done.append(samples[-1]["t"])
+
+    try:
+        res = m.migrate(src, dst, m.Config(rmig=True, channels=CHANNELS, timeout=120),
+                        on_poll=on_poll)
+        res["cancelled_at_s"] = done[0] if done else None
+        if not done:
+            errors.append(f"{what}: migration ended ({res['status']}) before the cancel")
+        elif res["status"] != "cancelled":
+            errors.append(f"{what}: migration {res['status']} ({res.get('error_desc')}), "
+                          f"expected cancelled")
+        dst_never_runs(dst, what, errors)
+        src_keeps_running(src, what, errors)
+        return res
+    finally:
+        dst.kill()
+
+
+def fault_peer_without_rmig(qemu, out, guest, src, errors):
+    """rmig-uri on one side only, both ways: the migration fails, the error
+    names rmig (the source's error-desc, or the destination's log when the
+    destination is the side that knows), the source runs on."""
+    res = {}
+    for rmig_side in ("source", "destination"):
+        what = f"rmig-uri on the {rmig_side} only"
+        dst = m.VM(qemu, f"half-{rmig_side}-dst", out, m.guest_args(guest, 1024, 512),
+                   incoming=True)
+        try:
+            cfg = m.Config(rmig=True, channels=CHANNELS, timeout=120)
+            uri = f"tcp:127.0.0.1:{m.free_port()}"
+            m.configure(dst, cfg, CHANNELS, uri if rmig_side == "destination" else None,
+                        source=False)
+            m.configure(src, cfg, CHANNELS, uri if rmig_side == "source" else "", source=True)
+            r = run_configured(src, dst, cfg)
+            time.sleep(1)
+            dlog = dst.log_text()
+            r["dst_log_rmig"] = [ln for ln in dlog.splitlines() if "rmig" in ln.lower()][-3:]
+            res[rmig_side] = r
+            if r["status"] != "failed":
+                errors.append(f"{what}: migration {r['status']}, expected failed")
+            elif not (names_rmig(r.get("error_desc")) or r["dst_log_rmig"]):
+                errors.append(f"{what}: neither the source's error-desc "
+                              f"({r.get('error_desc')!r}) nor the destination's log names rmig")
+            dst_never_runs(dst, what, errors)
+            src_keeps_running(src, what, errors)
+        finally:
+            dst.kill()
+    res["status"] = "/".join(str(res[k]["status"]) for k in ("source", "destination"))
+    res["error_desc"] = " / ".join(str(res[k].get("error_desc") or res[k]["dst_log_rmig"])
+                                   for k in ("source", "destination"))
+    src.qmp.cmd("migrate-set-parameters", **{"rmig-uri": ""})
+    return res
+
+
 def fault_unreachable(qemu, out, guest, src, errors):
     what = "rmig listener unreachable"
     dst = m.VM(qemu, "unreach-dst", out, m.guest_args(guest, 1024, 512), incoming=True)
@@ -279,11 +344,12 @@ def scenario_faults(qemu, out, guest):
     try:
         m.wait_serial(src, lambda t: len(m.passes(t)) >= 1, 240, "first memcheck pass")
         for name, fn in (("dst-killed", fault_dst_killed), ("unreachable", fault_unreachable),
-                         ("no-multifd", fault_no_multifd)):
+                         ("no-multifd", fault_no_multifd), ("cancel", fault_cancel),
+                         ("peer-without-rmig", fault_peer_without_rmig)):
             n = len(errors)
             try:
                 r = fn(qemu, out, guest, src, errors)
-            except (AssertionError, QMPError, RuntimeError) as e:
+            except Exception as e:  # noqa: BLE001 - every case reports, whatever broke
                 errors.append(f"{name}: {e}")
                 r = {"error": str(e)}
             r = {k: v for k, v in r.items() if k != "samples"}
@@ -303,7 +369,7 @@ def scenario_faults(qemu, out, guest):
                               "2 memcheck passes on the destination after the faults")
             rows.append({"case": "after-faults", "status": r["status"],
                          "error_desc": r.get("error_desc")})
-        except (AssertionError, QMPError) as e:
+        except Exception as e:  # noqa: BLE001
             errors.append(f"migration after the faults: {e}")
         finally:
             dst.kill()
