@@ -282,7 +282,9 @@ fi
 
 bin=$bld/qemu-system-x86_64
 [ -x "$bin" ] || die "build: $bin missing after the build"
-if [ -n "$our_patches" ] && ! ldd "$bin" | grep -q "librmig.so.0 => $rmig_pfx/lib/"; then
+# (ldd's whole output first: grep -q stopping early would fail the pipe.)
+libs=$(ldd "$bin") || die "build: ldd $bin failed"
+if [ -n "$our_patches" ] && ! grep -q "librmig.so.0 => $rmig_pfx/lib/" <<<"$libs"; then
 	die "build: $bin does not load librmig.so.0 from $rmig_pfx/lib"
 fi
 log "done in $(($(date +%s) - t_start)) s"
