@@ -64,10 +64,13 @@ rc=0
 case $scenario in
 channels)
 	# The destination listens three times in a row; the source retries a
-	# refused connect until the destination is back.
+	# refused connect until the destination is back. rxe has type 2 memory
+	# windows: both sides must say each channel's rkeys were windows bound
+	# to its QP (docs/security.md).
+	mwcheck='echo "$o" | grep -q "rdma rkeys: memory windows bound" || { echo "no memory windows used"; exit 1; }'
 	"$vm" pair --out "$out" --timeout 240 \
-		--dst "$mkkey; for c in 1 2 4; do $bench --transport rdma --listen \$RXE_ADDR:18600 --size 64M -q $psk || exit 1; done" \
-		--src "$mkkey; for c in 1 2 4; do $bench --transport rdma --connect \$RXE_PEER_ADDR:18600 --size 64M --channels \$c -q $psk || exit 1; done"
+		--dst "$mkkey; for c in 1 2 4; do o=\$($bench --transport rdma --listen \$RXE_ADDR:18600 --size 64M -q $psk) || { echo \"\$o\"; exit 1; }; echo \"\$o\"; $mwcheck; done" \
+		--src "$mkkey; for c in 1 2 4; do o=\$($bench --transport rdma --connect \$RXE_PEER_ADDR:18600 --size 64M --channels \$c -q $psk) || { echo \"\$o\"; exit 1; }; echo \"\$o\"; $mwcheck; done"
 	;;
 rounds)
 	"$vm" pair --out "$out" --timeout 240 \

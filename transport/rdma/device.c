@@ -170,7 +170,7 @@ int rmig_rd_use_device(struct rd_xport *x, struct ibv_context *ctx, uint8_t port
 	 * Type 2 windows are bound to one QP: a rail's channel may move to
 	 * another QP (rails.c), so rails keep MR rkeys in their PD.
 	 */
-	x->use_mw = x->is_dst && !(x->opts.flags & RD_XF_RAIL) && da.max_mw > 0 &&
+	x->use_mw = x->is_dst && !(x->opts.flags & RD_XF_NO_MW) && da.max_mw > 0 &&
 		    (da.device_cap_flags &
 		     (IBV_DEVICE_MEM_WINDOW_TYPE_2A | IBV_DEVICE_MEM_WINDOW_TYPE_2B));
 

@@ -280,7 +280,9 @@ static int rl_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rmi
 static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct rmig_xport **xp,
 		     struct rmig_msgbuf *err)
 {
+	struct rmig_xport_params rp;
 	struct rmig_msgbuf mb;
+	struct rmig_opts o;
 	struct rl_xport *r;
 	int ret;
 
@@ -292,8 +294,12 @@ static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct
 		goto err_free;
 	}
 	r->timeout_ms = p->opts->timeout_ms > 0 ? p->opts->timeout_ms : 30000;
+	rp = *p;
+	o = *p->opts;
+	o.flags |= RD_XF_NO_MW; /* MR rkeys in each rail's PD: a channel may change QP */
+	rp.opts = &o;
 	for (unsigned int k = 0; k < r->nrails; k++) {
-		ret = rmig_rdma_ops.listen(p, r->rail[k].addr, &r->rail[k].xp, &mb);
+		ret = rmig_rdma_ops.listen(&rp, r->rail[k].addr, &r->rail[k].xp, &mb);
 		if (ret) {
 			rmig_msg(err, ret, "rail %u (%s): %s", k, r->rail[k].addr, mb.msg);
 			goto err_free;

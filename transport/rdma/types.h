@@ -103,6 +103,12 @@ enum rd_role {
  * rail of several (rails.c), and its first connection is the rail's hello.
  */
 #define RD_XF_RAIL (1u << 31)
+/*
+ * Likewise: no memory windows on this xport (rails.c sets it on every rail
+ * it listens on: a rail's channel may move to another QP, and its conns
+ * are rails_conn.c's, whose chan_open() binds nothing).
+ */
+#define RD_XF_NO_MW (1u << 30)
 
 /* ---------------------------------------------------------- xport, conn */
 
