@@ -91,7 +91,7 @@ def series_name(r):
     if tool == "iperf3":
         return "iperf3 (a process per stream, summed)"
     if tool == "qemu":
-        return "QEMU multifd"
+        return "stock QEMU 10 multifd (paused guest)"
     return f"rmig {r.get('transport', 'tcp')}"
 
 

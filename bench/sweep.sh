@@ -12,6 +12,10 @@
 #   rdma:      the channel sweep over rdma when an RDMA device is present
 #              (/sys/class/infiniband; its netdev's first IPv4 address, or
 #              RMIG_RDMA_HOST), else a note says it was skipped
+#   QEMU:      stock QEMU 10 multifd by channel count, where
+#              integrations/qemu/build.sh built it (build-qemu/) or RMIG_QEMU
+#              names a binary: a paused guest of QEMU_MIB (512) MiB random
+#              RAM per channel count (with -q only when RMIG_QEMU is set)
 #   live:      one rmig-bench --live --json run (LIVE_SIZE, a workload of
 #              LIVE_RATE bytes/s, downtime limit LIVE_LIMIT ms), every round
 # Writes to OUTDIR: sweep.json (every row measured, the host, the
@@ -51,7 +55,7 @@ while getopts "b:o:s:n:t:C:P:c:l:r:L:qh" opt; do
 	l) lsize=$OPTARG ;;
 	r) lrate=$OPTARG ;;
 	L) llimit=$OPTARG ;;
-	q) size=64M reps=1 secs=1 chans="1 2" ppps="32 128" lsize=64M ;;
+	q) size=64M reps=1 secs=1 chans="1 2" ppps="32 128" lsize=64M quick=1 ;;
 	h) usage 0 ;;
 	*) usage 2 >&2 ;;
 	esac
@@ -174,11 +178,40 @@ else
 	fi
 fi
 
-qemu=$(ls "$here"/../build-qemu/qemu-*/build/qemu-system-x86_64 2>/dev/null | head -1)
-if [ -n "$qemu" ]; then
-	echo "== QEMU: $qemu is built, but this sweep does not drive QEMU's own multifd yet: skipped"
+# Stock QEMU 10 multifd, where integrations/qemu/build.sh has built it (or
+# RMIG_QEMU names a binary): a paused guest with QEMU_MIB MiB of random RAM
+# migrated over loopback by QEMU's own multifd channels (no rmig-uri: the
+# patched binary then runs stock multifd code), once per channel count;
+# GB/s is the RAM size over query-migrate's total-time.
+qemu=${RMIG_QEMU:-}
+if [ -z "$qemu" ] && [ -z "${quick:-}" ]; then
+	qemu=$(ls "$here"/../build-qemu/qemu-*/build/qemu-system-x86_64 2>/dev/null | head -1)
+fi
+qmib=${QEMU_MIB:-512}
+if [ -n "$qemu" ] && [ -x "$qemu" ]; then
+	echo "== QEMU: stock multifd, paused $qmib MiB guest, by channels ($qemu)"
+	for c in $chans; do
+		qdir=$tmp/qemu-$c
+		if timeout 600 python3 "$here/../tests/qemu/migrate.py" --qemu "$qemu" --out "$qdir" \
+			--mode paused --mem "$qmib" --stock --channels "$c" --json "$qdir.json" \
+			>"$qdir.log" 2>&1; then
+			python3 - "$qdir.json" "$c" "$qmib" >>"$tmp/rows.jsonl" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ms = r.get("total_time_ms") or 0
+gbs = int(sys.argv[3]) * 2**20 / (ms / 1000) / 1e9 if ms else None
+print(json.dumps({"sweep": "channels", "channels": int(sys.argv[2]), "tool": "qemu",
+                  "transport": "tcp", "gbytes_per_s": gbs, "total_time_ms": ms,
+                  "downtime_ms": r.get("downtime_ms"), "ram_identical": r.get("ram_identical")}))
+PY
+			echo "  channels $c: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r.get("total_time_ms"), "ms")' "$qdir.json")"
+		else
+			echo "  channels $c: the QEMU migration failed (log: $qdir.log)"
+			failed=$((failed + 1))
+		fi
+	done
 else
-	echo "== QEMU: no integrations/qemu/build.sh binary (build-qemu/): stock multifd not measured"
+	echo "== QEMU: no integrations/qemu/build.sh binary (build-qemu/, or RMIG_QEMU): stock multifd not measured"
 fi
 
 echo "== live: rmig-bench --live --json --size $lsize --dirty-rate $lrate --downtime-limit $llimit"
