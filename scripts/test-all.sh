@@ -125,7 +125,10 @@ fi
 # registered (built with -Drxe=false), that is a failure, not a skip.
 if [ -d build-test ]; then
 	echo "== soft-RoCE suite (QEMU guests)"
-	if meson test -C build-test --list 2>/dev/null | grep -q ':rxe / '; then
+	# the list first, then grep: under pipefail, grep -q closing the pipe
+	# early would fail the pipeline with meson's SIGPIPE
+	listed=$(meson test -C build-test --list 2>/dev/null)
+	if grep -q ':rxe / ' <<<"$listed"; then
 		run_suites build-test --suite rxe --num-processes 1
 	else
 		total_fail=$((total_fail + 1)); failed_names+=("build-test: rxe suite not registered")
@@ -139,7 +142,8 @@ fi
 if [ -d build-test ]; then
 	echo "== QEMU: integrations/qemu/build.sh build-qemu, then the qemu suite"
 	# pipefail: the substitution fails if build.sh does
-	if ! meson test -C build-test --list 2>/dev/null | grep -q ':qemu / '; then
+	listed=$(meson test -C build-test --list 2>/dev/null)
+	if ! grep -q ':qemu / ' <<<"$listed"; then
 		total_fail=$((total_fail + 1)); failed_names+=("build-test: qemu suite not registered")
 	elif qemu_bin=$(bash integrations/qemu/build.sh build-qemu | tail -n 1) &&
 		[ -n "$qemu_bin" ] && [ -x "$qemu_bin" ]; then
