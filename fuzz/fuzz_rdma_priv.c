@@ -3,8 +3,8 @@
  * rdma_cm connection private data (transport/rdma/conn.c
  * rmig_rd_cm_priv_decode): magic, version, credits and receive buffer size
  * in range. rdma_cm pads private data, so longer input is normal; an
- * accepted one encodes back to its first 16 bytes outside the reserved
- * field.
+ * accepted one encodes back to its first 16 bytes (magic, version, flags,
+ * buffers), and to the rail's vid in bytes 16-19 when the peer sent them.
  */
 #include <errno.h>
 #include <string.h>
@@ -14,7 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t again[RD_CM_PRIV_LEN];
+	uint8_t again[RD_CM_PRIV_WIRE];
 	struct rd_cm_priv p;
 	uint8_t *in = NULL;
 	int ret;
@@ -35,8 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(p.buf_size >= 4096 && p.buf_size <= (16u << 20), "buffers of %u bytes",
 		   p.buf_size);
 	rmig_rd_cm_priv_encode(again, &p);
-	FUZZ_CHECK(!memcmp(again, in, 6) && !memcmp(again + 8, in + 8, 8),
-		   "re-encoded private data differs");
+	FUZZ_CHECK(!memcmp(again, in, RD_CM_PRIV_LEN), "re-encoded private data differs");
+	if (size >= RD_CM_PRIV_WIRE)
+		FUZZ_CHECK(!memcmp(again + RD_CM_PRIV_LEN, in + RD_CM_PRIV_LEN,
+				   RD_CM_PRIV_WIRE - RD_CM_PRIV_LEN),
+			   "re-encoded vid differs");
+	else
+		FUZZ_CHECK(p.vid == 0, "vid %u from %zu bytes", p.vid, size);
 out:
 	free(in);
 	return 0;
