@@ -86,7 +86,10 @@ n=$(awk '/^ round  time s/ { on = 1; next } /^ switchover at / { on = 0 }
 	on && /^ [0-9]+ +[0-9.]+ / { n++ } END { print n + 0 }' "$tmp/text.out")
 rounds=$(awk '/^ #rounds/ { getline; print $1 }' "$tmp/text.out")
 grep -q '^ round  time s' "$tmp/text.out" || fail "text: no round header"
-[ "$n" -ge 2 ] && [ "$n" = "$rounds" ] || fail "text: $n round lines, table says ${rounds:-?} rounds"
+# a line per round the summary counts; a sanitizer-slowed workload can leave
+# nothing dirty after the first round, so one round is a valid run here (the
+# JSON run above checks rounds that follow each other)
+[ "$n" -ge 1 ] && [ "$n" = "$rounds" ] || fail "text: $n round lines, table says ${rounds:-?} rounds"
 grep -q '^ switchover at ' "$tmp/text.out" || fail "text: no switchover line"
 if grep -q $'\033' "$tmp/text.out" "$tmp/text.err"; then
 	fail "text: control sequences written although nothing is a terminal"
