@@ -3,6 +3,9 @@
  * Memory, generated contents and hang guards for every test program (see
  * helpers.h). Plain C and pthreads only.
  */
+#include <sys/time.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -202,4 +205,21 @@ void h_watchdog_disarm(void)
 	wd_armed = false;
 	pthread_cond_broadcast(&wd_cond);
 	pthread_mutex_unlock(&wd_lock);
+}
+
+int h_raw_dial(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_sec = 10 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
 }

@@ -56,4 +56,12 @@ int h_timedjoin(pthread_t t, int seconds);
 void h_watchdog_arm(int seconds, const char *what);
 void h_watchdog_disarm(void);
 
+/*
+ * h_raw_dial() - a plain TCP connection to 127.0.0.1:@port, as a raw (hostile
+ * or hand-written) client would open it, with a 10 s send timeout so a peer
+ * that stops reading cannot hang the test. Returns the fd, or -1 if the
+ * connect failed (a destination that gave up has closed its listener).
+ */
+int h_raw_dial(int port);
+
 #endif

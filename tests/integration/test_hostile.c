@@ -46,20 +46,7 @@ struct raw {
 
 static int raw_dial(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct timeval tv = { .tv_sec = 10 };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		/* the destination already gave up and closed its listener */
-		close(fd);
-		return -1;
-	}
-	/* a destination that stops reading must not hang the test */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return fd;
+	return h_raw_dial(port);
 }
 
 /* Best effort: once the destination has refused, writes may fail, which is fine. */
