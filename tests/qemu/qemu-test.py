@@ -21,6 +21,7 @@ a skip). Results: OUTDIR/<scenario>.json and a table on stdout.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -239,6 +240,55 @@ def fault_unreachable(qemu, out, guest, src, errors):
         dst.kill()
 
 
+def fault_ram_blocks(qemu, out, guest, src, errors):
+    """RAM blocks that differ between the sides (a 1 GiB source, a 768 MiB
+    destination): the migration fails before any page lands, and the
+    source's error-desc or the destination's log names the mismatched
+    block; the source runs on and the destination never starts the guest."""
+    what = "RAM blocks differ"
+    dst = m.VM(qemu, "blocks-dst", out, m.guest_args(guest, 768, 512), incoming=True)
+    try:
+        res = m.migrate(src, dst, m.Config(rmig=True, channels=CHANNELS, timeout=120))
+        time.sleep(1)
+        dlog = [ln for ln in dst.log_text().splitlines()
+                if re.search(r"mismatch|differ|size", ln, re.I)]
+        res["dst_log"] = dlog[-3:]
+        text = " ".join([str(res.get("error_desc"))] + dlog)
+        if res["status"] != "failed":
+            errors.append(f"{what}: migration {res['status']}, expected failed")
+        elif not re.search(r"pc\.ram|ram0|block", text, re.I) or \
+                not re.search(r"mismatch|differ|size", text, re.I):
+            errors.append(f"{what}: neither the source's error-desc "
+                          f"({res.get('error_desc')!r}) nor the destination's log "
+                          f"names the block and the mismatch")
+        dst_never_runs(dst, what, errors)
+        src_keeps_running(src, what, errors)
+        return res
+    finally:
+        dst.kill()
+
+
+def fault_bad_uri(qemu, out, guest, src, errors):
+    """A malformed rmig-uri is refused by migrate-set-parameters, naming
+    rmig-uri, and leaves the parameter as it was."""
+    what = "malformed rmig-uri"
+    res = {"status": "refused"}
+    for uri in ("rdma-10.0.0.2:4444", "udp:127.0.0.1:4444"):
+        try:
+            src.qmp.cmd("migrate-set-parameters", **{"rmig-uri": uri})
+            errors.append(f"{what}: {uri!r} was accepted")
+            res["status"] = "accepted"
+        except QMPError as e:
+            res["error_desc"] = e.desc
+            if "rmig-uri" not in e.desc:
+                errors.append(f"{what}: the refusal of {uri!r} does not name rmig-uri: {e.desc!r}")
+    got = src.qmp.cmd("query-migrate-parameters").get("rmig-uri")
+    if got != "":
+        errors.append(f"{what}: rmig-uri is {got!r} after the refusals, expected ''")
+    src_keeps_running(src, what, errors)
+    return res
+
+
 def run_configured(src, dst, cfg):
     """migrate() for two sides configured by hand."""
     port = m.free_port()
@@ -345,7 +395,8 @@ def scenario_faults(qemu, out, guest):
         m.wait_serial(src, lambda t: len(m.passes(t)) >= 1, 240, "first memcheck pass")
         for name, fn in (("dst-killed", fault_dst_killed), ("unreachable", fault_unreachable),
                          ("no-multifd", fault_no_multifd), ("cancel", fault_cancel),
-                         ("peer-without-rmig", fault_peer_without_rmig)):
+                         ("peer-without-rmig", fault_peer_without_rmig),
+                         ("ram-blocks-differ", fault_ram_blocks), ("bad-uri", fault_bad_uri)):
             n = len(errors)
             try:
                 r = fn(qemu, out, guest, src, errors)
