@@ -31,14 +31,12 @@
 #                               [-b RMIG_BENCH] [-o RESULTS.jsonl] [-- EXTRA rmig-bench flags]
 #   defaults: -n 5 -s 4G -c 2 -t 5; IPERF_PORT=5201, RMIG_PORT=4444
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-reps=5 size=4G channels=2 secs=5 out= bench=${RMIG_BENCH:-}
+reps=5 size=4G channels=2 secs=5 out= bench=
 iperf_port=${IPERF_PORT:-5201} rmig_port=${RMIG_PORT:-4444}
 
-usage() {
-	sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
+usage() { bench_usage "$0" 3 32 "${1:-0}"; }
 
 while getopts "n:s:c:t:b:o:h" opt; do
 	case $opt in
@@ -56,11 +54,7 @@ shift $((OPTIND - 1))
 extra=("$@")
 
 here=$(cd "$(dirname "$0")" && pwd)
-if [[ -z $bench ]]; then
-	for c in "$here/../build/bench/rmig-bench" "$here/rmig-bench" "$(command -v rmig-bench || true)"; do
-		if [[ -n $c && -x $c ]]; then bench=$c; break; fi
-	done
-fi
+if [[ -z $bench ]]; then bench=$(bench_find_rmig_bench "$here") || true; fi
 [[ -n $bench && -x $bench ]] || { echo "rmig-bench not found: build it or pass -b PATH" >&2; exit 2; }
 command -v iperf3 >/dev/null || { echo "iperf3 is not installed" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "python3 is needed to read the JSON" >&2; exit 2; }

@@ -17,14 +17,12 @@
 #                            [-o RESULTS.jsonl] [-- EXTRA rmig-bench flags]
 #   defaults: -n 3 -s 2G -c 2; RMIG_PORT=4445
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-reps=3 size=2G channels=2 out= bench=${RMIG_BENCH:-}
+reps=3 size=2G channels=2 out= bench=
 port=${RMIG_PORT:-4445}
 
-usage() {
-	sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
+usage() { bench_usage "$0" 3 18 "${1:-0}"; }
 
 while getopts "n:s:c:b:o:h" opt; do
 	case $opt in
@@ -41,14 +39,7 @@ shift $((OPTIND - 1))
 extra=("$@")
 
 here=$(cd "$(dirname "$0")" && pwd)
-if [[ -z $bench ]]; then
-	for c in "$here/../build/bench/rmig-bench" "$here/rmig-bench" "$(command -v rmig-bench || true)"; do
-		if [[ -n $c && -x $c ]]; then
-			bench=$c
-			break
-		fi
-	done
-fi
+if [[ -z $bench ]]; then bench=$(bench_find_rmig_bench "$here") || true; fi
 [[ -n $bench && -x $bench ]] || { echo "tls-vs-tcp: rmig-bench not found (-b PATH)" >&2; exit 2; }
 
 tmp=$(mktemp -d)
