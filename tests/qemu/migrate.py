@@ -342,6 +342,16 @@ def figures(info):
     }
 
 
+def cpu_seconds(vm):
+    """CPU time (user + system, all threads) QEMU process @vm has used, or None."""
+    try:
+        with open(f"/proc/{vm.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def migrate(src, dst, cfg, on_poll=None, configure_only=False):
     """Configures both sides, migrates, polls until the end; returns a dict:
     the source's figures, the samples taken while active, and errors met.
@@ -357,6 +367,7 @@ def migrate(src, dst, cfg, on_poll=None, configure_only=False):
         return None
     dst.qmp.cmd("migrate-incoming", uri=f"tcp:127.0.0.1:{main_port}")
     samples = []
+    cpu0 = (cpu_seconds(src), cpu_seconds(dst))
     t0 = time.monotonic()
     src.qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{main_port}")
     postcopy_started = None
@@ -389,7 +400,13 @@ def migrate(src, dst, cfg, on_poll=None, configure_only=False):
                                  f"last status {st}, ram {ram}, rmig {info.get('rmig')}")
         time.sleep(0.05)
     wall = time.monotonic() - t0
+    cpu1 = (cpu_seconds(src), cpu_seconds(dst))
     res = figures(info)
+    # CPU both QEMUs used from 'migrate' to the end (polled, so up to 50 ms
+    # late): with both on one host, their sum against wall x cpus says
+    # whether the run was bound by CPU rather than by either side's design.
+    for side, a, b in (("src", cpu0[0], cpu1[0]), ("dst", cpu0[1], cpu1[1])):
+        res[f"cpu_{side}_s"] = round(b - a, 3) if a is not None and b is not None else None
     res.update({"kind": cfg.label(), "channels": cfg.channels, "rmig_uri": rmig_uri,
                 "wall_s": round(wall, 3), "samples": samples,
                 "postcopy_started_s": postcopy_started})
@@ -566,10 +583,11 @@ def cmp_files(a, b):
     return r.returncode == 0, (r.stdout + r.stderr).strip()
 
 
-def run_paused(qemu, out, cfg, size, shm_dir="/dev/shm"):
+def run_paused(qemu, out, cfg, size, shm_dir="/dev/shm", tag=None):
     """A paused (-S) guest whose RAM is random bytes in a shared file; the
-    destination's RAM file must equal the source's byte for byte."""
-    tag = cfg.label()
+    destination's RAM file must equal the source's byte for byte. Raises
+    AssertionError (QMPError for a refused configuration) on any failure."""
+    tag = tag or cfg.label()
     base = os.path.join(shm_dir, f"rmig-qemu-{os.getpid()}-{tag}")
     sfile, dfile = base + "-src.ram", base + "-dst.ram"
     src = dst = None

@@ -353,39 +353,16 @@ def fault_channels(qemu, out, errors, src_ch, dst_ch):
     rmig_opts_fill()), so the migration completes with the source's count
     and identical RAM (stock multifd waits for channels that never come)."""
     what = f"multifd-channels {src_ch} (source) vs {dst_ch} (destination)"
-    size = 256 * m.MiB
-    base = os.path.join("/dev/shm", f"rmig-qemu-{os.getpid()}-chan")
-    sfile, dfile = base + "-src.ram", base + "-dst.ram"
-    src = dst = None
+    cfg = m.Config(rmig=True, channels=src_ch, dst_channels=dst_ch, timeout=90)
     try:
-        m.fill_random(sfile, size)
-        src = m.VM(qemu, f"chan{src_ch}{dst_ch}-src", out, m.shm_ram_args(sfile, size), paused=True)
-        dst = m.VM(qemu, f"chan{src_ch}{dst_ch}-dst", out, m.shm_ram_args(dfile, size), incoming=True)
-        cfg = m.Config(rmig=True, channels=src_ch, dst_channels=dst_ch, timeout=90)
-        res = m.migrate(src, dst, cfg)
-        if res["status"] != "completed":
-            errors.append(f"{what}: migration {res['status']}: {res.get('error_desc')}")
-            return res
-        n = len(errors)
-        check_rmig_used(res, errors, channels=src_ch)
-        src.quit()
-        dst.quit()
-        same, msg = m.cmp_files(sfile, dfile)
-        res["ram_identical"] = same
-        if not same:
-            errors.append(f"{what}: the destination's RAM differs: {msg}")
-        errors[n:] = [f"{what}: {e}" for e in errors[n:]]
-        return res
+        res = m.run_paused(qemu, out, cfg, 256 * m.MiB, tag=f"chan{src_ch}{dst_ch}")
     except (AssertionError, QMPError, RuntimeError) as e:
         errors.append(f"{what}: {e}")
         return {"error": str(e)}
-    finally:
-        for vm in (src, dst):
-            if vm:
-                vm.kill()
-        for p in (sfile, dfile):
-            if os.path.exists(p):
-                os.unlink(p)
+    n = len(errors)
+    check_rmig_used(res, errors, channels=src_ch)
+    errors[n:] = [f"{what}: {e}" for e in errors[n:]]
+    return res
 
 
 def scenario_faults(qemu, out, guest):
