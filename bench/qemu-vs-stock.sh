@@ -46,6 +46,8 @@ done
 python3 - "$out" "$modes" <<'PY'
 import glob, json, os, statistics, sys
 out, modes = sys.argv[1], sys.argv[2].split(",")
+ncpu = os.cpu_count()
+cpu_rows = []
 print()
 print(f"{'mode':8} {'kind':6} {'runs':>4} {'total ms':>9} {'downtime ms':>12} {'Mbit/s':>8}   (medians)")
 for mode in modes:
@@ -63,9 +65,20 @@ for mode in modes:
         med[kind] = m
         print(f"{mode:8} {kind:6} {len(rs):>4} {m['total_time_ms']:>9.0f} {m['downtime_ms']:>12.0f} "
               f"{m['mbps']:>8.0f}   all totals: {[r['total_time_ms'] for r in rs]}")
+        cpu = [r for r in rs if r.get("cpu_src_s") is not None and r.get("cpu_dst_s") is not None]
+        if cpu:
+            gib = statistics.median(r["transferred"] for r in cpu) / 2**30
+            cs = statistics.median(r["cpu_src_s"] for r in cpu)
+            cd = statistics.median(r["cpu_dst_s"] for r in cpu)
+            busy = statistics.median((r["cpu_src_s"] + r["cpu_dst_s"]) / (r["wall_s"] * ncpu)
+                                     for r in cpu)
+            cpu_rows.append(f"{mode:8} {kind:6} cpu s: source {cs:.2f}, destination {cd:.2f}, "
+                            f"{(cs + cd) / gib:.2f} s per GiB moved; cores busy {busy:.0%}")
     if len(med) == 2:
         a, b = med["rmig"], med["stock"]
         print(f"{mode:8} ratio rmig/stock: total time {a['total_time_ms'] / b['total_time_ms']:.2f} "
               f"(target <= 0.5), downtime {a['downtime_ms']:.0f} vs {b['downtime_ms']:.0f} ms "
               f"(target: no longer)")
+for row in cpu_rows:
+    print(row)
 PY
