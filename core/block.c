@@ -26,7 +26,8 @@ int rmig_opts_copy(struct rmig_opts *dst, const struct rmig_opts *src, bool is_s
 			dst->channels = RMIG_MAX_CHANNELS;
 		return 0;
 	}
-	if (src->size < offsetof(struct rmig_opts, reserved) || src->size > sizeof(*src))
+	/* the shortest prefix a caller may give: the structure before its first reserved slots */
+	if (src->size < offsetof(struct rmig_opts, numa) || src->size > sizeof(*src))
 		return -EINVAL;
 	memcpy(dst, src, src->size);
 	dst->size = sizeof(*dst);
@@ -45,6 +46,11 @@ int rmig_opts_copy(struct rmig_opts *dst, const struct rmig_opts *src, bool is_s
 		dst->sq_depth = 512;
 	if (!dst->mr_slice)
 		dst->mr_slice = 2ull << 30;
+	if (dst->numa > RMIG_NUMA_PLACE || dst->numa_rails > RMIG_MAX_RAILS)
+		return -EINVAL;
+	for (unsigned int k = 0; k < RMIG_MAX_RAILS; k++)
+		if (k < dst->numa_rails ? dst->numa_node[k] < -1 : dst->numa_node[k] != 0)
+			return -EINVAL;
 	for (size_t i = 0; i < RMIG_ARRAY_SIZE(dst->reserved); i++)
 		if (dst->reserved[i])
 			return -EINVAL;

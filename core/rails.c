@@ -32,6 +32,8 @@ static int rails_get(const struct rmig_xport_ops *ops, struct rmig_xport *xp,
 		out[k].threads_on_node = info[k].threads_on_node;
 		out[k].buffers_on_node = info[k].buffers_on_node;
 		out[k].bytes = info[k].bytes;
+		out[k].local_pages = info[k].local_pages;
+		out[k].remote_pages = info[k].remote_pages;
 	}
 	return n;
 #else

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 
 #include "barrier.h"
 #include "sched.h"
+#include "util.h"
 
 enum { CH_IDLE = 0, CH_CLAIMED = 1, CH_JOB = 2 };
 
@@ -48,6 +50,7 @@ struct sched_chan {
 	struct rmig_sched *s;
 	unsigned int id;
 	bool started;
+	_Atomic int node; /* NUMA node of the channel's data, -1 none */
 } __attribute__((aligned(RMIG_CACHELINE)));
 
 struct rmig_sched {
@@ -62,6 +65,12 @@ struct rmig_sched {
 	_Atomic uint32_t next_channel __attribute__((aligned(RMIG_CACHELINE)));
 	_Atomic int error;
 	_Atomic bool exiting;
+	/* NUMA steering: set before the first send */
+	bool steer;
+	uint64_t steer_wait_ns; /* 0: adaptive (tx_ns / 2) */
+	_Atomic uint64_t tx_ns;	/* moving average of a transmit's duration */
+	_Atomic uint64_t steered;
+	_Atomic uint64_t fallbacks;
 };
 
 static void sem_wait_spin(sem_t *sem, int tries)
@@ -102,6 +111,14 @@ int rmig_sched_error(struct rmig_sched *s)
 	return rmig_load_acquire(&s->error);
 }
 
+/* The transmit time's moving average (1/8 weight): races only lose a sample. */
+static void note_tx(struct rmig_sched *s, uint64_t ns)
+{
+	uint64_t avg = rmig_load_relaxed(&s->tx_ns);
+
+	rmig_store_relaxed(&s->tx_ns, avg ? avg - avg / 8 + ns / 8 : ns);
+}
+
 static void *chan_thread(void *arg)
 {
 	struct sched_chan *ch = arg;
@@ -123,9 +140,13 @@ static void *chan_thread(void *arg)
 		/* Pairs with the store-release of CH_JOB in rmig_sched_send(): see the filled slot. */
 		if (rmig_load_acquire(&ch->pending_job) == CH_JOB) {
 			if (!rmig_load_relaxed(&s->error)) {
+				uint64_t t0 = s->steer ? rmig_now_ns() : 0;
+
 				ret = s->cb->transmit(s->ctx, ch->id, ch->data);
 				if (ret)
 					rmig_sched_abort(s, ret);
+				if (t0)
+					note_tx(s, rmig_now_ns() - t0);
 			}
 			rmig_payload_reset(ch->data);
 			/*
@@ -153,11 +174,62 @@ static void *chan_thread(void *arg)
 	return NULL;
 }
 
-int rmig_sched_send(struct rmig_sched *s, struct rmig_payload **slot)
+/*
+ * Take channel @ch if it is idle: swap the caller's full slot for its empty
+ * one and publish the job. The caller holds a channels_ready token.
+ */
+static bool claim(struct sched_chan *ch, struct rmig_payload **slot)
 {
 	struct rmig_payload *tmp;
-	struct sched_chan *ch;
-	uint32_t start, idle;
+	uint32_t idle = CH_IDLE;
+
+	/*
+	 * Pairs with the store-release of CH_IDLE in chan_thread(): the
+	 * channel's reset of its slot is visible before we hand that slot to
+	 * our caller.
+	 */
+	if (!rmig_cas_acquire(&ch->pending_job, &idle, CH_CLAIMED))
+		return false;
+	tmp = *slot;
+	*slot = ch->data;
+	ch->data = tmp;
+	/*
+	 * The swapped-in payload must be visible before the channel sees the
+	 * job. Pairs with the load-acquire of pending_job in chan_thread().
+	 */
+	rmig_store_release(&ch->pending_job, CH_JOB);
+	sem_post(&ch->sem);
+	return true;
+}
+
+/* Whether steering applies to a batch of @node: on, and a channel is on it. */
+static bool steerable(struct rmig_sched *s, int node)
+{
+	if (!s->steer || node < 0)
+		return false;
+	for (unsigned int i = 0; i < s->nchan; i++)
+		if (rmig_load_relaxed(&s->ch[i].node) == node)
+			return true;
+	return false;
+}
+
+static uint64_t steer_wait(struct rmig_sched *s)
+{
+	uint64_t w = s->steer_wait_ns;
+
+	if (w)
+		return w;
+	w = rmig_load_relaxed(&s->tx_ns) / 2;
+	if (w < RMIG_SCHED_STEER_MIN_NS)
+		return RMIG_SCHED_STEER_MIN_NS;
+	return w > RMIG_SCHED_STEER_MAX_NS ? RMIG_SCHED_STEER_MAX_NS : w;
+}
+
+int rmig_sched_send_node(struct rmig_sched *s, struct rmig_payload **slot, int node)
+{
+	bool local = steerable(s, node);
+	uint64_t deadline = 0;
+	uint32_t start;
 	int err;
 
 	err = rmig_sched_error(s);
@@ -169,34 +241,64 @@ int rmig_sched_send(struct rmig_sched *s, struct rmig_payload **slot)
 		if (err)
 			return err;
 		start = atomic_fetch_add_explicit(&s->next_channel, 1, memory_order_relaxed);
-		for (unsigned int i = 0; i < s->nchan; i++) {
-			ch = &s->ch[(start + i) % s->nchan];
-			idle = CH_IDLE;
+		if (local) {
+			uint64_t now;
+
+			for (unsigned int i = 0; i < s->nchan; i++) {
+				struct sched_chan *ch = &s->ch[(start + i) % s->nchan];
+
+				if (rmig_load_relaxed(&ch->node) == node && claim(ch, slot)) {
+					rmig_add_relaxed(&s->steered, 1);
+					return 0;
+				}
+			}
 			/*
-			 * Pairs with the store-release of CH_IDLE in
-			 * chan_thread(): the channel's reset of its slot is
-			 * visible before we hand that slot to our caller.
+			 * None on the node is idle, though one elsewhere is
+			 * (we hold a token): wait a little for ours, giving
+			 * the CPU to the channels meanwhile.
 			 */
-			if (!rmig_cas_acquire(&ch->pending_job, &idle, CH_CLAIMED))
+			now = rmig_now_ns();
+			if (!deadline)
+				deadline = now + steer_wait(s);
+			if (now < deadline) {
+				sched_yield();
 				continue;
-			tmp = *slot;
-			*slot = ch->data;
-			ch->data = tmp;
-			/*
-			 * The swapped-in payload must be visible before the
-			 * channel sees the job. Pairs with the load-acquire of
-			 * pending_job in chan_thread().
-			 */
-			rmig_store_release(&ch->pending_job, CH_JOB);
-			sem_post(&ch->sem);
-			return 0;
+			}
+			local = false;
+			rmig_add_relaxed(&s->fallbacks, 1);
 		}
+		for (unsigned int i = 0; i < s->nchan; i++)
+			if (claim(&s->ch[(start + i) % s->nchan], slot))
+				return 0;
 		/*
 		 * We hold a token, so an unclaimed idle channel exists or is
 		 * between its store-release and its post; look again.
 		 */
 		rmig_cpu_relax();
 	}
+}
+
+int rmig_sched_send(struct rmig_sched *s, struct rmig_payload **slot)
+{
+	return rmig_sched_send_node(s, slot, -1);
+}
+
+void rmig_sched_set_node(struct rmig_sched *s, unsigned int ch, int node)
+{
+	if (ch < s->nchan && rmig_load_relaxed(&s->ch[ch].node) != node)
+		rmig_store_relaxed(&s->ch[ch].node, node);
+}
+
+void rmig_sched_set_steer(struct rmig_sched *s, bool on, uint64_t wait_ns)
+{
+	s->steer = on;
+	s->steer_wait_ns = wait_ns;
+}
+
+void rmig_sched_steer_stats(struct rmig_sched *s, uint64_t *steered, uint64_t *fallbacks)
+{
+	*steered = rmig_load_relaxed(&s->steered);
+	*fallbacks = rmig_load_relaxed(&s->fallbacks);
 }
 
 int rmig_sched_sync(struct rmig_sched *s, unsigned int kind, uint64_t round)
@@ -236,12 +338,16 @@ int rmig_sched_create(unsigned int channels, unsigned int pages_per_packet,
 	atomic_init(&s->next_channel, 0);
 	atomic_init(&s->error, 0);
 	atomic_init(&s->exiting, false);
+	atomic_init(&s->tx_ns, 0);
+	atomic_init(&s->steered, 0);
+	atomic_init(&s->fallbacks, 0);
 
 	for (unsigned int i = 0; i < channels; i++) {
 		struct sched_chan *ch = &s->ch[i];
 
 		atomic_init(&ch->pending_job, CH_IDLE);
 		atomic_init(&ch->pending_sync, 0);
+		atomic_init(&ch->node, -1);
 		ch->s = s;
 		ch->id = i;
 		ch->started = false;

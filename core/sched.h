@@ -90,6 +90,27 @@ int rmig_sched_create(unsigned int channels, unsigned int pages_per_packet,
  */
 int rmig_sched_send(struct rmig_sched *s, struct rmig_payload **slot);
 /*
+ * NUMA steering (core/numa.h). As rmig_sched_send(), but when steering is
+ * on and some channel is on @node (>= 0), an idle channel on @node takes
+ * the slot; if none is idle, the caller waits for one up to the steering
+ * wait, then takes any idle channel (a fallback). @node < 0: as
+ * rmig_sched_send().
+ */
+int rmig_sched_send_node(struct rmig_sched *s, struct rmig_payload **slot, int node);
+/* Channel @ch's node (-1 none). Any thread; later sends see it. */
+void rmig_sched_set_node(struct rmig_sched *s, unsigned int ch, int node);
+/*
+ * Steering on or off. @wait_ns: how long a sender waits for an idle channel
+ * on its node before it falls back; 0 adapts it to half the channels'
+ * average transmit time, within RMIG_SCHED_STEER_MIN_NS..MAX_NS.
+ * Before the first send.
+ */
+void rmig_sched_set_steer(struct rmig_sched *s, bool on, uint64_t wait_ns);
+#define RMIG_SCHED_STEER_MIN_NS 20000ull
+#define RMIG_SCHED_STEER_MAX_NS 5000000ull
+/* Sends with a node: handed to a channel on it, and those that fell back. */
+void rmig_sched_steer_stats(struct rmig_sched *s, uint64_t *steered, uint64_t *fallbacks);
+/*
  * Every channel: finish what it holds, then run cb->sync(kind, round).
  * Waits for all. One caller at a time (the main thread).
  */

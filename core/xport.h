@@ -166,7 +166,28 @@ struct rmig_conn {
 	 * conn, MW by chan_open()
 	 */
 	_Atomic uint32_t tls;
+	/*
+	 * NUMA (core/numa.h): the node the conn's data leaves from, plus one
+	 * (0: none), set with rmig_conn_set_node() by a transport that places
+	 * its channels (rdma rails), before it returns the conn and again when
+	 * the conn moves; the source core steers batches by it and counts its
+	 * data pages as local or remote to it (its channel thread only).
+	 */
+	_Atomic uint32_t node1;
+	_Atomic uint64_t numa_local;
+	_Atomic uint64_t numa_remote;
 };
+
+static inline void rmig_conn_set_node(struct rmig_conn *c, int node)
+{
+	atomic_store_explicit(&c->node1, node >= 0 ? (uint32_t)node + 1 : 0, memory_order_relaxed);
+}
+
+/* The node set by the transport, -1 for none. */
+static inline int rmig_conn_node(struct rmig_conn *c)
+{
+	return (int)atomic_load_explicit(&c->node1, memory_order_relaxed) - 1;
+}
 
 enum {
 	RMIG_CONN_TLS = 1u << 0,  /* the conn is carried in TLS */

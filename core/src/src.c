@@ -181,6 +181,36 @@ static void src_publish_chan(struct rmig_src *src, unsigned int i, struct rmig_c
 	pthread_mutex_unlock(&src->conn_lock);
 }
 
+/*
+ * NUMA steering (core/numa.h): when the transport put the channels on two
+ * nodes or more, map where the blocks' memory lives and tell the scheduler
+ * each channel's node. A failed query leaves steering off, nothing more.
+ */
+static void src_numa_setup(struct rmig_src *src, struct rmig_sched *sched)
+{
+	int nodes[RMIG_MAX_CHANNELS];
+
+	if (src->opts.numa == RMIG_NUMA_OFF)
+		return;
+	for (unsigned int i = 0; i < src->nchan; i++)
+		nodes[i] = rmig_conn_node(src->chans[i].conn);
+	if (rmig_numa_distinct_nodes(nodes, src->nchan) < 2 ||
+	    rmig_numa_map_build(src->blocks, src->nblocks, NULL, &src->numa))
+		return;
+	for (unsigned int i = 0; i < src->nchan; i++)
+		rmig_sched_set_node(sched, i, nodes[i]);
+	src->numa_steer = src->opts.numa == RMIG_NUMA_AUTO;
+	rmig_sched_set_steer(sched, src->numa_steer, 0);
+}
+
+/* The node a full RAM batch prefers: its first page's, -1 when not steering. */
+static int src_batch_node(const struct rmig_src *src, const struct rmig_payload *p)
+{
+	if (!src->numa_steer || p->type != RMIG_PAYLOAD_RAM || !p->ram.num)
+		return -1;
+	return rmig_numa_node_of(src->numa, p->ram.block, p->ram.offsets[0]);
+}
+
 int rmig_src_connect(struct rmig_src *src, const char *uri)
 {
 	struct rmig_xport_params params;
@@ -294,6 +324,7 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 				&sched);
 	if (ret)
 		return src_fail(src, ret, "starting channel threads: %s", strerror(-ret));
+	src_numa_setup(src, sched);
 	pthread_mutex_lock(&src->conn_lock);
 	src->sched = sched;
 	if (rmig_load_relaxed(&src->cancelled))
@@ -320,7 +351,7 @@ int rmig_src_queue_page(struct rmig_src *src, unsigned int block, uint64_t offse
 
 	if (slot->type == RMIG_PAYLOAD_RAM &&
 	    (slot->ram.block != block || slot->ram.num == src->opts.pages_per_packet)) {
-		ret = rmig_sched_send(src->sched, &src->ram_slot);
+		ret = rmig_sched_send_node(src->sched, &src->ram_slot, src_batch_node(src, slot));
 		if (unlikely(ret))
 			return src_error(src);
 		slot = src->ram_slot;
@@ -390,7 +421,8 @@ static int src_flush_slot(struct rmig_src *src)
 {
 	if (rmig_payload_empty(src->ram_slot))
 		return 0;
-	return rmig_sched_send(src->sched, &src->ram_slot) ? src_error(src) : 0;
+	return rmig_sched_send_node(src->sched, &src->ram_slot,
+				    src_batch_node(src, src->ram_slot)) ? src_error(src) : 0;
 }
 
 int rmig_src_sync(struct rmig_src *src, enum rmig_sync_kind kind)
@@ -491,6 +523,8 @@ int rmig_src_get_stats(struct rmig_src *src, struct rmig_stats *st)
 			s.zc_sends += rmig_load_relaxed(&c->zc_sends);
 			s.zc_copied += rmig_load_relaxed(&c->zc_copied);
 			s.rdma_writes += rmig_load_relaxed(&c->rdma_writes);
+			s.numa_local_pages += rmig_load_relaxed(&c->numa_local);
+			s.numa_remote_pages += rmig_load_relaxed(&c->numa_remote);
 		}
 	}
 	s.sync_rounds = rmig_load_relaxed(&src->round);
@@ -534,6 +568,7 @@ void rmig_src_destroy(struct rmig_src *src)
 	if (src->xp)
 		src->xops->destroy(src->xp);
 	free(src->chans);
+	rmig_numa_map_free(src->numa);
 	rmig_payload_free(src->ram_slot);
 	rmig_payload_free(src->dev_slot);
 	free(src->blocks);

@@ -120,6 +120,19 @@ static int src_send_ram(struct rmig_src *src, unsigned int id, struct rmig_paylo
 	} else {
 		rmig_zero_detect(b, blk->host, blk->page_size);
 	}
+	if (src->numa) {
+		/* where the data pages live against where this channel sends from */
+		int node = rmig_conn_node(ch->conn);
+		uint64_t local, remote;
+
+		rmig_sched_set_node(src->sched, id, node); /* a channel may move (rdma rails) */
+		if (node >= 0) {
+			rmig_numa_count(src->numa, b->block, b->offsets, b->normal, node, &local,
+					&remote);
+			rmig_count(&ch->conn->numa_local, local);
+			rmig_count(&ch->conn->numa_remote, remote);
+		}
+	}
 
 	/* Contiguous data pages become one segment: one iovec, or one RDMA WRITE. */
 	for (uint32_t i = 0; i < b->normal; i++) {

@@ -21,6 +21,7 @@
 #include "core/auth.h"
 #include "core/barrier.h"
 #include "core/core.h"
+#include "core/numa.h"
 
 enum src_state { SRC_NEW, SRC_CONNECTED, SRC_FINISHED };
 
@@ -48,6 +49,9 @@ struct rmig_src {
 	struct src_chan *chans;
 	unsigned int nchan;
 	struct rmig_sched *sched;
+	/* NUMA: where the blocks' memory lives, when channels are on two nodes or more */
+	struct rmig_numa_map *numa;
+	bool numa_steer; /* batches go to a channel on their node (enum rmig_numa) */
 	struct rmig_payload *ram_slot;
 	/* device-state producers share one slot, one at a time */
 	pthread_mutex_t dev_lock;

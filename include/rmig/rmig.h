@@ -42,6 +42,8 @@ extern "C" {
 #define RMIG_MAX_BLOCKS 1024
 /** Device state larger than this is split into several chunks on the wire. */
 #define RMIG_DEV_CHUNK_MAX (1u << 20)
+/** Largest number of rails ("rdma:H1,H2,...:PORT") in one migration. */
+#define RMIG_MAX_RAILS 8
 
 struct rmig_src;
 struct rmig_dst;
@@ -95,6 +97,33 @@ enum rmig_flags {
 };
 
 /**
+ * enum rmig_numa - &rmig_opts.numa: NUMA placement and steering of an rdma
+ * migration over several rails (docs/rdma.md, "NUMA")
+ *
+ * Placement: each channel's thread, stream buffers and completion queue on
+ * the NUMA node of its rail's device. Steering (source): a batch of pages is
+ * handed to an idle channel whose rail is on the node that holds the pages'
+ * memory, found once at rmig_src_connect() (move_pages(2), one sampled page
+ * per 2 MiB, or per 1/65536 of a larger block); when no channel on that node turns idle
+ * within about half a batch's transmit time (or no rail is on that node),
+ * any idle channel takes it, so no rail waits for work its node lacks.
+ * Both need two nodes or more and rails whose devices have a node (or nodes
+ * given in &rmig_opts.numa_node); otherwise they are off at no cost.
+ */
+enum rmig_numa {
+	/** placement and steering where the topology allows (default); the
+	 *  environment variable RMIG_RDMA_NUMA (off, auto, place, or rail
+	 *  nodes "N,M,...") is read only when &rmig_opts.numa is this and no
+	 *  nodes are given */
+	RMIG_NUMA_AUTO = 0,
+	/** neither: channels run and allocate where the scheduler puts them */
+	RMIG_NUMA_OFF = 1,
+	/** placement only: batches go to the next idle channel as without
+	 *  NUMA, while the local/remote page figures are still counted */
+	RMIG_NUMA_PLACE = 2,
+};
+
+/**
  * struct rmig_opts - parameters shared by source and destination
  * @size: sizeof(struct rmig_opts); set by rmig_opts_init()
  * @flags: enum rmig_flags
@@ -124,6 +153,14 @@ enum rmig_flags {
  * @psk_len: bytes at @psk (at least 32 when @psk is set)
  * @tls_creds: tcp with RMIG_F_TLS: directory of X.509 credentials
  *             (NULL: TLS with the pre-shared key)
+ * @numa: rdma with several rails: enum rmig_numa (default RMIG_NUMA_AUTO);
+ *        a value past RMIG_NUMA_PLACE is refused with -EINVAL
+ * @numa_rails: entries of @numa_node given (0: each rail's node is its
+ *              device's); when non-zero it must equal the number of rails,
+ *              or listen/connect fails with -EINVAL naming both counts
+ * @numa_node: rail k's NUMA node by hand, -1 for none (0..127); a node this
+ *             host does not have fails listen/connect with -EINVAL;
+ *             entries past @numa_rails must be zero
  * @reserved: must be zero
  */
 struct rmig_opts {
@@ -144,7 +181,10 @@ struct rmig_opts {
 	uint32_t psk_len;
 	uint32_t pad1;
 	const char *tls_creds;
-	uint64_t reserved[4];
+	uint32_t numa;
+	uint32_t numa_rails;
+	int8_t numa_node[RMIG_MAX_RAILS];
+	uint64_t reserved[2];
 };
 
 /**
@@ -180,6 +220,11 @@ void rmig_opts_init(struct rmig_opts *opts);
  *               through type 2 memory windows bound to that channel's QP;
  *               0 over rdma means the device has none and the rkeys are
  *               the MRs' own, scoped by the migration's protection domain
+ * @numa_local_pages: source, NUMA figures on (enum rmig_numa): data pages
+ *                    whose memory is on the node of the rail that carried
+ *                    them
+ * @numa_remote_pages: ... on another node (pages whose node is not known,
+ *                     e.g. never touched, count in neither)
  * @reserved: zero
  */
 struct rmig_stats {
@@ -203,7 +248,9 @@ struct rmig_stats {
 	uint64_t tls_channels;
 	uint64_t ktls_channels;
 	uint64_t mw_channels;
-	uint64_t reserved[4];
+	uint64_t numa_local_pages;
+	uint64_t numa_remote_pages;
+	uint64_t reserved[2];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -561,6 +608,10 @@ void rmig_dst_destroy(struct rmig_dst *dst);
  * @bytes: bytes this side moved on the rail: page data written and stream
  *         bytes, sent and received (on the destination page data lands
  *         without it, so mostly stream bytes)
+ * @local_pages: source: data pages the rail carried whose memory is on
+ *               @numa_node (&rmig_stats.numa_local_pages, per rail)
+ * @remote_pages: source: ... whose memory is on another node; a channel
+ *                that moved to another rail counts on the rail it moved to
  *
  * "rdma:HOST1,HOST2,...:PORT" migrates over one rail per address (up to 8):
  * the control connection on the first, channel c on rail c % rails. Both
@@ -574,7 +625,9 @@ struct rmig_rail_stats {
 	uint64_t bytes;
 	uint32_t threads_on_node;
 	uint32_t buffers_on_node;
-	uint64_t reserved[5];
+	uint64_t local_pages;
+	uint64_t remote_pages;
+	uint64_t reserved[3];
 };
 
 /**

@@ -181,10 +181,21 @@ static void test_opts_validation(void **state)
 		BAD(o.reserved[i] = 1ull << 63);
 	}
 	BAD(o.size = 0);
-	BAD(o.size = offsetof(struct rmig_opts, reserved) - 1);
+	BAD(o.size = offsetof(struct rmig_opts, numa) - 1);
 	BAD(o.size = sizeof(o) + 8);
-	/* An older caller whose struct ends before the reserved words. */
+	/* An older caller whose struct ends before the reserved words (numa took some). */
+	GOOD(o.size = offsetof(struct rmig_opts, numa));
 	GOOD(o.size = offsetof(struct rmig_opts, reserved));
+	/* NUMA: the mode, and rail nodes by hand (-1: none; unused entries zero) */
+	GOOD(o.numa = RMIG_NUMA_OFF);
+	GOOD(o.numa = RMIG_NUMA_PLACE);
+	BAD(o.numa = RMIG_NUMA_PLACE + 1);
+	GOOD(o.numa_rails = 2; o.numa_node[0] = 1; o.numa_node[1] = -1);
+	GOOD(o.numa_rails = RMIG_MAX_RAILS);
+	BAD(o.numa_rails = RMIG_MAX_RAILS + 1);
+	BAD(o.numa_rails = 1; o.numa_node[0] = -2);
+	BAD(o.numa_rails = 1; o.numa_node[1] = 1);
+	BAD(o.numa_node[0] = 1);
 	/* A timeout of 0 or below means the default, not "never". */
 	GOOD(o.timeout_ms = 0);
 	GOOD(o.timeout_ms = -5);

@@ -194,7 +194,9 @@ static int rl_connect(const struct rmig_xport_params *p, const char *addr, struc
 		if (ret)
 			goto err_free;
 	}
-	rmig_rl_numa_setup(r);
+	ret = rmig_rl_numa_setup(r, p->opts, err);
+	if (ret)
+		goto err_free;
 	snprintf(label, sizeof(label), "control conn to %s (rail 0)", r->rail[0].addr);
 	ret = rmig_rd_connect(rd_xport_of(r->rail[0].xp), label, &c, err);
 	if (ret)
@@ -312,7 +314,9 @@ static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct
 			goto err_free;
 		}
 	}
-	rmig_rl_numa_setup(r);
+	ret = rmig_rl_numa_setup(r, p->opts, err);
+	if (ret)
+		goto err_free;
 	*xp = &r->base;
 	return 0;
 
@@ -560,6 +564,7 @@ int rmig_rd_rails_info(const struct rmig_xport_ops *ops, struct rmig_xport *xp,
 			  &out[k]);
 		out[k].numa_node = r->rail[k].node;
 		rmig_rl_vconn_nodes(r, k, &out[k].threads_on_node, &out[k].buffers_on_node);
+		rmig_rl_vconn_pages(r, k, &out[k].local_pages, &out[k].remote_pages);
 	}
 	return (int)r->nrails;
 }

@@ -25,6 +25,7 @@ struct rmig_rd_rail_info {
 	unsigned int threads_on_node; /* of them, channel threads last seen on numa_node's CPUs */
 	unsigned int buffers_on_node; /* ... whose stream buffers are in numa_node's memory */
 	uint64_t bytes;	  /* bytes this side moved on it: WRITEs and stream, both ways */
+	uint64_t local_pages, remote_pages; /* source: data pages from memory on / off its node */
 };
 
 /*

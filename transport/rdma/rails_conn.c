@@ -411,6 +411,7 @@ static int move(struct rl_vconn *v, int why, struct rmig_msgbuf *mb)
 		v->placed = false;
 		place(v);
 		rmig_store_relaxed(&v->buf_node, rmig_rl_mem_node(rd_conn_of(v->in)->bufs));
+		rmig_conn_set_node(&v->base, rmig_rl_numa_node(r, v->rail));
 	}
 	if (ret) {
 		v->in = old;
@@ -606,6 +607,7 @@ int rmig_rl_vconn_new(struct rl_xport *r, unsigned int rail, uint32_t vid, struc
 	atomic_init(&v->down, false);
 	atomic_init(&v->cpu_node, -1);
 	atomic_init(&v->buf_node, rmig_rl_mem_node(rd_conn_of(in)->bufs));
+	rmig_conn_set_node(&v->base, rmig_rl_numa_node(r, rail));
 	v->creator = pthread_self();
 	count(v);
 	pthread_mutex_lock(&r->vc_mu);
@@ -628,6 +630,19 @@ void rmig_rl_vconn_nodes(struct rl_xport *r, unsigned int k, unsigned int *threa
 			continue;
 		*threads += rmig_load_relaxed(&v->cpu_node) == node;
 		*buffers += rmig_load_relaxed(&v->buf_node) == node;
+	}
+	pthread_mutex_unlock(&r->vc_mu);
+}
+
+void rmig_rl_vconn_pages(struct rl_xport *r, unsigned int k, uint64_t *local, uint64_t *remote)
+{
+	*local = *remote = 0;
+	pthread_mutex_lock(&r->vc_mu);
+	for (struct rl_vconn *v = r->vconns; v; v = v->next) {
+		if (v->rail != k)
+			continue;
+		*local += rmig_load_relaxed(&v->base.numa_local);
+		*remote += rmig_load_relaxed(&v->base.numa_remote);
 	}
 	pthread_mutex_unlock(&r->vc_mu);
 }

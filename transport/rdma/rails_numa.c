@@ -7,7 +7,8 @@
  * that of the netdev /sys/class/infiniband/<dev>/parent names. Placement is
  * on when the host has two nodes or more and the device has one (>= 0);
  * RMIG_RDMA_NUMA=off turns it off, RMIG_RDMA_NUMA=N,M,... gives each rail's
- * node by hand (-1: none). A rail's connections are set up with the calling
+ * node by hand (-1: none); &rmig_opts.numa and numa_node come first, the
+ * variable is their fallback. A rail's connections are set up with the calling
  * thread bound to the node and preferring its memory, so what they
  * allocate and first touch (the stream buffers, pinned by ibv_reg_mr; a
  * provider's user-space CQ and QP rings) lands there; a channel's thread
@@ -23,6 +24,9 @@
 #include <string.h>
 
 #include "transport/rdma/rails_priv.h"
+
+/* nodes a rail may be given by hand: &rmig_opts.numa_node is an int8_t */
+#define RL_NODES_MAX 128
 
 int rmig_rl_device_node(const char *dev)
 {
@@ -59,18 +63,69 @@ int rmig_rl_device_node(const char *dev)
 }
 
 /*
+ * Rail nodes by hand: &rmig_opts.numa_node, else RMIG_RDMA_NUMA's "N,M,..."
+ * (the fallback of the option). 0, or -EINVAL naming what is wrong.
+ */
+static int nodes_by_hand(struct rl_xport *r, const struct rmig_opts *o, const char *env,
+			 struct rmig_msgbuf *err)
+{
+	const char *p = env, *what = o->numa_rails ? "numa_node" : "RMIG_RDMA_NUMA";
+	unsigned int n = o->numa_rails;
+	int node[RMIG_MAX_RAILS];
+
+	if (n) {
+		for (unsigned int k = 0; k < n; k++)
+			node[k] = o->numa_node[k];
+	} else {
+		while (p && *p) {
+			char *end;
+			long v = strtol(p, &end, 10);
+
+			if (end == p || v < -1 || v >= RL_NODES_MAX || (*end && *end != ','))
+				return rmig_msg(err, -EINVAL,
+						"RMIG_RDMA_NUMA='%s': want off, auto, place or rail "
+						"nodes N,M,... (-1: none)",
+						env);
+			if (n == RMIG_MAX_RAILS)
+				return rmig_msg(err, -EINVAL, "RMIG_RDMA_NUMA='%s': more than %u rails",
+						env, RMIG_MAX_RAILS);
+			node[n++] = (int)v;
+			p = *end ? end + 1 : NULL;
+		}
+	}
+	if (n != r->nrails)
+		return rmig_msg(err, -EINVAL, "%s: %u NUMA nodes given for %u rails (%s)", what, n,
+				r->nrails, r->list);
+	for (unsigned int k = 0; k < n; k++) {
+		if (node[k] > r->max_node || (node[k] >= 0 && !numa_bitmask_isbitset(
+							       numa_nodes_ptr, (unsigned int)node[k])))
+			return rmig_msg(err, -EINVAL,
+					"%s: rail %u (%s) on NUMA node %d, which this host does not "
+					"have (nodes 0-%d)",
+					what, k, r->rail[k].addr, node[k], r->max_node);
+		r->rail[k].node = node[k];
+	}
+	return 0;
+}
+
+/*
  * Everything libnuma is asked is asked here, once, before any channel thread
  * runs: its lookups fill caches without locks, so the channel threads use
  * only the tables made here and plain syscalls.
  */
-void rmig_rl_numa_setup(struct rl_xport *r)
+int rmig_rl_numa_setup(struct rl_xport *r, const struct rmig_opts *o, struct rmig_msgbuf *err)
 {
-	const char *env = getenv("RMIG_RDMA_NUMA");
-	bool by_hand = env && *env && strcmp(env, "auto") && strcmp(env, "off");
+	const char *env = o->numa == RMIG_NUMA_AUTO && !o->numa_rails ? getenv("RMIG_RDMA_NUMA")
+								       : NULL;
+	bool off = o->numa == RMIG_NUMA_OFF || (env && !strcmp(env, "off"));
+	bool by_hand = o->numa_rails ||
+		       (env && *env && strcmp(env, "auto") && strcmp(env, "off") &&
+			strcmp(env, "place"));
 	bool have = numa_available() >= 0;
-	const char *p = env;
+	int ret;
 
-	r->numa = have && numa_num_configured_nodes() > 1 && !(env && !strcmp(env, "off"));
+	r->numa = have && numa_num_configured_nodes() > 1 && !off;
+	r->max_node = -1;
 	if (have) {
 		int n = numa_num_possible_cpus();
 
@@ -87,13 +142,13 @@ void rmig_rl_numa_setup(struct rl_xport *r)
 
 		r->rail[k].node = x->ctx ? rmig_rl_device_node(ibv_get_device_name(x->ctx->device))
 					 : -1;
-		if (by_hand && p && *p) {
-			char *end;
-			long n = strtol(p, &end, 10);
-
-			r->rail[k].node = end != p && n >= -1 && n <= r->max_node ? (int)n : -1;
-			p = *end == ',' ? end + 1 : NULL;
-		}
+	}
+	if (by_hand && !off) {
+		ret = nodes_by_hand(r, o, env, err);
+		if (ret)
+			return ret;
+	}
+	for (unsigned int k = 0; k < r->nrails; k++) {
 		if (r->numa && r->rail[k].node >= 0) {
 			r->rail[k].cpus = numa_allocate_cpumask();
 			if (r->rail[k].cpus &&
@@ -103,6 +158,7 @@ void rmig_rl_numa_setup(struct rl_xport *r)
 			}
 		}
 	}
+	return 0;
 }
 
 void rmig_rl_numa_free(struct rl_xport *r)
@@ -131,6 +187,11 @@ static void bind_to(const struct rl_xport *r, unsigned int rail)
 static bool placing(const struct rl_xport *r, unsigned int rail)
 {
 	return r->numa && r->rail[rail].node >= 0 && r->rail[rail].cpus;
+}
+
+int rmig_rl_numa_node(const struct rl_xport *r, unsigned int rail)
+{
+	return placing(r, rail) ? r->rail[rail].node : -1;
 }
 
 void rmig_rl_numa_enter(struct rl_xport *r, unsigned int rail, struct rl_numa_saved *s)

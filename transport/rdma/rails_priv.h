@@ -92,10 +92,15 @@ void rmig_rl_resume_free(struct rl_xport *r);
 /* Placement figures of rail @k's channels: threads and stream buffers on its node. */
 void rmig_rl_vconn_nodes(struct rl_xport *r, unsigned int k, unsigned int *threads,
 			 unsigned int *buffers);
+/* Data pages rail @k's channels carried from memory on and off its node (the core counts them). */
+void rmig_rl_vconn_pages(struct rl_xport *r, unsigned int k, uint64_t *local, uint64_t *remote);
 
 /* rails_numa.c */
 int rmig_rl_device_node(const char *dev);
-void rmig_rl_numa_setup(struct rl_xport *r);
+/* Rails' nodes and CPUs from their devices, or by hand (@o, RMIG_RDMA_NUMA): 0 or -EINVAL. */
+int rmig_rl_numa_setup(struct rl_xport *r, const struct rmig_opts *o, struct rmig_msgbuf *err);
+/* Rail @rail's node when its channels are placed there, else -1 (steering: rmig_conn_set_node). */
+int rmig_rl_numa_node(const struct rl_xport *r, unsigned int rail);
 void rmig_rl_numa_enter(struct rl_xport *r, unsigned int rail, struct rl_numa_saved *s);
 void rmig_rl_numa_leave(struct rl_numa_saved *s);
 void rmig_rl_numa_thread(struct rl_xport *r, unsigned int rail);
