@@ -110,6 +110,11 @@ static int post_segments(struct rd_conn *c, const struct rmig_seg *segs, unsigne
 				    c, -EINVAL,
 				    "%s: segment %u memory at %p is not in a registered block",
 				    c->label, i, (void *)p);
+			/* wait_registered() saw it; acquire again for this thread's reads */
+			if (!atomic_load_explicit(&ls->ready, memory_order_acquire))
+				return rmig_rd_conn_fail(c, -EINVAL,
+							 "%s: segment %u memory at %p is not registered yet",
+							 c->label, i, (void *)p);
 			ravail = rs->off + rs->len - off;
 			lavail = ls->len - (uint64_t)(p - ls->addr);
 			if (n > ravail)
@@ -157,11 +162,53 @@ static int send_locked(struct rd_conn *c, const void *hdr, size_t hdr_len,
 	return rmig_rd_post_batch(c);
 }
 
+/*
+ * Streamed registration (mr_stream.c): wait until every local slice the
+ * segments touch is registered. Outside the conn's lock, so the receiving
+ * thread (and a shutdown) go on meanwhile; in the first round pages come
+ * in address order, the order the slices are registered in, so a wait is
+ * rare once the first slice is done.
+ */
+static int wait_registered(struct rd_conn *c, const struct rmig_seg *segs, unsigned int nsegs)
+{
+	struct rd_xport *x = c->x;
+	struct rmig_msgbuf err;
+	int ret;
+
+	if (rmig_rd_mrs_all_ready(&x->local))
+		return 0;
+	for (unsigned int i = 0; i < nsegs; i++) {
+		uint8_t *p = segs[i].local, *end = p + segs[i].len;
+
+		while (p < end) {
+			const struct rd_lslice *ls = rmig_rd_mrs_find(&x->local, p);
+
+			if (!ls)
+				break; /* post_segments() names it */
+			ret = rmig_rd_mrs_wait(&x->local, ls, &x->down, &c->down, &err);
+			if (ret) {
+				c = rd_enter(&c->base, RD_ROLE_SEND);
+				ret = rmig_rd_conn_fail(c, ret, "%s: %s", c->label, err.msg);
+				return rd_leave(c, ret);
+			}
+			p = ls->addr + ls->len;
+		}
+	}
+	return 0;
+}
+
 int rmig_rd_send(struct rmig_conn *bc, const void *hdr, size_t hdr_len, const struct rmig_seg *segs,
 		 unsigned int nsegs)
 {
-	struct rd_conn *c = rd_enter(bc, RD_ROLE_SEND);
+	struct rd_conn *c = rd_conn_of(bc);
+	int ret;
 
+	if (nsegs) {
+		ret = wait_registered(c, segs, nsegs);
+		if (ret)
+			return ret;
+	}
+	c = rd_enter(bc, RD_ROLE_SEND);
 	return rd_leave(c, send_locked(c, hdr, hdr_len, segs, nsegs));
 }
 

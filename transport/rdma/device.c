@@ -205,7 +205,7 @@ int rmig_rd_memlock_precheck(struct rd_xport *x, struct rmig_msgbuf *err)
  * pulls (RMIG_F_POSTCOPY, pull.c). Nothing is granted that no peer uses:
  * rkeys are guessable on some providers (rxe).
  */
-int rmig_rd_register_blocks(struct rd_xport *x, struct rmig_msgbuf *err)
+int rmig_rd_register_blocks(struct rd_xport *x, bool stream, struct rmig_msgbuf *err)
 {
 	int access = IBV_ACCESS_LOCAL_WRITE;
 	uint64_t ns = 0;
@@ -228,6 +228,12 @@ int rmig_rd_register_blocks(struct rd_xport *x, struct rmig_msgbuf *err)
 		access |= IBV_ACCESS_REMOTE_WRITE;
 	else if (x->opts.flags & RMIG_F_POSTCOPY)
 		access |= IBV_ACCESS_REMOTE_READ;
+	if (stream) {
+		/* returns at once; the datapath waits per slice (mr_stream.c) */
+		ret = rmig_rd_mrs_stream(&x->local, x->v, x->pd, x->blocks, x->nblocks,
+					 x->opts.mr_slice, access, &x->reg_ns, err);
+		goto out;
+	}
 	ret = rmig_rd_mrs_register(&x->local, x->v, x->pd, x->blocks, x->nblocks, x->opts.mr_slice,
 				   access, &ns, err);
 	rmig_add_relaxed(&x->reg_ns, ns);

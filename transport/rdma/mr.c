@@ -170,7 +170,7 @@ static int cmp_slice_addr(const void *a, const void *b, void *arg)
 	return pa < pb ? -1 : pa > pb;
 }
 
-static const char *access_name(int access)
+const char *rmig_rd_access_name(int access)
 {
 	switch (access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)) {
 	case IBV_ACCESS_REMOTE_WRITE:
@@ -183,26 +183,38 @@ static const char *access_name(int access)
 	return "LOCAL_WRITE";
 }
 
-int rmig_rd_mrs_register(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,
-			 const struct rmig_block *blocks, unsigned int nblocks, uint64_t slice,
-			 int access, uint64_t *ns, struct rmig_msgbuf *err)
+/* Slice @k of a block: fixed @slice, or growing from @first (see mr.h). */
+static uint64_t slice_len(uint64_t slice, uint64_t first, unsigned int k)
 {
-	struct reg_job j = {.v = v, .pd = pd, .access = access};
-	uint64_t total = 0, t0;
+	if (!first || first >= slice)
+		return slice;
+	return k < 63 && first << k < slice ? first << k : slice;
+}
+
+int rmig_rd_mrs_plan(struct rd_mrs *t, const struct rmig_block *blocks, unsigned int nblocks,
+		     uint64_t slice, uint64_t first, uint64_t *total, struct rmig_msgbuf *err)
+{
 	unsigned int i, k, n = 0;
 	int ret;
 
 	memset(t, 0, sizeof(*t));
+	*total = 0;
 	if (!slice)
 		slice = 2ull << 30;
 	for (i = 0; i < nblocks; i++) {
-		uint64_t cnt = (blocks[i].length + slice - 1) / slice;
+		uint64_t off = 0;
+		unsigned int cnt = 0;
 
-		if (!blocks[i].length || cnt > UINT32_MAX - n)
-			return rmig_msg(err, -EINVAL, "block %s: bad length %" PRIu64,
-					blocks[i].name, blocks[i].length);
-		n += (unsigned int)cnt;
-		total += blocks[i].length;
+		if (!blocks[i].length)
+			return rmig_msg(err, -EINVAL, "block %s: bad length 0", blocks[i].name);
+		while (off < blocks[i].length) {
+			if (cnt == UINT32_MAX - n)
+				return rmig_msg(err, -EINVAL, "block %s: bad length %" PRIu64,
+						blocks[i].name, blocks[i].length);
+			off += slice_len(slice, first, cnt++);
+		}
+		n += cnt;
+		*total += blocks[i].length;
 	}
 
 	t->blocks = calloc(nblocks ? nblocks : 1, sizeof(*t->blocks));
@@ -215,38 +227,30 @@ int rmig_rd_mrs_register(struct rd_mrs *t, const struct rmig_verbs_ops *v, struc
 	t->nblocks = nblocks;
 	t->nslices = n;
 	for (i = 0, k = 0; i < nblocks; i++) {
-		uint64_t off;
+		uint64_t off, len;
+		unsigned int j = 0;
 
 		t->blocks[i].host = blocks[i].host;
 		t->blocks[i].length = blocks[i].length;
+		t->blocks[i].name = blocks[i].name;
 		t->blocks[i].first = k;
-		for (off = 0; off < blocks[i].length; off += slice, k++) {
+		for (off = 0; off < blocks[i].length; off += len, k++) {
 			uint64_t left = blocks[i].length - off;
 
+			len = slice_len(slice, first, j++);
+			if (len > left)
+				len = left;
 			t->slices[k].addr = blocks[i].host + off;
-			t->slices[k].len = left < slice ? left : slice;
+			t->slices[k].len = len;
+			atomic_init(&t->slices[k].ready, false);
 			t->by_addr[k] = k;
 		}
 		t->blocks[i].n = k - t->blocks[i].first;
 	}
 	qsort_r(t->by_addr, n, sizeof(*t->by_addr), cmp_slice_addr, t->slices);
-
-	j.slices = t->slices;
-	j.n = n;
-	t0 = rmig_now_ns();
-	ret = reg_parallel(&j, total);
-	*ns += rmig_now_ns() - t0;
-	if (ret) {
-		const struct rd_lslice *s = &t->slices[rmig_load_relaxed(&j.bad)];
-
-		ret = rmig_rd_reg_error(ret, access_name(access), s->addr, s->len, total, err);
-		goto err_dereg;
-	}
+	atomic_init(&t->all_ready, false);
 	return 0;
 
-err_dereg:
-	rmig_rd_mrs_release(t, v);
-	return ret;
 err_free:
 	free(t->blocks);
 	free(t->slices);
@@ -255,10 +259,44 @@ err_free:
 	return ret;
 }
 
+int rmig_rd_mrs_register(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,
+			 const struct rmig_block *blocks, unsigned int nblocks, uint64_t slice,
+			 int access, uint64_t *ns, struct rmig_msgbuf *err)
+{
+	struct reg_job j = {.v = v, .pd = pd, .access = access};
+	uint64_t total, t0;
+	unsigned int i;
+	int ret;
+
+	ret = rmig_rd_mrs_plan(t, blocks, nblocks, slice, 0, &total, err);
+	if (ret)
+		return ret;
+	j.slices = t->slices;
+	j.n = t->nslices;
+	t0 = rmig_now_ns();
+	ret = reg_parallel(&j, total);
+	*ns += rmig_now_ns() - t0;
+	if (ret) {
+		const struct rd_lslice *s = &t->slices[rmig_load_relaxed(&j.bad)];
+
+		ret = rmig_rd_reg_error(ret, rmig_rd_access_name(access), s->addr, s->len, total,
+					err);
+		rmig_rd_mrs_release(t, v);
+		return ret;
+	}
+	/* the joins published the MRs: nothing will wait on these flags */
+	for (i = 0; i < t->nslices; i++)
+		atomic_store_explicit(&t->slices[i].ready, true, memory_order_relaxed);
+	atomic_store_explicit(&t->all_ready, true, memory_order_relaxed);
+	return 0;
+}
+
 void rmig_rd_mrs_release(struct rd_mrs *t, const struct rmig_verbs_ops *v)
 {
 	unsigned int i;
 
+	/* no background thread may register a slice after this */
+	rmig_rd_mrs_stream_stop(t);
 	for (i = 0; i < t->nslices; i++)
 		if (t->slices[i].mr)
 			v->dereg_mr(t->slices[i].mr);

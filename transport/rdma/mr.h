@@ -9,25 +9,34 @@
 #ifndef RMIG_TRANSPORT_RDMA_MR_H
 #define RMIG_TRANSPORT_RDMA_MR_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/xport.h"
 #include "transport/rdma/verbs_ops.h"
 
-/* A registered piece of a local block. */
+/*
+ * A registered piece of a local block. With streamed registration
+ * (mr_stream.c) a background thread sets mr, then ready (release); a
+ * reader that saw ready (acquire) may use mr.
+ */
 struct rd_lslice {
 	uint8_t *addr;
 	uint64_t len;
 	struct ibv_mr *mr;
+	atomic_bool ready;
 };
 
 struct rd_lblock {
 	uint8_t *host;
 	uint64_t length;
+	const char *name; /* the caller's block table's, for messages */
 	unsigned int first; /* index of its first slice */
 	unsigned int n;
 };
+
+struct rd_regstream;
 
 /* The local blocks as MRs. */
 struct rd_mrs {
@@ -36,6 +45,13 @@ struct rd_mrs {
 	struct rd_lslice *slices;
 	unsigned int nslices;
 	unsigned int *by_addr; /* slice indexes sorted by address, for lookups */
+	/*
+	 * Streamed registration (mr_stream.c): the threads registering the
+	 * slices in address order, or NULL when every slice was registered
+	 * before the table was handed out. all_ready: every slice is.
+	 */
+	struct rd_regstream *rs;
+	atomic_bool all_ready;
 };
 
 /* A piece of a remote block, as the destination described it. */
@@ -81,7 +97,36 @@ int rmig_rd_reg_error(int ret, const char *what, const void *addr, uint64_t len,
 int rmig_rd_mrs_register(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,
 			 const struct rmig_block *blocks, unsigned int nblocks, uint64_t slice,
 			 int access, uint64_t *ns, struct rmig_msgbuf *err);
+/* Stops and joins a streamed registration first, then deregisters what it registered. */
 void rmig_rd_mrs_release(struct rd_mrs *t, const struct rmig_verbs_ops *v);
+/*
+ * The slicing alone (no MR): fixed slices of @slice bytes, or with @first
+ * non-zero, per block @first bytes, then each slice twice the one before
+ * up to @slice (mr_stream.c says why).
+ */
+int rmig_rd_mrs_plan(struct rd_mrs *t, const struct rmig_block *blocks, unsigned int nblocks,
+		     uint64_t slice, uint64_t first, uint64_t *total, struct rmig_msgbuf *err);
+const char *rmig_rd_access_name(int access);
+
+/*
+ * Streamed registration (mr_stream.c). rmig_rd_mrs_stream() plans the
+ * slices and starts threads that register them in address order; it
+ * returns at once. rmig_rd_mrs_wait() returns 0 once slice @s (NULL: every
+ * slice) is registered, the background failure if there was one (naming
+ * the block and slice), or -ECANCELED once *@down or *@down2 is set or the
+ * table was released. Without a stream (t->rs NULL) it returns 0 at once.
+ */
+int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,
+		       const struct rmig_block *blocks, unsigned int nblocks, uint64_t slice,
+		       int access, _Atomic uint64_t *ns, struct rmig_msgbuf *err);
+int rmig_rd_mrs_wait(struct rd_mrs *t, const struct rd_lslice *s, const atomic_bool *down,
+		     const atomic_bool *down2, struct rmig_msgbuf *err);
+void rmig_rd_mrs_stream_stop(struct rd_mrs *t);
+/* Fast path for the datapath: nothing to wait for. */
+static inline bool rmig_rd_mrs_all_ready(const struct rd_mrs *t)
+{
+	return !t->rs || atomic_load_explicit(&t->all_ready, memory_order_acquire);
+}
 /* The slice holding @p, or NULL. */
 const struct rd_lslice *rmig_rd_mrs_find(const struct rd_mrs *t, const void *p);
 size_t rmig_rd_mrt_size(const struct rd_mrs *t);

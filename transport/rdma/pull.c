@@ -31,6 +31,10 @@ int rmig_rd_pull_info(struct rmig_xport *xp, void *buf, size_t *len)
 		return rmig_msg(&xp->err, -ENOTSUP,
 				"rdma: source RAM is not readable by the destination "
 				"(connect with RMIG_F_POSTCOPY to allow postcopy pulls)");
+	/* every rkey goes out at once: the streamed registration must be complete */
+	ret = rmig_rd_mrs_wait(&x->local, NULL, &x->down, NULL, &xp->err);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&x->mr_lock);
 	if (x->nblocks && !x->local.slices)
 		ret = rmig_msg(&xp->err, -EINVAL, "rdma: RAM is not registered yet");

@@ -2,10 +2,12 @@
 /*
  * The rdma transport's ops tables: "rdma:HOST:PORT".
  *
- * Source: connect() opens the control conn (which picks the device);
- * set_peer_info(), after the handshake, registers the RAM blocks (local
- * access, remote reads with RMIG_F_POSTCOPY) and takes the destination's
- * MR table; connect_channel() opens one RC QP per channel.
+ * Source: connect() opens the control conn (which picks the device) and
+ * starts registering the RAM blocks in the background (local access only;
+ * with RMIG_F_POSTCOPY, which adds remote reads, only in set_peer_info(),
+ * after the handshake); set_peer_info() takes the destination's MR table;
+ * connect_channel() opens one RC QP per channel. A WRITE waits only for
+ * the slices it touches (mr_stream.c).
  * Destination: listen() binds (and checks the memlock limit);
  * local_info(), which the core calls only once the source has
  * authenticated and its block table checked out, registers the RAM
@@ -47,6 +49,14 @@ static int parse_addr(struct rd_xport *x, const char *addr, struct rmig_msgbuf *
 	memcpy(&x->sa, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
 	return 0;
+}
+
+/* RMIG_RDMA_REG=upfront: the source registers all of RAM before the first page, as before. */
+static bool reg_upfront(void)
+{
+	const char *e = getenv("RMIG_RDMA_REG");
+
+	return e && !strcmp(e, "upfront");
 }
 
 static void xport_free(struct rd_xport *x)
@@ -92,6 +102,7 @@ static int xport_new(const struct rmig_xport_params *p, const char *addr, bool d
 	atomic_init(&x->reg_ns, 0);
 	x->opts = *p->opts;
 	x->opts.ib_dev = NULL; /* kept in x->ib_dev; the caller's string may go */
+	x->reg_stream = !dst && !reg_upfront();
 	if (p->opts->ib_dev) {
 		if (strlen(p->opts->ib_dev) >= sizeof(x->ib_dev)) {
 			ret = rmig_msg(err, -EINVAL, "ib_dev name too long");
@@ -144,7 +155,17 @@ static int rd_connect(const struct rmig_xport_params *p, const char *addr, struc
 		ret = rmig_rd_connect(x, label, &c, err);
 	if (ret)
 		goto err_free;
-	/* RAM is registered in set_peer_info(), once the destination authenticated */
+	/*
+	 * Local access only grants the peer nothing, so it may start now and
+	 * overlap the handshake and the destination's own registration.
+	 * Remote reads (postcopy) wait for set_peer_info(), after the
+	 * destination proved the key.
+	 */
+	if (x->reg_stream && !(x->opts.flags & RMIG_F_POSTCOPY)) {
+		ret = rmig_rd_register_blocks(x, true, err);
+		if (ret)
+			goto err_free; /* xport_free closes the conn */
+	}
 	*xp = &x->base;
 	*ctl = &c->base;
 	return 0;
@@ -163,11 +184,12 @@ static int rd_set_peer_info(struct rmig_xport *xp, const void *info, size_t len)
 		return rmig_msg(&x->base.err, -EPROTO,
 				"the destination sent no rdma MR table (is it listening on rdma?)");
 	/*
-	 * Only now, after the handshake (and the authentication, with a key),
-	 * is local RAM registered: with RMIG_F_POSTCOPY for remote reads, so
-	 * nobody may reach it before the destination proved the key.
+	 * With RMIG_F_POSTCOPY (remote reads) local RAM is registered only
+	 * now, after the handshake (and the authentication, with a key), so
+	 * nobody may reach it before the destination proved the key. Without
+	 * it, streamed registration started in connect() and this is a no-op.
 	 */
-	ret = rmig_rd_register_blocks(x, &x->base.err);
+	ret = rmig_rd_register_blocks(x, x->reg_stream, &x->base.err);
 	if (ret)
 		return ret;
 	rmig_rd_remote_release(&x->remote);
@@ -264,7 +286,7 @@ static int rd_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 	int ret;
 
 	/* the core asks only for an authenticated source with a matching table */
-	ret = rmig_rd_register_blocks(x, &x->base.err);
+	ret = rmig_rd_register_blocks(x, false, &x->base.err);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&x->mr_lock);

@@ -139,6 +139,13 @@ struct rd_xport {
 
 	struct rd_mrs local;
 	/*
+	 * Source: register RAM in the background, from connect() on, while
+	 * the handshake, the destination's registration and the first pages
+	 * go (mr_stream.c); off with RMIG_RDMA_REG=upfront (all of it in
+	 * set_peer_info, as before).
+	 */
+	bool reg_stream;
+	/*
 	 * Destination: the device has type 2 memory windows and this is no
 	 * rail (a rail's channel moves between QPs). RAM is then registered
 	 * without REMOTE_WRITE and each channel gets windows bound to its own
