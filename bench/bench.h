@@ -89,6 +89,7 @@ struct bench_result {
 	uint64_t zc_sends, zc_copied; /* tcp --zero-copy: sends, and those the kernel copied */
 	uint64_t tls_channels, ktls_channels; /* tcp --tls: channels in TLS, of them with kTLS */
 	uint64_t mw_channels; /* rdma: channels reached through memory windows on their QP */
+	uint64_t numa_local, numa_remote; /* source: data pages sent from their node / another */
 	uint32_t rounds;
 	double seconds;
 	double connect_s; /* source: of seconds, the part spent in rmig_src_connect */
@@ -135,6 +136,17 @@ int region_map_file(struct region *r, const char *path, uint32_t page_size, bool
 void region_unmap(struct region *r);
 /* --hugepages: region_map_anon() maps 2 MiB hugepages (MAP_HUGETLB) */
 void region_use_hugepages(bool on);
+
+/* ---- numa.c -------------------------------------------------------------- */
+
+/* --numa off|auto|place|N,M,...: into @o; 0, or -EINVAL with @err saying why */
+int bench_parse_numa(const char *arg, struct rmig_opts *o, char *err, size_t errlen);
+/* --ram-nodes N,M,...: nodes that exist on this host; 0, or -EINVAL with @err */
+int bench_parse_ram_nodes(const char *arg, char *err, size_t errlen);
+/* the stripe --ram-nodes binds to one node: one batch of pages */
+void bench_ram_stripe(uint64_t bytes);
+/* region_map_anon(): bind [base, base + size) to the --ram-nodes in stripes (none: 0) */
+int region_bind_nodes(void *base, uint64_t size, char *err, size_t errlen);
 
 bool gen_page_is_zero(const struct gen_params *gp, uint32_t version, uint64_t page);
 bool gen_page_is_dirty(const struct gen_params *gp, uint32_t round, uint64_t page);

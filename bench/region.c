@@ -162,7 +162,7 @@ int region_map_anon(struct region *r, uint64_t size, uint32_t page_size, bool po
 	r->size = size;
 	r->page_size = page_size;
 	r->mapped_file = false;
-	return 0;
+	return region_bind_nodes(p, size, err, errlen);
 }
 
 int region_map_file(struct region *r, const char *path, uint32_t page_size, bool writable,

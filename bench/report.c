@@ -76,6 +76,8 @@ static void print_json(const struct bench_result *r)
 	fprintf(f, "\"tls_channels\":%llu,\"ktls_channels\":%llu,\"mw_channels\":%llu,",
 		(unsigned long long)r->tls_channels, (unsigned long long)r->ktls_channels,
 		(unsigned long long)r->mw_channels);
+	fprintf(f, "\"numa_local_pages\":%llu,\"numa_remote_pages\":%llu,",
+		(unsigned long long)r->numa_local, (unsigned long long)r->numa_remote);
 	fprintf(f, "\"zero_fraction\":%.4f,\"zero_copy\":%s,\"seed\":%llu,", r->zero_fraction,
 		r->zero_copy ? "true" : "false", (unsigned long long)r->seed);
 	/* rdma: what each rail carried (a plain address is one rail) */
@@ -89,9 +91,11 @@ static void print_json(const struct bench_result *r)
 		json_string(f, rl->addr);
 		fprintf(f,
 			",\"numa_node\":%d,\"channels\":%u,\"threads_on_node\":%u,"
-			"\"buffers_on_node\":%u,\"bytes\":%llu}",
+			"\"buffers_on_node\":%u,\"bytes\":%llu,\"local_pages\":%llu,"
+			"\"remote_pages\":%llu}",
 			rl->numa_node, rl->channels, rl->threads_on_node, rl->buffers_on_node,
-			(unsigned long long)rl->bytes);
+			(unsigned long long)rl->bytes, (unsigned long long)rl->local_pages,
+			(unsigned long long)rl->remote_pages);
 	}
 	fputs("],", f);
 	fprintf(f, "\"verified\":%s,\"error\":",
@@ -138,20 +142,28 @@ static void print_table(const struct bench_result *r)
 	       (unsigned long long)r->zero_pages, pps / 1e6,
 	       safe_div(r->cpu_s, (double)r->bytes / 1e9), ver);
 	if (r->nrails > 1) {
-		printf(" %-5s %-9s %-28s %-5s %-9s %-13s %s\n", "rail", "device", "address", "node",
-		       "channels", "#bytes", "share");
+		printf(" %-5s %-9s %-28s %-5s %-9s %-13s %-6s %-11s %s\n", "rail", "device",
+		       "address", "node", "channels", "#bytes", "share", "#local", "#remote");
 		for (int k = 0; k < r->nrails && k < BENCH_RAILS_MAX; k++) {
 			const struct rmig_rail_stats *rl = &r->rails[k];
 			uint64_t all = 0;
 
 			for (int i = 0; i < r->nrails && i < BENCH_RAILS_MAX; i++)
 				all += r->rails[i].bytes;
-			printf(" %-5d %-9s %-28s %-5d %-9u %-13llu %.2f\n", k,
+			printf(" %-5d %-9s %-28s %-5d %-9u %-13llu %-6.2f %-11llu %llu\n", k,
 			       rl->device[0] ? rl->device : "-", rl->addr, rl->numa_node,
 			       rl->channels, (unsigned long long)rl->bytes,
-			       safe_div((double)rl->bytes, (double)all));
+			       safe_div((double)rl->bytes, (double)all),
+			       (unsigned long long)rl->local_pages,
+			       (unsigned long long)rl->remote_pages);
 		}
 	}
+	if (r->numa_local || r->numa_remote)
+		printf(" NUMA: %llu data pages sent from their own node's rail, %llu from another's"
+		       " (%.1f%% local)\n",
+		       (unsigned long long)r->numa_local, (unsigned long long)r->numa_remote,
+		       100.0 * safe_div((double)r->numa_local,
+					(double)(r->numa_local + r->numa_remote)));
 	printf("%s\n", RULE);
 	fflush(stdout);
 }

@@ -46,6 +46,8 @@ static void usage(FILE *f)
 "                           is the region size and must match on both sides.\n"
 "      --hugepages          generated RAM in 2 MiB hugepages (MAP_HUGETLB; the\n"
 "                           pages must be reserved: vm.nr_hugepages)\n"
+"      --ram-nodes N,M,...  generated RAM bound (mbind) to these NUMA nodes in\n"
+"                           turn, one batch (--pages-per-packet pages) each\n"
 "\n"
 "How to send:\n"
 "  -t, --transport NAME     tcp, rdma, null or file  [tcp]. null: source only, no\n"
@@ -82,6 +84,11 @@ static void usage(FILE *f)
 "      --signal-every N     signal a completion every N work requests  [64]\n"
 "      --sq-depth N         send queue depth per channel  [512]\n"
 "      --mr-slice SIZE      largest memory region  [2G]\n"
+"      --numa MODE          several rails: auto (channels on their rail's NUMA\n"
+"                           node, batches steered to the rail on their pages'\n"
+"                           node), place (channels only), off, or one node per\n"
+"                           rail N,M,... (-1: none) with auto  [auto, or the\n"
+"                           environment's RMIG_RDMA_NUMA]\n"
 "\n"
 "Two processes or hosts:\n"
 "      --listen ADDR        run only the destination, on HOST:PORT or PORT\n"
@@ -321,6 +328,8 @@ enum {
 	OPT_TLS_CREDS,
 	OPT_PSK_FILE,
 	OPT_INSECURE,
+	OPT_NUMA,
+	OPT_RAM_NODES,
 };
 
 static const struct option long_opts[] = {
@@ -369,6 +378,8 @@ static const struct option long_opts[] = {
 	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
 	{ "psk-file", required_argument, NULL, OPT_PSK_FILE },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "numa", required_argument, NULL, OPT_NUMA },
+	{ "ram-nodes", required_argument, NULL, OPT_RAM_NODES },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -435,6 +446,15 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 		case OPT_HUGEPAGES:
 			region_use_hugepages(true);
 			break;
+		case OPT_NUMA:
+		case OPT_RAM_NODES: {
+			char why[256];
+
+			if (c == OPT_NUMA ? bench_parse_numa(optarg, &cfg->opts, why, sizeof(why))
+					  : bench_parse_ram_nodes(optarg, why, sizeof(why)))
+				usage_error("%s", why);
+			break;
+		}
 		case 'd':
 			cfg->opts.ib_dev = optarg;
 			break;
@@ -694,6 +714,7 @@ int main(int argc, char **argv)
 					.threads = 1, .downtime_limit_ms = 300, .max_rounds = 30 };
 	parse_args(argc, argv, &cfg);
 	check_cfg(&cfg);
+	bench_ram_stripe((uint64_t)cfg.opts.pages_per_packet * cfg.page_size);
 	cfg.progress = isatty(STDERR_FILENO) && !cfg.json && !cfg.quiet;
 
 	if (cfg.live.on)

@@ -326,6 +326,8 @@ out_timed:
 	res->tls_channels = st.tls_channels;
 	res->ktls_channels = st.ktls_channels;
 	res->mw_channels = st.mw_channels;
+	res->numa_local = st.numa_local_pages;
+	res->numa_remote = st.numa_remote_pages;
 out:
 	free(man);
 	free(bm);
@@ -423,6 +425,8 @@ static void dst_result(struct dst_side *ds, struct bench_result *res, uint32_t p
 	res->tls_channels = st.tls_channels;
 	res->ktls_channels = st.ktls_channels;
 	res->mw_channels = st.mw_channels;
+	res->numa_local = st.numa_local_pages;
+	res->numa_remote = st.numa_remote_pages;
 }
 
 /* ---- the three modes ----------------------------------------------------------- */
