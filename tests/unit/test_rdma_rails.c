@@ -8,8 +8,11 @@
  *    channels and bytes, the control connection is on rail 0;
  *  - bad input fails before any RAM moves, with a message naming the rail:
  *    a source with more rails than the destination, one with fewer, the
- *    rails listed in another order, an address that matches no device, a
- *    malformed list.
+ *    rails listed in another order, an address that matches no device (on
+ *    either side), a malformed list; a rail whose two ends are on different
+ *    fabrics (the fake fabric has one device: a hook on the rails' fabric
+ *    descriptions puts them elsewhere), two rails of one side on one port,
+ *    a source that gave up half-way followed by one that gets through.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +36,7 @@
 #include "fake_fabric.h"
 #include "helpers.h"
 #include "transport/rdma/rails.h"
+#include "transport/rdma/rails_fabric.h"
 
 #define PAGE	 4096u
 #define RAM_SIZE (1u << 20)
@@ -406,6 +410,299 @@ static void test_bad_lists(void **state)
 	}
 }
 
+/* ------------------------------------------------------------ fabrics */
+
+/*
+ * Every rail's description gets its own device name ("fake0" is every
+ * rail's device), so rails are not one port unless a test says so; then
+ * @tweak changes one end of one rail.
+ */
+static struct {
+	bool shared;  /* leave the device names alone: every rail on fake0 port 1 */
+	int side;     /* 0 source, 1 destination, -1 none */
+	unsigned int rail;
+	void (*fn)(struct rl_fabric *f);
+} tweak = {.side = -1};
+
+static void fabric_hook(bool is_dst, unsigned int rail, struct rl_fabric *f)
+{
+	assert_string_equal(f->dev, "fake0");
+	assert_int_equal(f->port, 1);
+	assert_int_equal(f->link, RL_LINK_ETH);
+	assert_int_equal(f->family, 4);
+	if (!tweak.shared)
+		snprintf(f->dev, sizeof(f->dev), "fake0.%u", rail);
+	if (tweak.fn && tweak.side == (int)is_dst && tweak.rail == rail)
+		tweak.fn(f);
+}
+
+static void to_ib(struct rl_fabric *f)
+{
+	f->link = RL_LINK_IB;
+	f->gid_type = RL_GID_IB;
+	f->subnet[0] = 0xfe;
+	f->subnet[1] = 0x80;
+}
+
+static void roce_v1(struct rl_fabric *f)
+{
+	f->gid_type = RL_GID_ROCE_V1;
+}
+
+static void roce_v2(struct rl_fabric *f)
+{
+	f->gid_type = RL_GID_ROCE_V2;
+}
+
+/* the source reached the destination's rail from 10.0.1.2/24, another network */
+static void other_subnet(struct rl_fabric *f)
+{
+	static const uint8_t ip[4] = {10, 0, 1, 2};
+
+	f->family = 4;
+	memset(f->ip, 0, sizeof(f->ip));
+	memcpy(f->ip, ip, 4);
+	f->prefix = 24;
+	snprintf(f->netdev, sizeof(f->netdev), "eth1");
+}
+
+static void run_tweaked(int side, unsigned int rail, void (*fn)(struct rl_fabric *),
+			const char *want)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+
+	tweak.side = side;
+	tweak.rail = rail;
+	tweak.fn = fn;
+	run_bad(uri, uri, want, want);
+	tweak.side = -1;
+	tweak.fn = NULL;
+}
+
+static void test_fabric_link_layer(void **state)
+{
+	run_tweaked(1, 1, to_ib, "rail 1: the source's end (fake0.1 port 1, Ethernet, 127.0.0.2/8 "
+				 "on lo) and the destination's (fake0.1 port 1, InfiniBand, IB GIDs, "
+				 "subnet prefix fe80:0000:0000:0000, 127.0.0.2/8 on lo) are on "
+				 "different link layers");
+}
+
+/* both ends InfiniBand, the destination's rail 0 on another subnet prefix */
+static void ib_a(struct rl_fabric *f)
+{
+	to_ib(f);
+}
+
+static void ib_b(struct rl_fabric *f)
+{
+	to_ib(f);
+	f->subnet[7] = 0x42;
+}
+
+static void both_ib(bool is_dst, unsigned int rail, struct rl_fabric *f)
+{
+	fabric_hook(is_dst, rail, f);
+	(is_dst && rail == 0 ? ib_b : ib_a)(f);
+}
+
+static void test_fabric_ib_subnet(void **state)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+
+	rmig_rl_fabric_hook = both_ib;
+	run_bad(uri, uri, "different InfiniBand subnets", "subnet prefix fe80:0000:0000:0042");
+	rmig_rl_fabric_hook = fabric_hook;
+}
+
+static void v1_v2(bool is_dst, unsigned int rail, struct rl_fabric *f)
+{
+	fabric_hook(is_dst, rail, f);
+	(is_dst ? roce_v2 : roce_v1)(f);
+}
+
+static void test_fabric_roce_version(void **state)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+
+	rmig_rl_fabric_hook = v1_v2;
+	/* rail 1 says hello first: it is the one named */
+	run_bad(uri, uri, "rail 1: the source's end (fake0.1 port 1, Ethernet, RoCE v1",
+		"and the destination's (fake0.1 port 1, Ethernet, RoCE v2");
+	rmig_rl_fabric_hook = fabric_hook;
+}
+
+static void test_fabric_ip_subnet(void **state)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+
+	run_tweaked(0, 0, other_subnet,
+		    "rail 0: the source's end (fake0.0 port 1, Ethernet, 10.0.1.2/24 on eth1) and "
+		    "the destination's (fake0.0 port 1, Ethernet, 127.0.0.1/8 on lo) are on "
+		    "different IP subnets");
+	/* a routed fabric, said on either side */
+	tweak.side = 0;
+	tweak.fn = other_subnet;
+	setenv("RMIG_RDMA_RAILS_ALLOW", "routed", 1);
+	run_ok(uri, 2, 4);
+	unsetenv("RMIG_RDMA_RAILS_ALLOW");
+	tweak.side = -1;
+	tweak.fn = NULL;
+}
+
+static void test_shared_port(void **state)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+	struct side s = {.uri = uri, .channels = 2}, d = {.uri = uri, .channels = 8};
+
+	/* the destination's own rails: refused at listen */
+	tweak.shared = true;
+	migrate(&s, &d, NULL, 0);
+	print_message("destination: %d %s\n", d.ret, d.err);
+	assert_int_equal(d.ret, -EINVAL);
+	assert_non_null(strstr(d.err, "rails 0 (127.0.0.1:" PORT ") and 1 (127.0.0.2:" PORT
+				      ") are both on RDMA device fake0 port 1"));
+	h_unmap(s.ram, RAM_SIZE);
+	h_unmap(d.ram, RAM_SIZE);
+
+	/* waived (the source's rails share the port too; one environment for both) */
+	setenv("RMIG_RDMA_RAILS_ALLOW", "shared-port", 1);
+	run_ok(uri, 2, 4);
+	unsetenv("RMIG_RDMA_RAILS_ALLOW");
+	tweak.shared = false;
+}
+
+/* the source's rails both on fake0 port 1, the destination's on two ports */
+static void src_shared(bool is_dst, unsigned int rail, struct rl_fabric *f)
+{
+	if (is_dst)
+		snprintf(f->dev, sizeof(f->dev), "fake0.%u", rail);
+}
+
+static void test_source_shared_port(void **state)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+
+	rmig_rl_fabric_hook = src_shared;
+	run_bad(uri, uri, "the source's rails 0 and 1 are both on RDMA device fake0 port 1",
+		"the source's rails 0 and 1 are both on RDMA device fake0 port 1");
+	rmig_rl_fabric_hook = fabric_hook;
+}
+
+static void test_listen_without_device(void **state)
+{
+	struct side s = {.uri = "rdma:127.0.0.1,127.0.0.2:" PORT, .channels = 2},
+		    d = {.uri = "rdma:127.0.0.1,10.255.0.1:" PORT, .channels = 8};
+
+	migrate(&s, &d, NULL, 0);
+	print_message("destination: %d %s\n", d.ret, d.err);
+	assert_int_equal(d.ret, -ENODEV);
+	assert_non_null(strstr(d.err, "rail 1 (10.255.0.1:" PORT "): no RDMA device"));
+	h_unmap(s.ram, RAM_SIZE);
+	h_unmap(d.ram, RAM_SIZE);
+}
+
+/*
+ * Rail 1 says hello, rail 0 has no device: the source fails naming rail 0,
+ * and the destination, once it gives up waiting, says which rail never came.
+ */
+static void test_source_fails_half_way(void **state)
+{
+	run_bad("rdma:10.255.0.1,127.0.0.2:" PORT, "rdma:127.0.0.1,127.0.0.2:" PORT,
+		"rail 0 (10.255.0.1:" PORT "): no RDMA device",
+		"1 of 2 rails said hello, rail 0 (127.0.0.1:" PORT ") did not");
+}
+
+struct retry_dst {
+	struct rmig_dst *dst;
+	int ret;
+};
+
+static void *retry_dst_main(void *arg)
+{
+	struct retry_dst *r = arg;
+
+	r->ret = rmig_dst_accept(r->dst);
+	if (!r->ret)
+		r->ret = rmig_dst_finish(r->dst);
+	return NULL;
+}
+
+/* One source gives up after rail 1's hello; the next one gets through. */
+static void test_source_retries(void **state)
+{
+	uint8_t *sram = h_map(RAM_SIZE), *dram = h_map(RAM_SIZE);
+	struct retry_dst rd = {0};
+	struct rmig_src *src;
+	struct rmig_opts o;
+	pthread_t t;
+	int ret;
+
+	ff_init();
+	for (size_t p = 0; p < RAM_SIZE / PAGE; p++)
+		fill(sram + p * PAGE, p, 1);
+	rmig_opts_init(&o);
+	o.channels = 4;
+	o.timeout_ms = 5000;
+	assert_int_equal(rmig_dst_create(&o, &rd.dst), 0);
+	assert_int_equal(rmig_dst_add_block(rd.dst, &(struct rmig_block_desc){"pc.ram", dram,
+									  RAM_SIZE, PAGE}),
+			 0);
+	assert_int_equal(rmig_dst_listen(rd.dst, "rdma:127.0.0.1,127.0.0.2:" PORT), 0);
+	assert_int_equal(pthread_create(&t, NULL, retry_dst_main, &rd), 0);
+
+	assert_int_equal(rmig_src_create(&o, &src), 0);
+	assert_int_equal(rmig_src_add_block(src, &(struct rmig_block_desc){"pc.ram", sram,
+									 RAM_SIZE, PAGE}),
+			 0);
+	ret = rmig_src_connect(src, "rdma:10.255.0.1,127.0.0.2:" PORT);
+	print_message("first source: %d %s\n", ret, rmig_src_error(src));
+	assert_int_equal(ret, -ENODEV);
+	rmig_src_destroy(src);
+
+	assert_int_equal(rmig_src_create(&o, &src), 0);
+	assert_int_equal(rmig_src_add_block(src, &(struct rmig_block_desc){"pc.ram", sram,
+									 RAM_SIZE, PAGE}),
+			 0);
+	ret = rmig_src_connect(src, "rdma:127.0.0.1,127.0.0.2:" PORT);
+	for (uint64_t p = 0; !ret && p < RAM_SIZE / PAGE; p++)
+		ret = rmig_src_queue_page(src, 0, p * PAGE);
+	if (!ret)
+		ret = rmig_src_finish(src);
+	if (ret)
+		fail_msg("second source: %d %s", ret, rmig_src_error(src));
+	rmig_src_destroy(src);
+	assert_int_equal(h_timedjoin(t, 30), 0);
+	if (rd.ret)
+		fail_msg("destination: %d %s", rd.ret, rmig_dst_error(rd.dst));
+	rmig_dst_destroy(rd.dst);
+	assert_int_equal(h_first_diff(sram, dram, RAM_SIZE), -1);
+	h_unmap(sram, RAM_SIZE);
+	h_unmap(dram, RAM_SIZE);
+}
+
+/* A version 1 hello (12 bytes, before the fabric checks) is refused by name. */
+static void test_hello_v1(void **state)
+{
+	static const uint8_t v1[12] = {'R', 'M', 'R', 'H', 0, 1, 0, 0, 0, 2, 0, 0};
+	uint8_t buf[RL_HELLO_LEN];
+	struct rl_hello h = {.rail = 1, .nrails = 2, .allow = RL_ALLOW_ROUTED, .attempt = 7},
+			back;
+	char why[200];
+
+	assert_int_equal(rmig_rl_hello_decode(v1, sizeof(v1), &back, why, sizeof(why)),
+			 -EPROTONOSUPPORT);
+	assert_non_null(strstr(why, "rail hello version 1, this destination 2"));
+	snprintf(h.fab.dev, sizeof(h.fab.dev), "mlx5_0");
+	h.fab.port = 1;
+	h.fab.link = RL_LINK_IB;
+	h.fab.gid_type = RL_GID_IB;
+	rmig_rl_hello_encode(buf, &h);
+	assert_int_equal(rmig_rl_hello_decode(buf, sizeof(buf), &back, why, sizeof(why)), 0);
+	assert_memory_equal(&back, &h, sizeof(h));
+	buf[60] = '\n'; /* a name that would break a message */
+	assert_int_equal(rmig_rl_hello_decode(buf, sizeof(buf), &back, why, sizeof(why)), -EPROTO);
+}
+
 static const struct rmig_verbs_ops *saved_verbs;
 
 static int group_setup(void **state)
@@ -418,12 +715,14 @@ static int group_setup(void **state)
 	}
 	saved_verbs = rmig_rdma_verbs;
 	rmig_rdma_verbs = &ff_verbs;
+	rmig_rl_fabric_hook = fabric_hook;
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
 	rmig_rdma_verbs = saved_verbs;
+	rmig_rl_fabric_hook = NULL;
 	ff_fini();
 	return 0;
 }
@@ -441,6 +740,16 @@ int main(void)
 		cmocka_unit_test(test_source_rail_count_differs),
 		cmocka_unit_test(test_rail_without_device),
 		cmocka_unit_test(test_bad_lists),
+		cmocka_unit_test(test_fabric_link_layer),
+		cmocka_unit_test(test_fabric_ib_subnet),
+		cmocka_unit_test(test_fabric_roce_version),
+		cmocka_unit_test(test_fabric_ip_subnet),
+		cmocka_unit_test(test_shared_port),
+		cmocka_unit_test(test_source_shared_port),
+		cmocka_unit_test(test_listen_without_device),
+		cmocka_unit_test(test_source_fails_half_way),
+		cmocka_unit_test(test_source_retries),
+		cmocka_unit_test(test_hello_v1),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

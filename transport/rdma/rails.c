@@ -7,11 +7,13 @@
  * registered RAM and MR table. This file only composes them:
  *
  *  - Source: every rail opens a rail connection of its own first (the last
- *    rail first), which carries one RAIL_HELLO ("rail k of n") and the
- *    destination's answer; then rail 0 opens the migration's control
- *    connection. So a rail that matches no device, that the destination
- *    does not listen on, or that it lists in another place, fails before
- *    the destination's core sees a source.
+ *    rail first), which carries one RAIL_HELLO ("rail k of n", and what
+ *    fabric the source's end of the rail is on) and the destination's
+ *    answer; then rail 0 opens the migration's control connection. So a
+ *    rail that matches no device, that the destination does not listen on,
+ *    that it lists in another place, or whose two ends are on different
+ *    fabrics (rails_fabric.c), fails before the destination's core sees a
+ *    source.
  *    Channel c goes to rail c % n; the destination's MR tables arrive as
  *    one list (RMRL) and each rail takes its own.
  *  - Destination: one listener per rail (specific addresses, one port);
@@ -20,9 +22,13 @@
  *    the core only the control and channel connections. local_info()
  *    refuses while a rail has not said hello: the source lists fewer rails
  *    (or is a one-rail source), and the core passes that on to it.
+ *  - Both: two rails of one side on one device port are one link, not two
+ *    rails (no more bandwidth, and a port that dies takes both): refused,
+ *    at listen for the destination's, in the hellos for the source's,
+ *    unless RMIG_RDMA_RAILS_ALLOW=shared-port.
  *
  * Wire (big-endian):
- *   RAIL_HELLO  u32 "RMRH" | u16 version 1 | u16 rail | u16 nrails | u16 0
+ *   RAIL_HELLO  rails_fabric.h (version 2, RL_HELLO_LEN bytes)
  *   RAIL_ANSWER u32 "RMRA" | i32 status (0 or -errno) | u8 token[16] | char why[RL_WHY]
  *   MR list     u32 "RMRL" | u16 version 1 | u16 nrails
  *               | per rail: u32 length | that rail's MR table (mr.c, "RMRT")
@@ -41,11 +47,9 @@
 #include "transport/rdma/conn.h"
 #include "transport/rdma/rails_priv.h"
 
-#define RL_HELLO_MAGIC	0x524d5248u /* "RMRH" */
 #define RL_ANSWER_MAGIC 0x524d5241u /* "RMRA" */
 #define RL_LIST_MAGIC	0x524d524cu /* "RMRL" */
-#define RL_VERSION	1u
-#define RL_HELLO_LEN	12u
+#define RL_LIST_VERSION 1u
 #define RL_WHY		400u
 #define RL_ANSWER_LEN	(8u + RL_TOKEN_LEN + RL_WHY)
 
@@ -128,16 +132,28 @@ static int rl_new(const char *addr, bool dst, struct rl_xport **rp, struct rmig_
 
 /* ------------------------------------------------------------- source */
 
+/* What rail @k's own end is on, from its hello connection (source) or listener. */
+static void describe(struct rl_xport *r, unsigned int k, struct rdma_cm_id *id)
+{
+	struct rd_xport *x = rd_xport_of(r->rail[k].xp);
+	const struct sockaddr *local = (const struct sockaddr *)&id->route.addr.src_addr;
+
+	rmig_rl_fabric_describe(x->v, id->verbs, id->port_num, local, &r->rail[k].fab);
+	if (rmig_rl_fabric_hook)
+		rmig_rl_fabric_hook(r->is_dst, k, &r->rail[k].fab);
+}
+
 static int say_hello(struct rl_xport *r, unsigned int k, int timeout_ms, struct rmig_msgbuf *err)
 {
 	struct rmig_conn *c = r->rail[k].hello;
-	uint8_t hello[RL_HELLO_LEN] = {0}, ans[RL_ANSWER_LEN];
+	uint8_t hello[RL_HELLO_LEN], ans[RL_ANSWER_LEN];
+	struct rl_hello h = {
+	    .rail = k, .nrails = r->nrails, .allow = r->allow, .attempt = r->attempt};
 	int ret, status;
 
-	rmig_put_be32(hello, RL_HELLO_MAGIC);
-	rmig_put_be16(hello + 4, RL_VERSION);
-	rmig_put_be16(hello + 6, (uint16_t)k);
-	rmig_put_be16(hello + 8, (uint16_t)r->nrails);
+	describe(r, k, rd_conn_of(c)->id);
+	h.fab = r->rail[k].fab;
+	rmig_rl_hello_encode(hello, &h);
 	ret = c->ops->send(c, hello, sizeof(hello), NULL, 0);
 	if (ret)
 		return rmig_msg(err, ret, "rail %u (%s): sending its hello: %s", k,
@@ -174,6 +190,13 @@ static int rl_connect(const struct rmig_xport_params *p, const char *addr, struc
 	if (ret)
 		return ret;
 	r->timeout_ms = p->opts->timeout_ms > 0 ? p->opts->timeout_ms : 30000;
+	ret = rmig_rl_allow_env(&r->allow, err);
+	if (ret)
+		goto err_free;
+	if (getrandom(&r->attempt, sizeof(r->attempt), 0) != (ssize_t)sizeof(r->attempt)) {
+		ret = rmig_msg(err, -EIO, "getrandom: %s", strerror(errno));
+		goto err_free;
+	}
 	/*
 	 * Every rail says hello on a connection of its own, the last rail
 	 * first: the destination's core sees the control connection only once
@@ -224,7 +247,7 @@ static int rl_set_peer_info(struct rmig_xport *xp, const void *info, size_t len)
 				"listens on one only",
 				r->nrails, r->list);
 	n = rmig_get_be16(b + 6);
-	if (rmig_get_be16(b + 4) != RL_VERSION)
+	if (rmig_get_be16(b + 4) != RL_LIST_VERSION)
 		return rmig_msg(&xp->err, -EPROTO, "rdma rail list: version %u unknown",
 				rmig_get_be16(b + 4));
 	if (n != r->nrails)
@@ -279,6 +302,24 @@ static int rl_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rmi
 
 /* -------------------------------------------------------- destination */
 
+/* Destination: no two of its rails on one device port (unless allowed). */
+static int own_ports_differ(struct rl_xport *r, struct rmig_msgbuf *err)
+{
+	if (r->allow & RL_ALLOW_SHARED_PORT)
+		return 0;
+	for (unsigned int k = 1; k < r->nrails; k++)
+		for (unsigned int j = 0; j < k; j++)
+			if (rmig_rl_fabric_same_port(&r->rail[j].fab, &r->rail[k].fab))
+				return rmig_msg(err, -EINVAL,
+						"rails %u (%s) and %u (%s) are both on RDMA device "
+						"%s port %u: that is one link, not two rails (no "
+						"more bandwidth, no failover); give one address per "
+						"port, or set RMIG_RDMA_RAILS_ALLOW=shared-port",
+						j, r->rail[j].addr, k, r->rail[k].addr,
+						r->rail[k].fab.dev, r->rail[k].fab.port);
+	return 0;
+}
+
 static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct rmig_xport **xp,
 		     struct rmig_msgbuf *err)
 {
@@ -296,6 +337,9 @@ static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct
 		goto err_free;
 	}
 	r->timeout_ms = p->opts->timeout_ms > 0 ? p->opts->timeout_ms : 30000;
+	ret = rmig_rl_allow_env(&r->allow, err);
+	if (ret)
+		goto err_free;
 	rp = *p;
 	o = *p->opts;
 	o.flags |= RD_XF_NO_MW; /* MR rkeys in each rail's PD: a channel may change QP */
@@ -313,7 +357,11 @@ static int rl_listen(const struct rmig_xport_params *p, const char *addr, struct
 				       k, r->rail[k].addr);
 			goto err_free;
 		}
+		describe(r, k, rd_xport_of(r->rail[k].xp)->lid);
 	}
+	ret = own_ports_differ(r, err);
+	if (ret)
+		goto err_free;
 	ret = rmig_rl_numa_setup(r, p->opts, err);
 	if (ret)
 		goto err_free;
@@ -330,34 +378,78 @@ static int rl_port(struct rmig_xport *xp)
 	return rmig_rdma_ops.port(rl_of(xp)->rail[0].xp);
 }
 
+/*
+ * The hellos held are from another connect() of the source than @attempt's
+ * (that one gave up half-way): drop them, the new source starts over.
+ */
+static void forget_hellos(struct rl_xport *r, uint64_t attempt)
+{
+	if (attempt == r->attempt)
+		return;
+	for (unsigned int k = 0; k < r->nrails; k++)
+		if (r->rail[k].hello) {
+			r->rail[k].hello->ops->close(r->rail[k].hello);
+			r->rail[k].hello = NULL;
+		}
+	r->attempt = attempt;
+}
+
+/* Why rail @k's hello @h does not fit this destination ("" and 0 if it does). */
+static int hello_check(struct rl_xport *r, unsigned int k, const struct rl_hello *h, char *why,
+		       size_t len)
+{
+	if (h->nrails != r->nrails)
+		return snprintf(why, len,
+				"the source migrates over %u rails, this destination over %u "
+				"(%.160s)",
+				h->nrails, r->nrails, r->list),
+		       -EPROTO;
+	if (h->rail != k)
+		return snprintf(why, len,
+				"the source's rail %u arrived on this destination's rail %u "
+				"(%.100s): list the rails in the same order on both sides",
+				h->rail, k, r->rail[k].addr),
+		       -EPROTO;
+	if (r->rail[k].hello)
+		return snprintf(why, len, "rail %u said hello twice", k), -EPROTO;
+	if (!((h->allow | r->allow) & RL_ALLOW_SHARED_PORT))
+		for (unsigned int j = 0; j < r->nrails; j++)
+			if (r->rail[j].hello && rmig_rl_fabric_same_port(&h->fab, &r->rail[j].peer))
+				return snprintf(why, len,
+						"the source's rails %u and %u are both on RDMA "
+						"device %s port %u: that is one link, not two rails "
+						"(no more bandwidth, no failover); RMIG_RDMA_RAILS_"
+						"ALLOW=shared-port accepts it",
+						k, j, h->fab.dev, h->fab.port),
+				       -EINVAL;
+	return rmig_rl_fabric_match(k, &h->fab, &r->rail[k].fab, h->allow | r->allow, why, len);
+}
+
 /* Answer a rail's hello on its own connection: 0 if it fits this destination. */
 static int answer_hello(struct rl_xport *r, unsigned int k, struct rmig_conn *c, int timeout_ms)
 {
 	uint8_t hello[RL_HELLO_LEN], ans[RL_ANSWER_LEN] = {0};
 	char *why = (char *)ans + 8 + RL_TOKEN_LEN;
-	unsigned int rail, n;
+	struct rl_hello h;
+	size_t len = RL_HELLO_HEAD;
 	int ret;
 
-	ret = c->ops->recv(c, hello, sizeof(hello), timeout_ms);
+	/* the head first: a version 1 hello is only that long */
+	ret = c->ops->recv(c, hello, RL_HELLO_HEAD, timeout_ms);
+	if (!ret && rmig_get_be32(hello) == RL_HELLO_MAGIC &&
+	    rmig_get_be16(hello + 4) == RL_HELLO_VERSION) {
+		ret = c->ops->recv(c, hello + RL_HELLO_HEAD, RL_HELLO_LEN - RL_HELLO_HEAD,
+				   timeout_ms);
+		len = RL_HELLO_LEN;
+	}
 	if (ret)
 		return rmig_msg(&r->base.err, ret, "rail %u (%s): no hello: %s", k,
 				r->rail[k].addr, c->recv_err.msg);
-	rail = rmig_get_be16(hello + 6);
-	n = rmig_get_be16(hello + 8);
-	if (rmig_get_be32(hello) != RL_HELLO_MAGIC || rmig_get_be16(hello + 4) != RL_VERSION)
-		ret = -EPROTO, snprintf(why, RL_WHY, "not an rmig rail hello");
-	else if (n != r->nrails)
-		ret = -EPROTO, snprintf(why, RL_WHY,
-					"the source migrates over %u rails, this destination over "
-					"%u (%.160s)",
-					n, r->nrails, r->list);
-	else if (rail != k)
-		ret = -EPROTO, snprintf(why, RL_WHY,
-					"the source's rail %u arrived on this destination's rail %u "
-					"(%.100s): list the rails in the same order on both sides",
-					rail, k, r->rail[k].addr);
-	else if (r->rail[k].hello)
-		ret = -EPROTO, snprintf(why, RL_WHY, "rail %u said hello twice", k);
+	ret = rmig_rl_hello_decode(hello, len, &h, why, RL_WHY);
+	if (!ret) {
+		forget_hellos(r, h.attempt);
+		ret = hello_check(r, k, &h, why, RL_WHY);
+	}
 	rmig_put_be32(ans, RL_ANSWER_MAGIC);
 	rmig_put_be32(ans + 4, (uint32_t)ret);
 	if (!ret)
@@ -366,7 +458,32 @@ static int answer_hello(struct rl_xport *r, unsigned int k, struct rmig_conn *c,
 	if (ret)
 		return rmig_msg(&r->base.err, ret, "rail %u (%s): %s", k, r->rail[k].addr, why);
 	r->rail[k].hello = c;
+	r->rail[k].peer = h.fab;
 	return 0;
+}
+
+/*
+ * Destination, no source came in time: if some rails said hello and others
+ * not, the source failed in between (an address of it matches no device,
+ * say); point at the first missing rail and the source's own error.
+ */
+static int accept_timeout(struct rl_xport *r, int ret)
+{
+	unsigned int said = 0, missing = 0;
+	char saved[RMIG_ERRMSG_MAX];
+
+	for (unsigned int k = r->nrails; k-- > 0;)
+		if (r->rail[k].hello)
+			said++;
+		else
+			missing = k;
+	if (ret != -ETIMEDOUT || !said || said == r->nrails)
+		return ret;
+	snprintf(saved, sizeof(saved), "%s", r->base.err.msg);
+	return rmig_msg(&r->base.err, ret,
+			"%.300s; %u of %u rails said hello, rail %u (%s) did not: the source's "
+			"own error says why",
+			saved, said, r->nrails, missing, r->rail[missing].addr);
 }
 
 static int rl_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **cp)
@@ -384,13 +501,14 @@ static int rl_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **c
 
 			left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
 			if (!left)
-				return rmig_msg(&xp->err, -ETIMEDOUT,
+				return accept_timeout(
+				    r, rmig_msg(&xp->err, -ETIMEDOUT,
 						"no rdma connection on %s within %d ms", r->list,
-						timeout_ms);
+						timeout_ms));
 		}
 		ret = rmig_rl_accept_any(r, left, &k, &c);
 		if (ret)
-			return ret;
+			return accept_timeout(r, ret);
 		if (rd_conn_of(c)->rail_hello) {
 			ret = answer_hello(r, k, c, timeout_ms < 0 ? 30000 : timeout_ms);
 			if (ret) {
@@ -411,6 +529,12 @@ static int rl_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **c
 				*cp = c;
 			rmig_add_relaxed(&r->rail[k].channels, 1u);
 		} else {
+			struct rd_conn *rc = rd_conn_of(c);
+			char was[sizeof(rc->label)];
+
+			/* its errors then say which rail the migration depended on */
+			snprintf(was, sizeof(was), "%s", rc->label);
+			snprintf(rc->label, sizeof(rc->label), "control conn (rail 0), %.70s", was);
 			*cp = c;
 		}
 		r->got_ctl = true;
@@ -444,7 +568,7 @@ static int rl_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 	if (*len < off)
 		return rmig_msg(&xp->err, -ENOSPC, "rdma rail list: no room");
 	rmig_put_be32(b, RL_LIST_MAGIC);
-	rmig_put_be16(b + 4, RL_VERSION);
+	rmig_put_be16(b + 4, RL_LIST_VERSION);
 	rmig_put_be16(b + 6, (uint16_t)r->nrails);
 	for (unsigned int k = 0; k < r->nrails; k++) {
 		size_t l;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "transport/rdma/rails.h"
+#include "transport/rdma/rails_fabric.h"
 #include "transport/rdma/types.h"
 
 #define RL_TOKEN_LEN 16u
@@ -23,6 +24,8 @@ struct rl_rail {
 	_Atomic unsigned int channels;
 	atomic_bool dead; /* a channel left it: failed over channels avoid it */
 	int node;	  /* NUMA node of its device (or RMIG_RDMA_NUMA's), -1: none */
+	struct rl_fabric fab;  /* this side's end of the rail (rails_fabric.c) */
+	struct rl_fabric peer; /* destination: the source's end, from its hello */
 	struct bitmask *cpus; /* the node's CPUs, when placing */
 };
 
@@ -51,6 +54,13 @@ struct rl_xport {
 	 * answer: a takeover connection must present it (rails_conn.c).
 	 */
 	uint8_t token[RL_TOKEN_LEN];
+	unsigned int allow; /* RL_ALLOW_*: checks this side waives (RMIG_RDMA_RAILS_ALLOW) */
+	/*
+	 * Source: random per connect(), in every rail's hello. Destination:
+	 * the hellos' it holds; a hello of another attempt means the source
+	 * that said the held ones gave up, and they are dropped.
+	 */
+	uint64_t attempt;
 
 	/* source: connects set the rail xport's next_cm_flags/next_vid under it */
 	pthread_mutex_t cm_mu;
