@@ -145,8 +145,13 @@ int bench_parse_numa(const char *arg, struct rmig_opts *o, char *err, size_t err
 int bench_parse_ram_nodes(const char *arg, char *err, size_t errlen);
 /* the stripe --ram-nodes binds to one node: one batch of pages */
 void bench_ram_stripe(uint64_t bytes);
-/* region_map_anon(): bind [base, base + size) to the --ram-nodes in stripes (none: 0) */
-int region_bind_nodes(void *base, uint64_t size, char *err, size_t errlen);
+/* whether --ram-nodes gave nodes: region_map_anon() then populates after binding */
+bool region_nodes_bound(void);
+/*
+ * region_map_anon(): bind [base, base + size) to the --ram-nodes in stripes,
+ * then (@populate) fault every page in, so each lands on its stripe's node
+ */
+int region_bind_nodes(void *base, uint64_t size, bool populate, char *err, size_t errlen);
 
 bool gen_page_is_zero(const struct gen_params *gp, uint32_t version, uint64_t page);
 bool gen_page_is_dirty(const struct gen_params *gp, uint32_t round, uint64_t page);

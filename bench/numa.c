@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * rmig-bench's NUMA options: --numa (the library's &rmig_opts.numa and
- * rail nodes) and --ram-nodes (generated RAM bound, one batch at a time, to
- * the nodes given in turn, so that a run has RAM on each node and the
- * library's steering has something to steer).
+ * rail nodes) and --ram-nodes (generated RAM bound, one batch or @SIZE at a
+ * time, to the nodes given in turn, so that a run has RAM on each node and
+ * the library's steering has something to steer).
  */
 #include <errno.h>
 #include <linux/mempolicy.h>
@@ -80,15 +80,51 @@ int bench_parse_numa(const char *arg, struct rmig_opts *o, char *err, size_t err
 /* --ram-nodes */
 static int ram_nodes[NODES_MAX];
 static unsigned int ram_nnodes;
-static uint64_t ram_stripe;
+static uint64_t ram_stripe, ram_stripe_given;
+
+/* "SIZE" with K, M or G (binary), a non-zero multiple of 4 KiB: bytes, or 0 */
+static uint64_t parse_stripe(const char *s)
+{
+	char *end;
+	unsigned long long v;
+	unsigned int shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (end == s || errno)
+		return 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if ((shift && end[1]) || (!shift && *end) || v > (UINT64_MAX >> 30))
+		return 0;
+	v <<= shift;
+	return v && !(v % 4096) ? v : 0;
+}
 
 int bench_parse_ram_nodes(const char *arg, char *err, size_t errlen)
 {
-	int n = parse_nodes(arg, false, ram_nodes, NODES_MAX);
-	char path[64];
+	char list[256], path[64], *at;
+	int n;
 
+	snprintf(list, sizeof(list), "%s", arg);
+	at = strchr(list, '@');
+	if (at) {
+		*at = 0;
+		ram_stripe_given = parse_stripe(at + 1);
+		if (!ram_stripe_given) {
+			snprintf(err, errlen, "--ram-nodes: '%s' is not a stripe size (a multiple "
+				 "of 4K, suffixes K, M, G)", at + 1);
+			return -EINVAL;
+		}
+	}
+	n = parse_nodes(list, false, ram_nodes, NODES_MAX);
 	if (n < 0) {
-		snprintf(err, errlen, "--ram-nodes: '%s' is not a list of NUMA nodes N,M,...", arg);
+		snprintf(err, errlen, "--ram-nodes: '%s' is not a list of NUMA nodes N,M,...[@SIZE]",
+			 arg);
 		return -EINVAL;
 	}
 	for (int i = 0; i < n; i++) {
@@ -107,12 +143,22 @@ void bench_ram_stripe(uint64_t bytes)
 {
 	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 
-	ram_stripe = (bytes + pg - 1) / pg * pg;
+	ram_stripe = ram_stripe_given ? ram_stripe_given : (bytes + pg - 1) / pg * pg;
 }
 
-int region_bind_nodes(void *base, uint64_t size, char *err, size_t errlen)
+bool region_nodes_bound(void)
+{
+	return ram_nnodes > 0;
+}
+
+/*
+ * Bound before any page exists: a page faulted in earlier (MAP_POPULATE, a
+ * transparent huge page across stripes) would stay where it was.
+ */
+int region_bind_nodes(void *base, uint64_t size, bool populate, char *err, size_t errlen)
 {
 	uint64_t stripe = ram_stripe ? ram_stripe : 2u << 20;
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 
 	for (uint64_t off = 0, i = 0; ram_nnodes && off < size; off += stripe, i++) {
 		unsigned long mask[NODES_MAX / (8 * sizeof(unsigned long))] = { 0 };
@@ -129,5 +175,7 @@ int region_bind_nodes(void *base, uint64_t size, char *err, size_t errlen)
 			return -e;
 		}
 	}
+	for (uint64_t off = 0; ram_nnodes && populate && off < size; off += pg)
+		((volatile uint8_t *)base)[off] = 0;
 	return 0;
 }

@@ -137,7 +137,8 @@ int region_map_anon(struct region *r, uint64_t size, uint32_t page_size, bool po
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 	void *p;
 
-	if (populate)
+	/* --ram-nodes: bound first, populated after (region_bind_nodes) */
+	if (populate && !region_nodes_bound())
 		flags |= MAP_POPULATE;
 	if (hugepages) {
 		if (size % (2u << 20)) {
@@ -162,7 +163,7 @@ int region_map_anon(struct region *r, uint64_t size, uint32_t page_size, bool po
 	r->size = size;
 	r->page_size = page_size;
 	r->mapped_file = false;
-	return region_bind_nodes(p, size, err, errlen);
+	return region_bind_nodes(p, size, populate, err, errlen);
 }
 
 int region_map_file(struct region *r, const char *path, uint32_t page_size, bool writable,

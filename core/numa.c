@@ -34,7 +34,8 @@ uint32_t rmig_numa_chunk_shift(uint64_t length, uint32_t page_shift)
 {
 	uint32_t shift = page_shift > RMIG_NUMA_CHUNK_SHIFT ? page_shift : RMIG_NUMA_CHUNK_SHIFT;
 
-	while (shift < 63 && (length >> shift) > RMIG_NUMA_CHUNKS)
+	/* chunks: ((length - 1) >> shift) + 1 */
+	while (length && shift < 63 && ((length - 1) >> shift) >= RMIG_NUMA_CHUNKS)
 		shift++;
 	return shift;
 }

@@ -10,9 +10,11 @@
  * The map is made once, at connect, by asking the kernel where one page of
  * each chunk lives (move_pages(2) with no target nodes: a query, nothing
  * moves; a page not yet touched is asked again at the chunk's middle, then
- * left unknown). A chunk is 2 MiB, or the block's page if larger, or
- * 1/RMIG_NUMA_CHUNKS of a block too large for that many 2 MiB chunks, so
- * the map of a 1 TiB block is 64 KiB and takes 64 Ki queries.
+ * left unknown). A chunk is 64 KiB, or the block's page if larger, or
+ * 1/RMIG_NUMA_CHUNKS of a block too large for that many 64 KiB chunks
+ * (over 4 GiB), so a block's map is at most 64 KiB and 64 Ki queries (a
+ * 1 TiB block: 16 MiB chunks). Finer than a batch of 4 KiB pages (512 KiB
+ * by default), so memory interleaved by the batch is still told apart.
  */
 #ifndef RMIG_CORE_NUMA_H
 #define RMIG_CORE_NUMA_H
@@ -22,7 +24,7 @@
 #include "xport.h"
 
 #define RMIG_NUMA_CHUNKS (1u << 16)	/* most chunks per block, but for huge pages */
-#define RMIG_NUMA_CHUNK_SHIFT 21u	/* smallest chunk: 2 MiB */
+#define RMIG_NUMA_CHUNK_SHIFT 16u	/* smallest chunk: 64 KiB */
 #define RMIG_NUMA_NODES_MAX 128		/* nodes 0..127 are kept; others count as unknown */
 
 struct rmig_numa_blk {

@@ -65,9 +65,9 @@ struct rmig_sched {
 	_Atomic uint32_t next_channel __attribute__((aligned(RMIG_CACHELINE)));
 	_Atomic int error;
 	_Atomic bool exiting;
-	/* NUMA steering: set before the first send */
-	bool steer;
-	uint64_t steer_wait_ns; /* 0: adaptive (tx_ns / 2) */
+	/* NUMA steering (rmig_sched_set_steer) */
+	_Atomic bool steer;
+	_Atomic uint64_t steer_wait_ns; /* 0: adaptive (tx_ns / 2) */
 	_Atomic uint64_t tx_ns;	/* moving average of a transmit's duration */
 	_Atomic uint64_t steered;
 	_Atomic uint64_t fallbacks;
@@ -140,7 +140,7 @@ static void *chan_thread(void *arg)
 		/* Pairs with the store-release of CH_JOB in rmig_sched_send(): see the filled slot. */
 		if (rmig_load_acquire(&ch->pending_job) == CH_JOB) {
 			if (!rmig_load_relaxed(&s->error)) {
-				uint64_t t0 = s->steer ? rmig_now_ns() : 0;
+				uint64_t t0 = rmig_load_relaxed(&s->steer) ? rmig_now_ns() : 0;
 
 				ret = s->cb->transmit(s->ctx, ch->id, ch->data);
 				if (ret)
@@ -205,7 +205,7 @@ static bool claim(struct sched_chan *ch, struct rmig_payload **slot)
 /* Whether steering applies to a batch of @node: on, and a channel is on it. */
 static bool steerable(struct rmig_sched *s, int node)
 {
-	if (!s->steer || node < 0)
+	if (node < 0 || !rmig_load_relaxed(&s->steer))
 		return false;
 	for (unsigned int i = 0; i < s->nchan; i++)
 		if (rmig_load_relaxed(&s->ch[i].node) == node)
@@ -215,7 +215,7 @@ static bool steerable(struct rmig_sched *s, int node)
 
 static uint64_t steer_wait(struct rmig_sched *s)
 {
-	uint64_t w = s->steer_wait_ns;
+	uint64_t w = rmig_load_relaxed(&s->steer_wait_ns);
 
 	if (w)
 		return w;
@@ -291,8 +291,8 @@ void rmig_sched_set_node(struct rmig_sched *s, unsigned int ch, int node)
 
 void rmig_sched_set_steer(struct rmig_sched *s, bool on, uint64_t wait_ns)
 {
-	s->steer = on;
-	s->steer_wait_ns = wait_ns;
+	rmig_store_relaxed(&s->steer, on);
+	rmig_store_relaxed(&s->steer_wait_ns, wait_ns);
 }
 
 void rmig_sched_steer_stats(struct rmig_sched *s, uint64_t *steered, uint64_t *fallbacks)
@@ -339,6 +339,8 @@ int rmig_sched_create(unsigned int channels, unsigned int pages_per_packet,
 	atomic_init(&s->error, 0);
 	atomic_init(&s->exiting, false);
 	atomic_init(&s->tx_ns, 0);
+	atomic_init(&s->steer, false);
+	atomic_init(&s->steer_wait_ns, 0);
 	atomic_init(&s->steered, 0);
 	atomic_init(&s->fallbacks, 0);
 

@@ -103,11 +103,11 @@ void rmig_sched_set_node(struct rmig_sched *s, unsigned int ch, int node);
  * Steering on or off. @wait_ns: how long a sender waits for an idle channel
  * on its node before it falls back; 0 adapts it to half the channels'
  * average transmit time, within RMIG_SCHED_STEER_MIN_NS..MAX_NS.
- * Before the first send.
+ * Any thread; sends that start later see it.
  */
 void rmig_sched_set_steer(struct rmig_sched *s, bool on, uint64_t wait_ns);
 #define RMIG_SCHED_STEER_MIN_NS 20000ull
-#define RMIG_SCHED_STEER_MAX_NS 5000000ull
+#define RMIG_SCHED_STEER_MAX_NS 200000000ull
 /* Sends with a node: handed to a channel on it, and those that fell back. */
 void rmig_sched_steer_stats(struct rmig_sched *s, uint64_t *steered, uint64_t *fallbacks);
 /*

@@ -184,12 +184,14 @@ static void src_publish_chan(struct rmig_src *src, unsigned int i, struct rmig_c
 /*
  * NUMA steering (core/numa.h): when the transport put the channels on two
  * nodes or more, map where the blocks' memory lives and tell the scheduler
- * each channel's node. A failed query leaves steering off, nothing more.
+ * each channel's node; to steer, open one RAM batch per such node. A
+ * failed query or allocation leaves steering (or all of it) off.
  */
 static void src_numa_setup(struct rmig_src *src, struct rmig_sched *sched)
 {
 	int nodes[RMIG_MAX_CHANNELS];
 
+	memset(src->numa_idx, -1, sizeof(src->numa_idx));
 	if (src->opts.numa == RMIG_NUMA_OFF)
 		return;
 	for (unsigned int i = 0; i < src->nchan; i++)
@@ -197,18 +199,21 @@ static void src_numa_setup(struct rmig_src *src, struct rmig_sched *sched)
 	if (rmig_numa_distinct_nodes(nodes, src->nchan) < 2 ||
 	    rmig_numa_map_build(src->blocks, src->nblocks, NULL, &src->numa))
 		return;
-	for (unsigned int i = 0; i < src->nchan; i++)
-		rmig_sched_set_node(sched, i, nodes[i]);
+	for (unsigned int i = 0; i < src->nchan; i++) {
+		int n = nodes[i];
+
+		rmig_sched_set_node(sched, i, n);
+		if (src->opts.numa != RMIG_NUMA_AUTO || n < 0 || n >= RMIG_NUMA_NODES_MAX ||
+		    src->numa_idx[n] >= 0)
+			continue;
+		src->numa_slot[src->numa_nslots] = rmig_payload_alloc(src->opts.pages_per_packet);
+		if (!src->numa_slot[src->numa_nslots])
+			return; /* no steering: the slots made so far stay empty */
+		src->numa_node[src->numa_nslots] = n;
+		src->numa_idx[n] = (int8_t)src->numa_nslots++;
+	}
 	src->numa_steer = src->opts.numa == RMIG_NUMA_AUTO;
 	rmig_sched_set_steer(sched, src->numa_steer, 0);
-}
-
-/* The node a full RAM batch prefers: its first page's, -1 when not steering. */
-static int src_batch_node(const struct rmig_src *src, const struct rmig_payload *p)
-{
-	if (!src->numa_steer || p->type != RMIG_PAYLOAD_RAM || !p->ram.num)
-		return -1;
-	return rmig_numa_node_of(src->numa, p->ram.block, p->ram.offsets[0]);
 }
 
 int rmig_src_connect(struct rmig_src *src, const char *uri)
@@ -336,9 +341,9 @@ int rmig_src_connect(struct rmig_src *src, const char *uri)
 
 int rmig_src_queue_page(struct rmig_src *src, unsigned int block, uint64_t offset)
 {
-	struct rmig_payload *slot = src->ram_slot;
+	struct rmig_payload **sp = &src->ram_slot, *slot;
 	struct rmig_block *b;
-	int ret;
+	int ret, node = -1;
 
 	ret = src_check(src);
 	if (unlikely(ret))
@@ -349,12 +354,22 @@ int rmig_src_queue_page(struct rmig_src *src, unsigned int block, uint64_t offse
 	if (unlikely(offset >= b->length || (offset & (b->page_size - 1))))
 		return -EINVAL;
 
+	if (src->numa_steer) {
+		/* the open batch of the page's node, if a channel is on it */
+		int n = rmig_numa_node_of(src->numa, block, offset);
+
+		if (n >= 0 && src->numa_idx[n] >= 0) {
+			sp = &src->numa_slot[src->numa_idx[n]];
+			node = n;
+		}
+	}
+	slot = *sp;
 	if (slot->type == RMIG_PAYLOAD_RAM &&
 	    (slot->ram.block != block || slot->ram.num == src->opts.pages_per_packet)) {
-		ret = rmig_sched_send_node(src->sched, &src->ram_slot, src_batch_node(src, slot));
+		ret = rmig_sched_send_node(src->sched, sp, node);
 		if (unlikely(ret))
 			return src_error(src);
-		slot = src->ram_slot;
+		slot = *sp;
 	}
 	if (slot->type == RMIG_PAYLOAD_NONE) {
 		slot->type = RMIG_PAYLOAD_RAM;
@@ -416,13 +431,16 @@ int rmig_src_queue_device_state(struct rmig_src *src, const char *idstr, uint32_
 	return ret;
 }
 
-/* Hand the partly filled RAM slot to a channel, so a sync or FIN goes out behind it. */
+/* Hand the partly filled RAM slots to channels, so a sync or FIN goes out behind them. */
 static int src_flush_slot(struct rmig_src *src)
 {
+	for (unsigned int i = 0; i < src->numa_nslots; i++)
+		if (!rmig_payload_empty(src->numa_slot[i]) &&
+		    rmig_sched_send_node(src->sched, &src->numa_slot[i], src->numa_node[i]))
+			return src_error(src);
 	if (rmig_payload_empty(src->ram_slot))
 		return 0;
-	return rmig_sched_send_node(src->sched, &src->ram_slot,
-				    src_batch_node(src, src->ram_slot)) ? src_error(src) : 0;
+	return rmig_sched_send(src->sched, &src->ram_slot) ? src_error(src) : 0;
 }
 
 int rmig_src_sync(struct rmig_src *src, enum rmig_sync_kind kind)
@@ -569,6 +587,8 @@ void rmig_src_destroy(struct rmig_src *src)
 		src->xops->destroy(src->xp);
 	free(src->chans);
 	rmig_numa_map_free(src->numa);
+	for (unsigned int i = 0; i < src->numa_nslots; i++)
+		rmig_payload_free(src->numa_slot[i]);
 	rmig_payload_free(src->ram_slot);
 	rmig_payload_free(src->dev_slot);
 	free(src->blocks);

@@ -51,7 +51,17 @@ struct rmig_src {
 	struct rmig_sched *sched;
 	/* NUMA: where the blocks' memory lives, when channels are on two nodes or more */
 	struct rmig_numa_map *numa;
-	bool numa_steer; /* batches go to a channel on their node (enum rmig_numa) */
+	/*
+	 * Steering (enum rmig_numa): one open RAM batch per node that has
+	 * channels, numa_slot[i] for node numa_node[i] (numa_idx[node] = i,
+	 * -1 for a node without channels, whose pages go to ram_slot), so a
+	 * batch holds one node's pages and goes to a channel on that node.
+	 */
+	bool numa_steer;
+	unsigned int numa_nslots;
+	struct rmig_payload *numa_slot[RMIG_MAX_CHANNELS];
+	int numa_node[RMIG_MAX_CHANNELS];
+	int8_t numa_idx[RMIG_NUMA_NODES_MAX];
 	struct rmig_payload *ram_slot;
 	/* device-state producers share one slot, one at a time */
 	pthread_mutex_t dev_lock;

@@ -104,7 +104,7 @@ enum rmig_flags {
  * the NUMA node of its rail's device. Steering (source): a batch of pages is
  * handed to an idle channel whose rail is on the node that holds the pages'
  * memory, found once at rmig_src_connect() (move_pages(2), one sampled page
- * per 2 MiB, or per 1/65536 of a larger block); when no channel on that node turns idle
+ * per 64 KiB, or per 1/65536 of a block over 4 GiB); when no channel on that node turns idle
  * within about half a batch's transmit time (or no rail is on that node),
  * any idle channel takes it, so no rail waits for work its node lacks.
  * Both need two nodes or more and rails whose devices have a node (or nodes

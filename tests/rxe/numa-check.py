@@ -5,7 +5,8 @@
 # bound to its rail's node (sampled from /proc/PID/task/*/status while it ran:
 # rmig-tx<c> on the source, rmig-rx<c> on the destination, channel c on rail c % 2),
 # and rmig's own figures must say so: numa_node i, every channel's thread and
-# stream buffers on it (get_mempolicy on the buffers' pages).
+# stream buffers on it (get_mempolicy on the buffers' pages). Then the source's
+# steering of pages to the rail of their node, from its figures (below).
 import json
 import os
 import sys
@@ -41,5 +42,38 @@ for side, prefix in (('src', 'rmig-tx'), ('dst', 'rmig-rx')):
         # bound from its first operation on; the sampler may catch it just before
         if allowed - {want, '0-1'} or want not in allowed:
             ok = False
+
+# Steering (the source): RAM on nodes 0 and 1 in turn (--ram-nodes 0,1). With it
+# (numa-src.json) most data pages (80%) must leave on the rail of their own node,
+# more than without it, and each rail's own pages must be at least two thirds of
+# what it carried; without it (--numa place, numa-src-place.json) the split is whatever
+# the idle channels made of it, printed beside it.
+def share(r):
+    loc, rem = r['numa_local_pages'], r['numa_remote_pages']
+    return loc, rem, loc / (loc + rem) if loc + rem else 0.0
+
+
+place = json.load(open(os.path.join(out, 'numa-src-place.json')))
+steer = json.load(open(os.path.join(out, 'numa-src.json')))
+for name, r in (('without steering (--numa place)', place), ('with steering', steer)):
+    loc, rem, f = share(r)
+    print(f'src {name}: {loc} data pages from the rail on their node, {rem} from the '
+          f'other ({100 * f:.1f}% local), {r["seconds"]:.3f} s')
+    for i, rl in enumerate(r['rails']):
+        print(f'  rail {i} (node {rl["numa_node"]}): {rl["local_pages"]} local, '
+              f'{rl["remote_pages"]} remote')
+loc, rem, f = share(steer)
+if loc + rem < 8192 or f < 0.8 or f <= share(place)[2]:
+    print(f'steering: {100 * f:.1f}% of {loc + rem} pages local, want at least 80% of 8192 '
+          f'or more, and more than without steering')
+    ok = False
+for i, rl in enumerate(steer['rails']):
+    if rl['local_pages'] == 0 or rl['local_pages'] < 2 * rl['remote_pages']:
+        print(f'steering: rail {i} carried {rl["local_pages"]} local and '
+              f'{rl["remote_pages"]} remote pages')
+        ok = False
+if place['numa_local_pages'] + place['numa_remote_pages'] < 8192:
+    print('without steering: no local/remote figures')
+    ok = False
 print('numa: ' + ('ok' if ok else 'FAIL'))
 sys.exit(0 if ok else 1)

@@ -30,7 +30,9 @@
 #               device fails naming the rail
 #   rails-numa  two guests with two NUMA nodes, NIC i on node i: each channel's
 #               thread (its allowed CPUs, sampled from /proc) and stream buffers on
-#               its rail's node, in rmig's figures too
+#               its rail's node, in rmig's figures too; the source's RAM on both
+#               nodes (one batch each in turn): with steering most data pages leave
+#               on their own node's rail, against the run without
 #   hugepages   one guest: 256 MiB of RAM in 2 MiB hugepages (both sides) migrated
 #               in 2 MiB pages over rdma, verified, the hugepages in use meanwhile
 #   rail-down   two guests, two rails, 4 channels, 10 checked rounds: the source's
@@ -186,10 +188,16 @@ rails-numa)
 	# i): every channel's thread, stream buffers and CQ on its rail's node.
 	# A sampler records each thread's allowed and current CPU while rmig-bench
 	# runs; numa-check.py holds them and rmig's figures to the topology.
+	# Steering: the source's RAM is bound to nodes 0 and 1 in turn, one batch
+	# each (--ram-nodes 0,1); a first run places channels without steering
+	# (--numa place: the baseline split), the second steers (the default),
+	# and then most pages must go out on the rail of their own node.
 	"$vm" pair --nics 2 --numa 2 --out "$out" --timeout 300 \
-		--dst "$mkkey; $bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18707 --size 32M --rounds 6 --json $psk > \"\$OUT/numa-dst.json\" & b=\$!
+		--dst "$mkkey; $bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18707 --size 32M --rounds 6 --json $psk > \"\$OUT/numa-dst-place.json\" || { cat \"\$OUT/numa-dst-place.json\"; exit 1; }
+			$bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18707 --size 32M --rounds 6 --json $psk > \"\$OUT/numa-dst.json\" & b=\$!
 			\"\$RXE_LIB/sample-threads.sh\" \$b > \"\$OUT/threads-dst\"; wait \$b; r=\$?; cat \"\$OUT/numa-dst.json\"; exit \$r" \
-		--src "$mkkey; $bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18707 --size 32M --rounds 6 --channels 4 --json $psk > \"\$OUT/numa-src.json\" & b=\$!
+		--src "$mkkey; $bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18707 --size 32M --rounds 6 --channels 4 --ram-nodes 0,1 --numa place --json $psk > \"\$OUT/numa-src-place.json\" || { cat \"\$OUT/numa-src-place.json\"; exit 1; }
+			$bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18707 --size 32M --rounds 6 --channels 4 --ram-nodes 0,1 --json $psk > \"\$OUT/numa-src.json\" & b=\$!
 			\"\$RXE_LIB/sample-threads.sh\" \$b > \"\$OUT/threads-src\"; wait \$b || { cat \"\$OUT/numa-src.json\"; exit 1; }
 			for i in 1 2 3 4 5 6 7 8 9 10; do [ -s \"\$OUT/numa-dst.json\" ] && break; sleep 1; done
 			python3 \"\$RXE_LIB/numa-check.py\" \"\$OUT\""
