@@ -5,6 +5,8 @@
  * PC_PULL_INFO for RDMA READ. An accepted table covers each local block
  * exactly with slices that do not wrap, every lookup lands in the slice
  * that holds the offset, and rmig_rd_mrt_encode() writes the same bytes.
+ * Version 2 (streamed registration) adds the status table's address and
+ * rkey and marks slices pending: a pending slice has rkey 0.
  */
 #include <errno.h>
 #include <string.h>
@@ -16,7 +18,9 @@
 static void check_encode(const struct rd_remote *r, const uint8_t *data, size_t size)
 {
 	struct rd_lblock lb[FUZZ_NBLOCKS] = { { 0 } };
-	struct rd_mrs t = { .blocks = lb, .nblocks = r->nblocks, .nslices = r->nslices };
+	struct rd_mrs t = { .blocks = lb, .nblocks = r->nblocks, .nslices = r->nslices,
+			    .published = r->streamed, .status_addr = r->status_addr,
+			    .status_rkey = r->status_rkey };
 	struct ibv_mr *mrs;
 	struct rmig_msgbuf mb;
 	uint8_t *out;
@@ -36,7 +40,11 @@ static void check_encode(const struct rd_remote *r, const uint8_t *data, size_t 
 		t.slices[k].addr = (uint8_t *)(uintptr_t)r->slices[k].addr;
 		t.slices[k].len = r->slices[k].len;
 		t.slices[k].mr = &mrs[k];
+		/* version 2: a pending slice goes out pending again */
+		atomic_init(&t.slices[k].ready, atomic_load(&r->slices[k].ready));
 	}
+	/* a version 2 table is re-encoded as one, even with nothing left pending */
+	atomic_init(&t.all_ready, !r->streamed);
 	FUZZ_CHECK(rmig_rd_mrt_size(&t) == size, "table of %zu bytes, the encoder needs %zu",
 		   size, rmig_rd_mrt_size(&t));
 	FUZZ_CHECK(!rmig_rd_mrt_encode(&t, NULL, out, &len, &mb) && len == size, "encode: %s", mb.msg);
@@ -83,6 +91,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					   s->addr + s->len >= s->addr,
 				   "block %u slice %u: [%llu, +%llu)", i, k,
 				   (unsigned long long)s->off, (unsigned long long)s->len);
+			FUZZ_CHECK(atomic_load(&s->ready) || (r.streamed && !s->rkey),
+				   "block %u slice %u pending in a version 1 table or with an rkey",
+				   i, k);
 			off += s->len;
 		}
 		FUZZ_CHECK(off == b->length, "block %u covered to %llu", i,

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "fake_fabric_priv.h"
@@ -164,13 +165,30 @@ static int ff_dealloc_pd(struct ibv_pd *pd)
 	return 0;
 }
 
+/* Registration faults and pace (ff_reg_set): read by registration threads, hence atomics. */
+static _Atomic(const void *) reg_fail_addr;
+static atomic_int reg_fail_err;
+static atomic_uint reg_delay_us;
+
+void ff_reg_set(const void *fail_addr, int err, unsigned int delay_us)
+{
+	atomic_store(&reg_fail_addr, fail_addr);
+	atomic_store(&reg_fail_err, err);
+	atomic_store(&reg_delay_us, delay_us);
+}
+
 static int ff_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access, struct ibv_mr **mr)
 {
 	struct ff_pd *p = ff_of(ff_pd, pd);
 	struct ff_mr *m;
+	unsigned int delay = atomic_load(&reg_delay_us);
 
 	if (!len || !addr)
 		return -EINVAL;
+	if (delay)
+		usleep(delay); /* pinning takes time: streamed registration must overlap it */
+	if (addr == atomic_load(&reg_fail_addr))
+		return atomic_load(&reg_fail_err);
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -437,6 +455,7 @@ void ff_init(void)
 	ff.nth[0] = ff.nth[1] = 0;
 	memset(&ff.faults, 0, sizeof(ff.faults));
 	memset(&ff.st, 0, sizeof(ff.st));
+	ff_reg_set(NULL, 0, 0);
 	for (unsigned int i = 0; i < FF_MAX_QPS; i++)
 		ff.st.qp[i].min_rq_at_send = ~0u;
 	if (!ff.next_port)

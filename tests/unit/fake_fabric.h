@@ -101,6 +101,11 @@ uint64_t ff_writes(void);
  * IBV_WC_REM_ACCESS_ERR.
  */
 void ff_revoke_remote_mrs(void);
+/*
+ * ibv_reg_mr: fail with @err a registration starting at @fail_addr (NULL:
+ * none), and take @delay_us for each. ff_init() clears both.
+ */
+void ff_reg_set(const void *fail_addr, int err, unsigned int delay_us);
 /* A consistent copy of the statistics. */
 void ff_stats_get(struct ff_stats *s);
 

@@ -99,6 +99,7 @@ void test_memlock_verdict(void **state);
 void test_slices_and_lookup(void **state);
 void test_mrt_rejects_malformed(void **state);
 void test_mrt_encode_no_room(void **state);
+void test_mrt_streamed(void **state);
 
 /* test_rdma_faults_sq.c: send queue and WRITEs */
 void test_sq_depth_never_exceeded(void **state);

@@ -152,8 +152,8 @@ void test_mrt_rejects_malformed(void **state)
 	b[0] ^= 1;
 	expect_reject(b, len, "magic");
 	memcpy(b, good, len);
-	rmig_put_be16(b + 4, 2);
-	expect_reject(b, len, "version 2");
+	rmig_put_be16(b + 4, 3);
+	expect_reject(b, len, "version 3");
 	memcpy(b, good, len);
 	rmig_put_be16(b + 6, 1);
 	expect_reject(b, len, "flags");
@@ -190,10 +190,62 @@ void test_mrt_rejects_malformed(void **state)
 	expect_reject(b, len, "wraps");
 	memcpy(b, good, len);
 	rmig_put_be32(b + slice0 + 20, 1);
-	expect_reject(b, len, "padding");
+	expect_reject(b, len, "bad state"); /* pending only in version 2 */
 	memcpy(b, good, len);
 	rmig_put_be32(b + RD_MRT_HDR + 12, 1);
 	expect_reject(b, len, "padding");
+}
+
+/* good as version 2 (streamed registration): status table at 0x5000, rkey 0x77; slice 0 pending */
+static size_t streamed_table(const uint8_t *good, size_t len, uint8_t *b)
+{
+	memcpy(b, good, RD_MRT_HDR);
+	rmig_put_be16(b + 4, RD_MRT_VERSION2);
+	rmig_put_be64(b + RD_MRT_HDR, 0x5000);
+	rmig_put_be32(b + RD_MRT_HDR + 8, 0x77);
+	rmig_put_be32(b + RD_MRT_HDR + 12, 0);
+	memcpy(b + RD_MRT_HDR + RD_MRT_HDR2_EXT, good + RD_MRT_HDR, len - RD_MRT_HDR);
+	rmig_put_be32(b + RD_MRT_HDR + RD_MRT_HDR2_EXT + RD_MRT_BLOCK + 16, 0);
+	rmig_put_be32(b + RD_MRT_HDR + RD_MRT_HDR2_EXT + RD_MRT_BLOCK + 20, RD_MRT_PENDING);
+	return len + RD_MRT_HDR2_EXT;
+}
+
+void test_mrt_streamed(void **state)
+{
+	uint8_t good[1024], v2[1024], b[1024];
+	size_t len = good_table(good, sizeof(good)), n = streamed_table(good, len, v2);
+	size_t slice0 = RD_MRT_HDR + RD_MRT_HDR2_EXT + RD_MRT_BLOCK;
+	struct rd_remote r;
+	struct rmig_msgbuf err;
+
+	assert_int_equal(rmig_rd_mrt_decode(v2, n, blocks, NB, &r, &err), 0);
+	assert_true(r.streamed);
+	assert_int_equal(r.status_addr, 0x5000);
+	assert_int_equal(r.status_rkey, 0x77);
+	assert_false(atomic_load(&r.slices[0].ready));
+	assert_true(atomic_load(&r.slices[1].ready));
+	assert_false(atomic_load(&r.all_ready));
+	rmig_rd_remote_release(&r);
+	/* every truncation, the header's extension included */
+	for (size_t k = 0; k < n; k++) {
+		assert_int_equal(rmig_rd_mrt_decode(v2, k, blocks, NB, &r, &err), -EPROTO);
+		assert_null(r.slices);
+	}
+	/* a pending slice with an rkey, an unknown state, padding in the extension */
+	memcpy(b, v2, n);
+	rmig_put_be32(b + slice0 + 16, 5);
+	expect_reject(b, n, "bad state");
+	memcpy(b, v2, n);
+	rmig_put_be32(b + slice0 + 20, 2);
+	expect_reject(b, n, "bad state");
+	memcpy(b, v2, n);
+	rmig_put_be32(b + RD_MRT_HDR + 12, 1);
+	expect_reject(b, n, "header padding");
+	/* the status entries: a registered slice's, and what reads as pending */
+	assert_int_equal(rd_st_ready(0x1234) >> 32, 0x1234);
+	assert_int_not_equal(rd_st_ready(0) , 0);
+	assert_int_not_equal(rd_st_ready(0), RD_ST_FAILED);
+	assert_int_not_equal(rd_st_ready(0x1234) & 0xffffffffu, 0);
 }
 
 void test_mrt_encode_no_room(void **state)

@@ -213,6 +213,9 @@ void rmig_rd_conn_free(struct rd_conn *c)
 	if (c->buf_mr)
 		v->dereg_mr(c->buf_mr);
 	free(c->bufs);
+	if (c->st_mr)
+		v->dereg_mr(c->st_mr);
+	free(c->st_buf);
 	if (c->id)
 		v->destroy_id(c->id);
 	if (c->ech)

@@ -14,6 +14,7 @@
 #include "core/xport_util.h"
 #include "transport/rdma/datapath.h"
 #include "transport/rdma/progress.h"
+#include "transport/rdma/regwait.h"
 #include "transport/rdma/stream.h"
 
 /* A WRITE being assembled: one remote range, gathered from up to RD_MAX_SGE pieces. */
@@ -110,7 +111,7 @@ static int post_segments(struct rd_conn *c, const struct rmig_seg *segs, unsigne
 				    c, -EINVAL,
 				    "%s: segment %u memory at %p is not in a registered block",
 				    c->label, i, (void *)p);
-			/* wait_registered() saw it; acquire again for this thread's reads */
+			/* rmig_rd_wait_registered() saw it; acquire again for this thread */
 			if (!atomic_load_explicit(&ls->ready, memory_order_acquire))
 				return rmig_rd_conn_fail(c, -EINVAL,
 							 "%s: segment %u memory at %p is not registered yet",
@@ -123,6 +124,13 @@ static int post_segments(struct rd_conn *c, const struct rmig_seg *segs, unsigne
 				n = lavail;
 			if (n > c->max_msg)
 				n = c->max_msg;
+			/* rmig_rd_wait_registered() saw it ready: acquire for this thread */
+			if (!atomic_load_explicit(&rs->ready, memory_order_acquire))
+				return rmig_rd_conn_fail(
+				    c, -EINVAL,
+				    "%s: destination block %u offset %" PRIu64
+				    " is not registered yet",
+				    c->label, s->block, off);
 			ret = add_piece(c, &w, p, (uint32_t)n, ls->mr->lkey,
 					rs->addr + (off - rs->off), rs->rkey);
 			if (ret)
@@ -162,41 +170,6 @@ static int send_locked(struct rd_conn *c, const void *hdr, size_t hdr_len,
 	return rmig_rd_post_batch(c);
 }
 
-/*
- * Streamed registration (mr_stream.c): wait until every local slice the
- * segments touch is registered. Outside the conn's lock, so the receiving
- * thread (and a shutdown) go on meanwhile; in the first round pages come
- * in address order, the order the slices are registered in, so a wait is
- * rare once the first slice is done.
- */
-static int wait_registered(struct rd_conn *c, const struct rmig_seg *segs, unsigned int nsegs)
-{
-	struct rd_xport *x = c->x;
-	struct rmig_msgbuf err;
-	int ret;
-
-	if (rmig_rd_mrs_all_ready(&x->local))
-		return 0;
-	for (unsigned int i = 0; i < nsegs; i++) {
-		uint8_t *p = segs[i].local, *end = p + segs[i].len;
-
-		while (p < end) {
-			const struct rd_lslice *ls = rmig_rd_mrs_find(&x->local, p);
-
-			if (!ls)
-				break; /* post_segments() names it */
-			ret = rmig_rd_mrs_wait(&x->local, ls, &x->down, &c->down, &err);
-			if (ret) {
-				c = rd_enter(&c->base, RD_ROLE_SEND);
-				ret = rmig_rd_conn_fail(c, ret, "%s: %s", c->label, err.msg);
-				return rd_leave(c, ret);
-			}
-			p = ls->addr + ls->len;
-		}
-	}
-	return 0;
-}
-
 int rmig_rd_send(struct rmig_conn *bc, const void *hdr, size_t hdr_len, const struct rmig_seg *segs,
 		 unsigned int nsegs)
 {
@@ -204,7 +177,8 @@ int rmig_rd_send(struct rmig_conn *bc, const void *hdr, size_t hdr_len, const st
 	int ret;
 
 	if (nsegs) {
-		ret = wait_registered(c, segs, nsegs);
+		/* both sides' slices registered: outside the conn's lock (regwait.c) */
+		ret = rmig_rd_wait_registered(c, segs, nsegs);
 		if (ret)
 			return ret;
 	}

@@ -16,7 +16,9 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/xport_util.h"
 #include "transport/rdma/device.h"
@@ -108,6 +110,19 @@ int rmig_rd_check_gid(struct rd_xport *x, struct rdma_cm_id *id, struct rmig_msg
  * read its limits, allocate the PD. Later conns must use the same device:
  * memory is registered once, in this PD.
  */
+/*
+ * RMIG_RDMA_MW=off: the destination hands out its MR rkeys (scoped by the
+ * per-listen PD, as on a device without windows) instead of binding
+ * windows per channel, so that its registration streams too (rdma.c,
+ * local_info); docs/rdma.md weighs the two.
+ */
+static bool mw_off(void)
+{
+	const char *e = getenv("RMIG_RDMA_MW");
+
+	return e && !strcmp(e, "off");
+}
+
 int rmig_rd_use_device(struct rd_xport *x, struct ibv_context *ctx, uint8_t port,
 		       struct rmig_msgbuf *err)
 {
@@ -170,7 +185,7 @@ int rmig_rd_use_device(struct rd_xport *x, struct ibv_context *ctx, uint8_t port
 	 * Type 2 windows are bound to one QP: a rail's channel may move to
 	 * another QP (rails.c), so rails keep MR rkeys in their PD.
 	 */
-	x->use_mw = x->is_dst && !(x->opts.flags & RD_XF_NO_MW) && da.max_mw > 0 &&
+	x->use_mw = x->is_dst && !(x->opts.flags & RD_XF_NO_MW) && !mw_off() && da.max_mw > 0 &&
 		    (da.device_cap_flags &
 		     (IBV_DEVICE_MEM_WINDOW_TYPE_2A | IBV_DEVICE_MEM_WINDOW_TYPE_2B));
 
@@ -205,6 +220,30 @@ int rmig_rd_memlock_precheck(struct rd_xport *x, struct rmig_msgbuf *err)
  * pulls (RMIG_F_POSTCOPY, pull.c). Nothing is granted that no peer uses:
  * rkeys are guessable on some providers (rxe).
  */
+/*
+ * A background registration failed: every conn of the xport fails with
+ * that message at its next operation or wake-up (rmig_rd_check), so the
+ * migration stops naming the block and slice, on the destination too, where
+ * no WRITE of its own would notice.
+ */
+static void reg_failed(void *arg, int ret, const char *msg)
+{
+	struct rd_xport *x = arg;
+
+	uint64_t one = 1;
+
+	snprintf(x->reg_err.msg, sizeof(x->reg_err.msg), "%s", msg);
+	atomic_store_explicit(&x->reg_failed, ret, memory_order_release);
+	/* wake whoever sleeps on a conn (both roles), so it sees the failure now */
+	pthread_mutex_lock(&x->lock);
+	for (struct rd_conn *c = x->conns; c; c = c->next)
+		for (int r = 0; r < RD_ROLES; r++)
+			if (write(c->kick[r], &one, sizeof(one)) < 0) {
+				/* EAGAIN only: it is readable already */
+			}
+	pthread_mutex_unlock(&x->lock);
+}
+
 int rmig_rd_register_blocks(struct rd_xport *x, bool stream, struct rmig_msgbuf *err)
 {
 	int access = IBV_ACCESS_LOCAL_WRITE;
@@ -229,9 +268,17 @@ int rmig_rd_register_blocks(struct rd_xport *x, bool stream, struct rmig_msgbuf 
 	else if (x->opts.flags & RMIG_F_POSTCOPY)
 		access |= IBV_ACCESS_REMOTE_READ;
 	if (stream) {
-		/* returns at once; the datapath waits per slice (mr_stream.c) */
-		ret = rmig_rd_mrs_stream(&x->local, x->v, x->pd, x->blocks, x->nblocks,
-					 x->opts.mr_slice, access, &x->reg_ns, err);
+		struct rd_stream_params sp = {
+		    .slice = x->opts.mr_slice,
+		    .access = access,
+		    .publish_status = x->is_dst, /* the source reads rkeys from it */
+		    .ns = &x->reg_ns,
+		    .on_fail = reg_failed,
+		    .arg = x,
+		};
+
+		/* returns at once; the source's WRITEs wait per slice (regwait.c) */
+		ret = rmig_rd_mrs_stream(&x->local, x->v, x->pd, x->blocks, x->nblocks, &sp, err);
 		goto out;
 	}
 	ret = rmig_rd_mrs_register(&x->local, x->v, x->pd, x->blocks, x->nblocks, x->opts.mr_slice,

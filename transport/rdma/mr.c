@@ -331,15 +331,28 @@ const struct rd_lslice *rmig_rd_mrs_find(const struct rd_mrs *t, const void *p)
 
 /* ---------------------------------------------------------- MR table */
 
+/* Version 2 only while a slice is pending: a finished table stays readable by version 1. */
+static bool mrt_v2(const struct rd_mrs *t)
+{
+	return t->published && !atomic_load_explicit(&t->all_ready, memory_order_acquire);
+}
+
+static size_t mrt_size(const struct rd_mrs *t, bool v2)
+{
+	return RD_MRT_HDR + (v2 ? RD_MRT_HDR2_EXT : 0) + (size_t)t->nblocks * RD_MRT_BLOCK +
+	       (size_t)t->nslices * RD_MRT_SLICE;
+}
+
 size_t rmig_rd_mrt_size(const struct rd_mrs *t)
 {
-	return RD_MRT_HDR + (size_t)t->nblocks * RD_MRT_BLOCK + (size_t)t->nslices * RD_MRT_SLICE;
+	return mrt_size(t, mrt_v2(t));
 }
 
 int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf, size_t *len,
 		       struct rmig_msgbuf *err)
 {
-	size_t need = rmig_rd_mrt_size(t);
+	bool v2 = mrt_v2(t); /* read once: the table may finish meanwhile */
+	size_t need = mrt_size(t, v2);
 	uint8_t *p = buf;
 	unsigned int i, k;
 
@@ -347,11 +360,17 @@ int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf,
 		return rmig_msg(err, -ENOSPC, "MR table needs %zu bytes, %zu available", need,
 				*len);
 	rmig_put_be32(p, RD_MRT_MAGIC);
-	rmig_put_be16(p + 4, RD_MRT_VERSION);
+	rmig_put_be16(p + 4, v2 ? RD_MRT_VERSION2 : RD_MRT_VERSION);
 	rmig_put_be16(p + 6, 0);
 	rmig_put_be32(p + 8, t->nblocks);
 	rmig_put_be32(p + 12, t->nslices);
 	p += RD_MRT_HDR;
+	if (v2) {
+		rmig_put_be64(p, t->status_addr);
+		rmig_put_be32(p + 8, t->status_rkey);
+		rmig_put_be32(p + 12, 0);
+		p += RD_MRT_HDR2_EXT;
+	}
 	for (i = 0; i < t->nblocks; i++) {
 		const struct rd_lblock *b = &t->blocks[i];
 
@@ -361,11 +380,14 @@ int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf,
 		p += RD_MRT_BLOCK;
 		for (k = b->first; k < b->first + b->n; k++) {
 			const struct rd_lslice *s = &t->slices[k];
+			/* a streamed slice not registered yet: the status table will say */
+			bool pending =
+			    v2 && !atomic_load_explicit(&s->ready, memory_order_acquire);
 
 			rmig_put_be64(p, (uint64_t)(uintptr_t)s->addr);
 			rmig_put_be64(p + 8, s->len);
-			rmig_put_be32(p + 16, rkeys ? rkeys[k] : s->mr->rkey);
-			rmig_put_be32(p + 20, 0);
+			rmig_put_be32(p + 16, pending ? 0 : rkeys ? rkeys[k] : s->mr->rkey);
+			rmig_put_be32(p + 20, pending ? RD_MRT_PENDING : 0);
 			p += RD_MRT_SLICE;
 		}
 	}
@@ -382,10 +404,10 @@ int rmig_rd_mrt_decode(const void *buf, size_t len, const struct rmig_block *blo
 		       unsigned int nblocks, struct rd_remote *r, struct rmig_msgbuf *err)
 {
 	const uint8_t *p = buf;
-	uint32_t nb, ns, magic, seen = 0;
+	uint32_t nb, ns, magic, seen = 0, pending = 0;
 	uint16_t version, flags;
+	size_t need, hdr = RD_MRT_HDR;
 	unsigned int i;
-	size_t need;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
@@ -399,20 +421,28 @@ int rmig_rd_mrt_decode(const void *buf, size_t len, const struct rmig_block *blo
 	ns = rmig_get_be32(p + 12);
 	if (magic != RD_MRT_MAGIC)
 		return rmig_msg(err, -EPROTO, "rdma MR table: bad magic 0x%08x", magic);
-	if (version != RD_MRT_VERSION)
-		return rmig_msg(err, -EPROTO, "rdma MR table: version %u, this side speaks %u",
-				version, RD_MRT_VERSION);
+	if (version != RD_MRT_VERSION && version != RD_MRT_VERSION2)
+		return rmig_msg(err, -EPROTO, "rdma MR table: version %u, this side speaks %u and %u",
+				version, RD_MRT_VERSION, RD_MRT_VERSION2);
+	if (version == RD_MRT_VERSION2) {
+		hdr += RD_MRT_HDR2_EXT;
+		if (len < hdr)
+			return rmig_msg(err, -EPROTO,
+					"rdma MR table (version 2) is truncated (%zu bytes)", len);
+		if (rmig_get_be32(p + RD_MRT_HDR + 12))
+			return rmig_msg(err, -EPROTO, "rdma MR table: non-zero header padding");
+	}
 	if (flags)
 		return rmig_msg(err, -EPROTO, "rdma MR table: unknown flags 0x%04x", flags);
 	if (nb != nblocks)
 		return rmig_msg(err, -EPROTO,
 				"rdma MR table describes %u blocks, the source has %u", nb,
 				nblocks);
-	if (ns < nb || ns > (len - RD_MRT_HDR) / RD_MRT_SLICE)
+	if (ns < nb || ns > (len - hdr) / RD_MRT_SLICE)
 		return rmig_msg(err, -EPROTO,
 				"rdma MR table: %u slices cannot fit in %zu bytes for %u blocks",
 				ns, len, nb);
-	need = RD_MRT_HDR + (size_t)nb * RD_MRT_BLOCK + (size_t)ns * RD_MRT_SLICE;
+	need = hdr + (size_t)nb * RD_MRT_BLOCK + (size_t)ns * RD_MRT_SLICE;
 	if (len != need)
 		return rmig_msg(err, -EPROTO, "rdma MR table is %zu bytes, its counts say %zu", len,
 				need);
@@ -425,7 +455,12 @@ int rmig_rd_mrt_decode(const void *buf, size_t len, const struct rmig_block *blo
 	}
 	r->nblocks = nb;
 	r->nslices = ns;
-	p += RD_MRT_HDR;
+	if (version == RD_MRT_VERSION2) {
+		r->streamed = true;
+		r->status_addr = rmig_get_be64(p + RD_MRT_HDR);
+		r->status_rkey = rmig_get_be32(p + RD_MRT_HDR + 8);
+	}
+	p += hdr;
 	for (i = 0; i < nb; i++) {
 		uint64_t blen = rmig_get_be64(p);
 		uint32_t n = rmig_get_be32(p + 8);
@@ -456,6 +491,7 @@ int rmig_rd_mrt_decode(const void *buf, size_t len, const struct rmig_block *blo
 		r->blocks[i].n = n;
 		for (k = 0; k < n; k++, seen++) {
 			struct rd_rslice *s = &r->slices[seen];
+			uint32_t state;
 
 			s->addr = rmig_get_be64(p);
 			s->len = rmig_get_be64(p + 8);
@@ -476,12 +512,16 @@ int rmig_rd_mrt_decode(const void *buf, size_t len, const struct rmig_block *blo
 				    k);
 				goto err_free;
 			}
-			if (rmig_get_be32(p + 20)) {
+			state = rmig_get_be32(p + 20);
+			if (state && (!r->streamed || state != RD_MRT_PENDING || s->rkey)) {
 				ret = rmig_msg(err, -EPROTO,
-					       "rdma MR table: block %u slice %u: non-zero padding",
-					       i, k);
+					       "rdma MR table: block %u slice %u: bad state 0x%x "
+					       "(rkey 0x%x, version %u)",
+					       i, k, state, s->rkey, version);
 				goto err_free;
 			}
+			atomic_init(&s->ready, !state);
+			pending += !!state;
 			off += s->len;
 			p += RD_MRT_SLICE;
 		}
@@ -498,6 +538,7 @@ int rmig_rd_mrt_decode(const void *buf, size_t len, const struct rmig_block *blo
 		    rmig_msg(err, -EPROTO, "rdma MR table: %u slices announced, %u used", ns, seen);
 		goto err_free;
 	}
+	atomic_init(&r->all_ready, !pending);
 	return 0;
 
 err_free:

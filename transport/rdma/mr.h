@@ -52,14 +52,27 @@ struct rd_mrs {
 	 */
 	struct rd_regstream *rs;
 	atomic_bool all_ready;
+	/*
+	 * Destination: the registration status table the source reads
+	 * (mr_stream.c); set, the MR table goes out as version 2.
+	 */
+	bool published;
+	uint64_t status_addr;
+	uint32_t status_rkey;
 };
 
-/* A piece of a remote block, as the destination described it. */
+/*
+ * A piece of a remote block, as the destination described it. In a
+ * streamed table (version 2) a slice may be pending: rkey is set, then
+ * ready (release), by the first channel that read it from the
+ * destination's status table (regwait.c), under the xport's mr_lock.
+ */
 struct rd_rslice {
 	uint64_t off; /* offset in the block */
 	uint64_t len;
 	uint64_t addr; /* remote virtual address */
 	uint32_t rkey;
+	atomic_bool ready;
 };
 
 struct rd_rblock {
@@ -74,20 +87,46 @@ struct rd_remote {
 	unsigned int nblocks;
 	struct rd_rslice *slices;
 	unsigned int nslices;
+	/* version 2: where the slices' status is (one u64 per slice), and whether all are ready */
+	bool streamed;
+	uint64_t status_addr;
+	uint32_t status_rkey;
+	atomic_bool all_ready;
 };
 
 /*
- * MR table encoding (version 1), all big-endian:
+ * MR table encoding, all big-endian:
  *   u32 magic "RMRT", u16 version, u16 flags (0), u32 nblocks, u32 nslices
+ *   version 2 only: u64 status table address, u32 its rkey, u32 pad (0)
  *   per block: u64 length, u32 nslices, u32 pad (0),
- *              then per slice: u64 addr, u64 len, u32 rkey, u32 pad (0)
- * Slices of a block are in offset order and cover it exactly.
+ *              then per slice: u64 addr, u64 len, u32 rkey, u32 state
+ * Slices of a block are in offset order and cover it exactly. state is 0
+ * in version 1; in version 2, RD_MRT_PENDING (with rkey 0) marks a slice
+ * still being registered, whose rkey the status table gives once it is.
+ * A destination sends version 2 only while some slice is pending, so a
+ * source that speaks version 1 only still works with one that has finished.
+ *
+ * Status table (version 2): one big-endian u64 per slice, written by the
+ * destination and read by the source with RDMA READ:
+ *   0 pending; rkey << 32 | (~rkey ^ RD_ST_READY) registered;
+ *   RD_ST_FAILED (upper half 0) the registration failed.
+ * The lower half checks the upper, so a torn read is seen as pending.
  */
-#define RD_MRT_MAGIC   0x524d5254u /* "RMRT" */
-#define RD_MRT_VERSION 1u
-#define RD_MRT_HDR     16u
-#define RD_MRT_BLOCK   16u
-#define RD_MRT_SLICE   24u
+#define RD_MRT_MAGIC	 0x524d5254u /* "RMRT" */
+#define RD_MRT_VERSION	 1u
+#define RD_MRT_VERSION2	 2u
+#define RD_MRT_HDR	 16u
+#define RD_MRT_HDR2_EXT	 16u
+#define RD_MRT_BLOCK	 16u
+#define RD_MRT_SLICE	 24u
+#define RD_MRT_PENDING	 1u
+#define RD_ST_READY	 0x52454459u /* "REDY" */
+#define RD_ST_FAILED	 0x4641494cu /* "FAIL" */
+
+static inline uint64_t rd_st_ready(uint32_t rkey)
+{
+	return (uint64_t)rkey << 32 | (uint32_t)(~rkey ^ RD_ST_READY);
+}
 
 int rmig_rd_memlock_verdict(uint64_t need, uint64_t limit, bool cap_ipc_lock,
 			    struct rmig_msgbuf *err);
@@ -111,14 +150,25 @@ const char *rmig_rd_access_name(int access);
 /*
  * Streamed registration (mr_stream.c). rmig_rd_mrs_stream() plans the
  * slices and starts threads that register them in address order; it
- * returns at once. rmig_rd_mrs_wait() returns 0 once slice @s (NULL: every
+ * returns at once; with @publish_status (destination) it first registers the
+ * status table the source reads rkeys from (t->published). rmig_rd_mrs_wait() returns 0 once slice @s (NULL: every
  * slice) is registered, the background failure if there was one (naming
  * the block and slice), or -ECANCELED once *@down or *@down2 is set or the
  * table was released. Without a stream (t->rs NULL) it returns 0 at once.
  */
+struct rd_stream_params {
+	uint64_t slice; /* the largest slice (mr_slice) */
+	int access;
+	bool publish_status;
+	_Atomic uint64_t *ns; /* gets the time from the start to the last slice */
+	/* called once, from a registration thread, with the failure's message */
+	void (*on_fail)(void *arg, int ret, const char *msg);
+	void *arg;
+};
 int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,
-		       const struct rmig_block *blocks, unsigned int nblocks, uint64_t slice,
-		       int access, _Atomic uint64_t *ns, struct rmig_msgbuf *err);
+		       const struct rmig_block *blocks, unsigned int nblocks,
+		       const struct rd_stream_params *sp, struct rmig_msgbuf *err);
+/* Must not run while another thread may still call it: see rmig_rd_mrs_release(). */
 int rmig_rd_mrs_wait(struct rd_mrs *t, const struct rd_lslice *s, const atomic_bool *down,
 		     const atomic_bool *down2, struct rmig_msgbuf *err);
 void rmig_rd_mrs_stream_stop(struct rd_mrs *t);

@@ -22,6 +22,7 @@
  * rmig_rd_mrs_release() stops the threads and joins them before it
  * deregisters what they registered (revoke, destroy).
  */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -52,10 +53,17 @@ struct rd_regstream {
 	_Atomic uint64_t *ns;
 	uint64_t t0;
 
+	/* destination: the status table the source reads (mr.h), and its MR */
+	_Atomic uint64_t *status;
+	size_t status_bytes;
+	struct ibv_mr *status_mr;
+
 	pthread_t tids[RD_STREAM_THREADS];
 	unsigned int nthreads;
 	atomic_uint next; /* next slice to claim, in address order */
 	atomic_bool stop;
+	void (*on_fail)(void *arg, int ret, const char *msg);
+	void *arg;
 
 	pthread_mutex_t mu; /* guards what follows; cv: a slice registered, or the end */
 	pthread_cond_t cv;
@@ -103,12 +111,23 @@ static void *stream_thread(void *arg)
 		ret = rs->v->reg_mr(rs->pd, t->slices[i].addr, t->slices[i].len, rs->access, &mr);
 		pthread_mutex_lock(&rs->mu);
 		if (ret) {
-			if (!rs->ret)
+			if (!rs->ret) {
 				record_failure(rs, i, ret);
+				if (rs->on_fail)
+					rs->on_fail(rs->arg, rs->ret, rs->err.msg);
+			}
 			atomic_store_explicit(&rs->stop, true, memory_order_relaxed);
+			/* the source, waiting for this slice, fails instead of waiting on */
+			if (rs->status)
+				atomic_store_explicit(&rs->status[i], htobe64(RD_ST_FAILED),
+						      memory_order_release);
 		} else {
 			t->slices[i].mr = mr;
 			atomic_store_explicit(&t->slices[i].ready, true, memory_order_release);
+			/* the MR exists before its rkey is readable by the peer */
+			if (rs->status)
+				atomic_store_explicit(&rs->status[i], htobe64(rd_st_ready(mr->rkey)),
+						      memory_order_release);
 			if (++rs->done == t->nslices) {
 				atomic_fetch_add_explicit(rs->ns, rmig_now_ns() - rs->t0,
 							  memory_order_relaxed);
@@ -122,9 +141,36 @@ static void *stream_thread(void *arg)
 	}
 }
 
+/*
+ * Destination: the table the source reads each slice's rkey from. Its own
+ * MR grants remote reads of it alone; zero (pending) until a slice is done.
+ */
+static int publish(struct rd_regstream *rs, struct rmig_msgbuf *err)
+{
+	struct rd_mrs *t = rs->t;
+	long psz = sysconf(_SC_PAGESIZE);
+	size_t bytes = ((size_t)t->nslices * 8 + (size_t)psz - 1) & ~((size_t)psz - 1);
+	int ret;
+
+	rs->status = aligned_alloc((size_t)psz, bytes);
+	if (!rs->status)
+		return rmig_msg(err, -ENOMEM, "out of memory for the registration status table");
+	memset((void *)rs->status, 0, bytes);
+	rs->status_bytes = bytes;
+	ret = rs->v->reg_mr(rs->pd, (void *)rs->status, bytes, IBV_ACCESS_REMOTE_READ,
+			    &rs->status_mr);
+	if (ret)
+		return rmig_rd_reg_error(ret, "the registration status table, REMOTE_READ",
+					 (void *)rs->status, bytes, bytes, err);
+	t->status_addr = (uint64_t)(uintptr_t)rs->status;
+	t->status_rkey = rs->status_mr->rkey;
+	t->published = true;
+	return 0;
+}
+
 int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,
-		       const struct rmig_block *blocks, unsigned int nblocks, uint64_t slice,
-		       int access, _Atomic uint64_t *ns, struct rmig_msgbuf *err)
+		       const struct rmig_block *blocks, unsigned int nblocks,
+		       const struct rd_stream_params *sp, struct rmig_msgbuf *err)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	struct rd_regstream *rs;
@@ -133,7 +179,7 @@ int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct 
 	unsigned int want;
 	int ret;
 
-	ret = rmig_rd_mrs_plan(t, blocks, nblocks, slice, RD_STREAM_FIRST, &total, err);
+	ret = rmig_rd_mrs_plan(t, blocks, nblocks, sp->slice, RD_STREAM_FIRST, &total, err);
 	if (ret)
 		return ret;
 	rs = calloc(1, sizeof(*rs));
@@ -144,9 +190,11 @@ int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct 
 	rs->t = t;
 	rs->v = v;
 	rs->pd = pd;
-	rs->access = access;
+	rs->access = sp->access;
 	rs->total = total;
-	rs->ns = ns;
+	rs->ns = sp->ns;
+	rs->on_fail = sp->on_fail;
+	rs->arg = sp->arg;
 	atomic_init(&rs->next, 0);
 	atomic_init(&rs->stop, false);
 	pthread_mutex_init(&rs->mu, NULL);
@@ -156,6 +204,11 @@ int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct 
 	pthread_cond_init(&rs->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	t->rs = rs;
+	if (sp->publish_status) {
+		ret = publish(rs, err);
+		if (ret)
+			goto err_plan;
+	}
 	if (!t->nslices) {
 		atomic_store_explicit(&t->all_ready, true, memory_order_release);
 		return 0;
@@ -199,6 +252,11 @@ void rmig_rd_mrs_stream_stop(struct rd_mrs *t)
 		pthread_cond_wait(&rs->cv, &rs->mu);
 	pthread_mutex_unlock(&rs->mu);
 	t->rs = NULL;
+	/* the source can no longer read the table; nothing will write it either */
+	if (rs->status_mr)
+		rs->v->dereg_mr(rs->status_mr);
+	free((void *)rs->status);
+	t->published = false;
 	pthread_cond_destroy(&rs->cv);
 	pthread_mutex_destroy(&rs->mu);
 	free(rs);

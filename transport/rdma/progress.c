@@ -128,11 +128,17 @@ static const char *wc_hint(enum ibv_wc_status st)
 /* 0 if the conn may be used, else the reason it may not. */
 int rmig_rd_check(struct rd_conn *c)
 {
+	int ret;
+
 	if (c->failed)
 		return c->failed;
 	/* relaxed: the flag is re-checked after every wake-up; the eventfd wakes sleepers */
 	if (rmig_load_relaxed(&c->down) || rmig_load_relaxed(&c->x->down))
 		return rmig_rd_conn_fail(c, -ECANCELED, "%s: shut down", c->label);
+	/* acquire: the message was written before the flag (device.c) */
+	ret = atomic_load_explicit(&c->x->reg_failed, memory_order_acquire);
+	if (ret)
+		return rmig_rd_conn_fail(c, ret, "%s: %s", c->label, c->x->reg_err.msg);
 	return 0;
 }
 

@@ -102,7 +102,8 @@ static int xport_new(const struct rmig_xport_params *p, const char *addr, bool d
 	atomic_init(&x->reg_ns, 0);
 	x->opts = *p->opts;
 	x->opts.ib_dev = NULL; /* kept in x->ib_dev; the caller's string may go */
-	x->reg_stream = !dst && !reg_upfront();
+	x->reg_stream = !reg_upfront();
+	atomic_init(&x->reg_failed, 0);
 	if (p->opts->ib_dev) {
 		if (strlen(p->opts->ib_dev) >= sizeof(x->ib_dev)) {
 			ret = rmig_msg(err, -EINVAL, "ib_dev name too long");
@@ -285,8 +286,13 @@ static int rd_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 	struct rd_xport *x = rd_xport_of(xp);
 	int ret;
 
-	/* the core asks only for an authenticated source with a matching table */
-	ret = rmig_rd_register_blocks(x, false, &x->base.err);
+	/*
+	 * The core asks only for an authenticated source with a matching
+	 * table. Streamed, the table goes out with the slices not registered
+	 * yet marked pending (version 2); memory windows need every slice
+	 * registered before chan_open binds them, so they do not stream.
+	 */
+	ret = rmig_rd_register_blocks(x, x->reg_stream && !x->use_mw, &x->base.err);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&x->mr_lock);

@@ -139,12 +139,17 @@ struct rd_xport {
 
 	struct rd_mrs local;
 	/*
-	 * Source: register RAM in the background, from connect() on, while
-	 * the handshake, the destination's registration and the first pages
-	 * go (mr_stream.c); off with RMIG_RDMA_REG=upfront (all of it in
-	 * set_peer_info, as before).
+	 * Register RAM in the background (mr_stream.c): the source from
+	 * connect() on, overlapping the handshake and the destination's own;
+	 * the destination from local_info() on (not with memory windows),
+	 * the source learning each slice's rkey from its status table
+	 * (regwait.c). Off with RMIG_RDMA_REG=upfront: all of it before the
+	 * MR table goes out (destination) or in set_peer_info (source).
 	 */
 	bool reg_stream;
+	/* a background registration's failure (device.c): set once, message first */
+	_Atomic int reg_failed;
+	struct rmig_msgbuf reg_err;
 	/*
 	 * Destination: the device has type 2 memory windows and this is no
 	 * rail (a rail's channel moves between QPs). RAM is then registered
@@ -293,6 +298,14 @@ struct rd_conn {
 	unsigned int nmws;
 	struct rd_remote chan_remote;
 	bool have_chan_remote;
+
+	/*
+	 * Source, streamed registration (regwait.c): where this conn's RDMA
+	 * READ of the destination's status table lands. Sending role only.
+	 */
+	uint64_t *st_buf;
+	size_t st_len;
+	struct ibv_mr *st_mr;
 };
 
 static inline struct rd_conn *rd_conn_of(struct rmig_conn *c)
