@@ -83,6 +83,13 @@ struct ff_faults {
 	uint64_t bad_rkey_at;	 /* this WRITE carries a corrupted rkey */
 	uint64_t peer_error_at;	 /* before this WRITE, the responder's QP goes to error */
 	uint64_t revoke_at;	 /* before this WRITE, every remotely writable MR is revoked */
+	/*
+	 * Before this WRITE, the connecting side's QP number kill_nth (in
+	 * creation order, from 0) and its peer go to error: a link under that
+	 * connection alone died (with rails: which conn is which, rails.c).
+	 */
+	uint64_t kill_at;
+	unsigned int kill_nth;
 };
 
 /* The table to point rmig_rdma_verbs at, and its life cycle. */

@@ -241,6 +241,15 @@ static uint32_t write_faults(struct ff_qp *qp, uint32_t rkey)
 		ff_qp_error(qp->peer);
 	if (ff.faults.bad_rkey_at == n)
 		rkey ^= 0x00ff0000u;
+	for (struct ff_id *i = ff.ids; ff.faults.kill_at == n && i; i = i->next) {
+		struct ff_qp *k = i->id.qp ? ff_of(ff_qp, i->id.qp) : NULL;
+
+		if (!i->active || !k || k->st->nth != ff.faults.kill_nth)
+			continue;
+		ff_qp_error(k);
+		if (k->peer)
+			ff_qp_error(k->peer);
+	}
 	return rkey;
 }
 

@@ -330,6 +330,46 @@ static void test_failover(void **state)
 }
 
 /*
+ * Rail 0's control connection dies mid-migration (the source's third QP:
+ * the two rail hellos, last rail first, then the control conn). It does
+ * not move to the other rail: both sides fail naming rail 0, the
+ * destination never reports success, and the source's RAM is as the test
+ * wrote it.
+ */
+static void test_rail0_control_dies(void **state)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+	struct side s = {.uri = uri, .channels = 4},
+		    d = {.uri = uri, .channels = 8, .wait_out = true};
+	uint8_t want[PAGE];
+
+	nrounds = 4;
+	next_fault = (struct ff_faults){.kill_at = 20, .kill_nth = 2};
+	migrate(&s, &d, NULL, 0);
+	next_fault = (struct ff_faults){0};
+	nrounds = 1;
+	print_message("source: %d %s\ndestination: %d %s\n", s.ret, s.err, d.ret, d.err);
+	assert_int_not_equal(s.ret, 0);
+	assert_int_not_equal(d.ret, 0);
+	if (!strstr(s.err, "rail 0") || !strstr(s.err, "cannot fail over"))
+		fail_msg("source error '%s' does not name rail 0's control conn", s.err);
+	if (!strstr(d.err, "rail 0") || !strstr(d.err, "cannot fail over"))
+		fail_msg("destination error '%s' does not name rail 0", d.err);
+	/* rmig only read the source's RAM: each page is as some round wrote it */
+	for (uint64_t p = 0; p < RAM_SIZE / PAGE; p++) {
+		bool ok = false;
+
+		for (unsigned int v = 1; v <= 4 && !ok; v++) {
+			fill(want, p, v);
+			ok = !memcmp(want, s.ram + p * PAGE, PAGE);
+		}
+		if (!ok)
+			fail_msg("source page %llu changed", (unsigned long long)p);
+	}
+	sides_free(&s, &d);
+}
+
+/*
  * The source fails with @want_src in its message; with @want_dst the
  * destination too, on its own (it keeps listening after a bad connection
  * and times out naming the last one).
@@ -733,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_two_rails),
 		cmocka_unit_test(test_three_rails),
 		cmocka_unit_test(test_failover),
+		cmocka_unit_test(test_rail0_control_dies),
 		cmocka_unit_test(test_numa_figures),
 		cmocka_unit_test(test_source_has_more_rails),
 		cmocka_unit_test(test_source_has_fewer_rails),

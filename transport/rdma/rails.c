@@ -220,7 +220,9 @@ static int rl_connect(const struct rmig_xport_params *p, const char *addr, struc
 	ret = rmig_rl_numa_setup(r, p->opts, err);
 	if (ret)
 		goto err_free;
-	snprintf(label, sizeof(label), "control conn to %s (rail 0)", r->rail[0].addr);
+	/* said in every error of it: the migration depends on rail 0 (docs/scale.md) */
+	snprintf(label, sizeof(label), "control conn to %s (rail 0, which cannot fail over)",
+		 r->rail[0].addr);
 	ret = rmig_rd_connect(rd_xport_of(r->rail[0].xp), label, &c, err);
 	if (ret)
 		goto err_free;
@@ -534,7 +536,9 @@ static int rl_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **c
 
 			/* its errors then say which rail the migration depended on */
 			snprintf(was, sizeof(was), "%s", rc->label);
-			snprintf(rc->label, sizeof(rc->label), "control conn (rail 0), %.70s", was);
+			snprintf(rc->label, sizeof(rc->label),
+				 "control conn (rail 0, which cannot fail over), %.45s", was);
+			r->ctl = rc;
 			*cp = c;
 		}
 		r->got_ctl = true;

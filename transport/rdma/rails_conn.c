@@ -303,12 +303,59 @@ static int takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_m
 	return rmig_msg(err, ret, "%s", why);
 }
 
+/*
+ * Destination: whether the source has closed its rails. Each rail's hello
+ * connection stays open, idle, for the whole migration and no thread uses
+ * it: an rdma_cm event on one (DISCONNECTED) means the source gave the
+ * migration up (its control connection on rail 0 died, say) and no
+ * takeover will come. A link that dies sends no such event (nothing
+ * crosses it); a source that closes does, on every rail still up.
+ * Returns that rail plus one, or 0.
+ */
+static unsigned int source_gone(struct rl_xport *r)
+{
+	for (unsigned int k = 0; k < r->nrails; k++) {
+		struct pollfd pfd;
+
+		if (!r->rail[k].hello)
+			continue;
+		pfd = (struct pollfd){.fd = rd_conn_of(r->rail[k].hello)->cm_fd, .events = POLLIN};
+		if (pfd.fd >= 0 && poll(&pfd, 1, 0) > 0)
+			return k + 1;
+	}
+	return 0;
+}
+
+/*
+ * Destination: what to add when the source gave up: whether rail 0's
+ * control connection ended too (a DISCONNECTED waits on it, or it failed),
+ * the usual reason (a source whose rail 0 died cannot go on).
+ */
+static const char *ctl_gone(struct rl_xport *r)
+{
+	struct rd_conn *c = r->ctl;
+	struct pollfd pfd;
+	int failed;
+
+	if (!c)
+		return "";
+	pthread_mutex_lock(&c->mu);
+	failed = c->failed;
+	pthread_mutex_unlock(&c->mu);
+	pfd = (struct pollfd){.fd = c->cm_fd, .events = POLLIN};
+	if (failed || rmig_load_relaxed(&c->disconnected) || (pfd.fd >= 0 && poll(&pfd, 1, 0) > 0))
+		return "; so did rail 0's control connection, which cannot fail over: the "
+		       "migration failed (docs/scale.md)";
+	return "";
+}
+
 /* Destination: take (or accept) the takeover conn of channel @v->vid. */
 static int takeover_wait(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_msgbuf *err)
 {
 	struct rl_xport *r = v->r;
 	uint64_t deadline = rmig_now_ns() + (uint64_t)RS_WAIT_MS * 1000000ull;
 	struct rl_resume *got = NULL;
+	unsigned int gone;
 
 	pthread_mutex_lock(&r->rs_mu);
 	while (!got) {
@@ -327,6 +374,13 @@ static int takeover_wait(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_msgb
 			return rmig_msg(err, -ETIMEDOUT,
 					"no takeover of channel on another rail within %d ms",
 					RS_WAIT_MS);
+		}
+		if ((gone = source_gone(r))) {
+			pthread_mutex_unlock(&r->rs_mu);
+			return rmig_msg(err, -ECONNRESET,
+					"the source closed its rails (rail %u's hello connection "
+					"ended): it gave the migration up%s",
+					gone - 1, ctl_gone(r));
 		}
 		if (!r->rs_accepting) {
 			struct rmig_conn *c = NULL;
@@ -414,9 +468,13 @@ static int move(struct rl_vconn *v, int why, struct rmig_msgbuf *mb)
 		rmig_conn_set_node(&v->base, rmig_rl_numa_node(r, v->rail));
 	}
 	if (ret) {
+		char how[RMIG_ERRMSG_MAX];
+
+		/* mb holds the takeover's failure: copied out, not formatted into itself */
+		snprintf(how, sizeof(how), "%s", mb->msg);
 		v->in = old;
-		return rmig_msg(mb, why, "%s; and no other rail took the channel over: %s", was,
-				mb->msg);
+		return rmig_msg(mb, why, "%.500s; and no other rail took the channel over: %s", was,
+				how);
 	}
 	if (r->is_dst) {
 		put_rs(b, 0, v->rx, NULL);

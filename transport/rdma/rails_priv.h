@@ -45,6 +45,8 @@ struct rl_xport {
 	struct rmig_xport base;
 	bool is_dst;
 	bool got_ctl; /* destination: rail 0's control conn was accepted */
+	/* destination: that conn (the core owns it), whose end rails_conn.c reports */
+	struct rd_conn *ctl;
 	unsigned int nrails;
 	int timeout_ms;
 	struct rl_rail rail[RD_RAILS_MAX];
