@@ -3,7 +3,7 @@
  * fuzz-seedgen DIR: writes DIR/<target>/seed-NNN, valid inputs for every
  * fuzz target, made with rmig's own encoders (rmig_hdr_encode,
  * rmig_hello_encode, rmig_status_send_flags, rmig_pc_words_head, the rdma
- * private data and MR table encoders, a real "file:" save) or, where the
+ * private data, MR table and rail hello encoders, a real "file:" save) or, where the
  * encoder sits inside a sending thread (RAM, DEV, PAGE_REQ, PAGE_DATA), laid
  * out as core/src/src_chan.c and core/postcopy/pc_parse.c lay them out. Regression inputs for
  * what fuzzing found are written here too.
@@ -20,6 +20,7 @@
 #include "rmig-config.h"
 #include "transport/file/format.h"
 #if RMIG_HAVE_RDMA
+#include "transport/rdma/rails_fabric.h"
 #include "transport/rdma/rdma.h"
 #endif
 
@@ -243,6 +244,34 @@ static void gen_postcopy(const struct rmig_block *blocks)
 /* ---- rdma ------------------------------------------------------------------- */
 
 #if RMIG_HAVE_RDMA
+/* Rail hellos: RoCE v2 over IPv4, InfiniBand, IPv6 with nothing else known. */
+static void gen_rail_hellos(void)
+{
+	static const uint8_t v4[4] = { 10, 99, 0, 2 }, v6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0,
+								     0, 0, 0, 0, 0, 0, 0, 2 };
+	struct rl_hello h[3] = {
+		{ .rail = 0, .nrails = 2, .attempt = 0x0123456789abcdefull,
+		  .fab = { .dev = "rxe0", .port = 1, .link = RL_LINK_ETH,
+			   .gid_type = RL_GID_ROCE_V2, .family = 4, .prefix = 24,
+			   .netdev = "eth0" } },
+		{ .rail = 3, .nrails = 4, .allow = RL_ALLOW_ALL, .attempt = 1,
+		  .fab = { .dev = "mlx5_3", .port = 2, .link = RL_LINK_IB,
+			   .gid_type = RL_GID_IB, .subnet = { 0xfe, 0x80 } } },
+		{ .rail = 0, .nrails = 1,
+		  .fab = { .family = 6, .prefix = 64, .netdev = "ens1f0np0" } },
+	};
+	uint8_t buf[RL_HELLO_LEN];
+
+	memcpy(h[0].fab.ip, v4, sizeof(v4));
+	memcpy(h[2].fab.ip, v6, sizeof(v6));
+	for (unsigned int i = 0; i < 3; i++) {
+		rmig_rl_hello_encode(buf, &h[i]);
+		put("rdma_rail_hello", buf, sizeof(buf));
+	}
+	/* a version 1 hello, as sources before the fabric checks sent it */
+	put("rdma_rail_hello", "RMRH\x00\x01\x00\x00\x00\x02\x00\x00", RL_HELLO_HEAD);
+}
+
 static void gen_rdma(const struct rmig_block *blocks)
 {
 	struct rd_cm_priv p[] = { { 4, 4096 }, { 256, 64 * 1024 }, { 0xffff, 16u << 20 } };
@@ -288,6 +317,7 @@ static void gen_rdma(const struct rmig_block *blocks)
 			die("rmig_rd_mrt_encode: %s", mb.msg);
 		put("rdma_mrt", buf, len);
 	}
+	gen_rail_hellos();
 }
 #endif
 
