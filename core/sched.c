@@ -18,11 +18,11 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "barrier.h"
 #include "sched.h"
@@ -225,9 +225,36 @@ static uint64_t steer_wait(struct rmig_sched *s)
 	return w > RMIG_SCHED_STEER_MAX_NS ? RMIG_SCHED_STEER_MAX_NS : w;
 }
 
+/*
+ * Sleep until another channel turns idle (its token, which the caller then
+ * holds too) or until @deadline (rmig_now_ns()). 1 for a token, else 0.
+ */
+static int wait_token(struct rmig_sched *s, uint64_t now, uint64_t deadline)
+{
+	struct timespec ts;
+	uint64_t left = deadline - now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(left / 1000000000ull);
+	ts.tv_nsec += (long)(left % 1000000000ull);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return sem_timedwait(&s->channels_ready, &ts) == 0;
+}
+
+/* Give back the tokens of idle channels taken while waiting for one on our node. */
+static void put_tokens(struct rmig_sched *s, unsigned int n)
+{
+	while (n--)
+		sem_post(&s->channels_ready);
+}
+
 int rmig_sched_send_node(struct rmig_sched *s, struct rmig_payload **slot, int node)
 {
 	bool local = steerable(s, node);
+	unsigned int extra = 0;
 	uint64_t deadline = 0;
 	uint32_t start;
 	int err;
@@ -238,8 +265,10 @@ int rmig_sched_send_node(struct rmig_sched *s, struct rmig_payload **slot, int n
 	sem_wait_spin(&s->channels_ready, SPIN_PRODUCER);
 	for (;;) {
 		err = rmig_sched_error(s);
-		if (err)
+		if (err) {
+			put_tokens(s, extra);
 			return err;
+		}
 		start = atomic_fetch_add_explicit(&s->next_channel, 1, memory_order_relaxed);
 		if (local) {
 			uint64_t now;
@@ -249,27 +278,30 @@ int rmig_sched_send_node(struct rmig_sched *s, struct rmig_payload **slot, int n
 
 				if (rmig_load_relaxed(&ch->node) == node && claim(ch, slot)) {
 					rmig_add_relaxed(&s->steered, 1);
+					put_tokens(s, extra);
 					return 0;
 				}
 			}
 			/*
 			 * None on the node is idle, though one elsewhere is
-			 * (we hold a token): wait a little for ours, giving
-			 * the CPU to the channels meanwhile.
+			 * (we hold a token): wait for the next channel to turn
+			 * idle, up to the deadline, and look again.
 			 */
 			now = rmig_now_ns();
 			if (!deadline)
 				deadline = now + steer_wait(s);
 			if (now < deadline) {
-				sched_yield();
+				extra += (unsigned int)wait_token(s, now, deadline);
 				continue;
 			}
 			local = false;
 			rmig_add_relaxed(&s->fallbacks, 1);
 		}
 		for (unsigned int i = 0; i < s->nchan; i++)
-			if (claim(&s->ch[(start + i) % s->nchan], slot))
+			if (claim(&s->ch[(start + i) % s->nchan], slot)) {
+				put_tokens(s, extra);
 				return 0;
+			}
 		/*
 		 * We hold a token, so an unclaimed idle channel exists or is
 		 * between its store-release and its post; look again.
