@@ -38,6 +38,13 @@
 #   rail-down   two guests, two rails, 4 channels, 10 checked rounds: the source's
 #               eth1 goes down mid-migration; rail 1's channels move to rail 0 and
 #               every round still verifies
+#   rails-bad   two guests with two NICs each: a rail address that matches no
+#               device (destination, then source), the rails in another order,
+#               one address against two rails: each refused naming the rail,
+#               with rmig's byte counters 0 on both sides
+#   rail0-down  two guests, two rails: the source's eth0 (rail 0, the control
+#               connection) goes down mid-migration; both sides fail naming
+#               rail 0, source RAM intact, the destination never succeeds
 #   live-pair   two guests, one rmig-bench --live per side: postcopy after round
 #               1, the destination pulls the pages still missing by RDMA READ
 #               across the link and checks its RAM against the source's final
@@ -232,6 +239,43 @@ rail-down)
 			[ -s \"\$OUT/down-at\" ] || { echo 'rail-down: the link never went down'; exit 1; }
 			awk -v d=\"\$(cat \"\$OUT/down-at\")\" -v e=\"\$end\" 'BEGIN { printf \"migration ended %.1f s after eth1 went down\\n\", e - d; exit !(e - d > 2) }'
 			ip -br link show eth1"
+	;;
+rails-bad)
+	# Bad rail lists, each refused naming the rail before any RAM moves
+	# (rails-bad-check.py: exit status, the error, byte counters 0). The
+	# destination first lists an address of no device of its own; then it
+	# listens on both rails and meets, in turn: a source whose rail 1
+	# matches no device (nothing reaches it), a source with the rails in
+	# the other order (refused in the rail hello, it listens on), and a
+	# one-address source (refused in the handshake, which ends it).
+	chk="python3 \"\$RXE_LIB/rails-bad-check.py\""
+	"$vm" pair --nics 2 --out "$out" --timeout 300 \
+		--dst "$mkkey; $bench --transport rdma --listen \$RXE_ADDR,10.99.7.1:18708 --size 16M --timeout 5000 --json $psk > \"\$OUT/nodev-dst.json\"
+			$chk \"\$OUT/nodev-dst.json\" \$? 'rail 1 (10.99.7.1:18708): no RDMA device' || exit 1
+			$bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18708 --size 16M --timeout 120000 --json $psk > \"\$OUT/bad-dst.json\"
+			$chk \"\$OUT/bad-dst.json\" \$? 'the source opened no rails'" \
+		--src "$mkkey; sleep 4
+			$bench --transport rdma --connect \$RXE_PEER_ADDR,10.99.7.1:18708 --size 16M --timeout 10000 --json $psk > \"\$OUT/nodev-src.json\"
+			$chk \"\$OUT/nodev-src.json\" \$? 'rail 1 (10.99.7.1:18708)' || exit 1
+			$bench --transport rdma --connect \$RXE_PEER_ADDR2,\$RXE_PEER_ADDR:18708 --size 16M --timeout 10000 --json $psk > \"\$OUT/order-src.json\"
+			$chk \"\$OUT/order-src.json\" \$? \"the source's rail 1 arrived on this destination's rail 0\" || exit 1
+			$bench --transport rdma --connect \$RXE_PEER_ADDR:18708 --size 16M --timeout 10000 --json $psk > \"\$OUT/count-src.json\"
+			$chk \"\$OUT/count-src.json\" \$? 'the source opened no rails' handshake"
+	;;
+rail0-down)
+	# Two rails, 4 channels, 10 rounds the destination holds 1 s each;
+	# once rail 0 carried 2000 packets the source's eth0 goes down. Rail 0
+	# holds the control connection, which does not move: rail 0's channels
+	# do (to rail 1), but the migration must fail on both sides, each
+	# error naming rail 0, the source's RAM intact (rmig-peer
+	# --expect-fail), the destination never reporting success.
+	"$vm" pair --nics 2 --out "$out" --timeout 300 \
+		--dst "$mkkey; m=\$($peer dst rdma:\$RXE_ADDR,\$RXE_ADDR2:18709 --size 32 --rounds 10 --check-delay-ms 1000 --expect-fail --timeout 60000 $psk 2>&1); r=\$?
+			echo \"\$m\"; [ \$r -eq 0 ] && echo \"\$m\" | grep -q 'rail 0' || { echo 'rail0-down: destination FAIL'; exit 1; }" \
+		--src "$mkkey; ( c=/sys/class/infiniband/rxe0/ports/1/hw_counters/sent_pkts; for i in \$(seq 600); do [ \$(cat \$c) -gt 2000 ] && break; sleep 0.2; done
+			ip link set eth0 down; echo \"link down (eth0) after \$(cat \$c) packets on rxe0\" ) &
+			m=\$($peer src rdma:\$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18709 --size 32 --rounds 10 --channels 4 --expect-fail --timeout 60000 $psk 2>&1); r=\$?; wait
+			echo \"\$m\"; [ \$r -eq 0 ] && echo \"\$m\" | grep -q 'rail 0, which cannot fail over' || { echo 'rail0-down: source FAIL'; exit 1; }"
 	;;
 *)
 	echo "unknown scenario '$scenario'" >&2
