@@ -189,9 +189,14 @@ static void src_publish_chan(struct rmig_src *src, unsigned int i, struct rmig_c
  */
 static void src_numa_setup(struct rmig_src *src, struct rmig_sched *sched)
 {
+	const char *env = getenv("RMIG_RDMA_NUMA");
 	int nodes[RMIG_MAX_CHANNELS];
 
 	memset(src->numa_idx, -1, sizeof(src->numa_idx));
+	/* the variable is the option's fallback (rmig.h, enum rmig_numa) */
+	if (src->opts.numa == RMIG_NUMA_AUTO && !src->opts.numa_rails && env &&
+	    (!strcmp(env, "place") || !strcmp(env, "off")))
+		src->opts.numa = strcmp(env, "off") ? RMIG_NUMA_PLACE : RMIG_NUMA_OFF;
 	if (src->opts.numa == RMIG_NUMA_OFF)
 		return;
 	for (unsigned int i = 0; i < src->nchan; i++)
