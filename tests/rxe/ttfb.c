@@ -111,6 +111,7 @@ int main(int argc, char **argv)
 	uint8_t *sram, *dram;
 	double t0, t_conn, t_end;
 	char uri[300];
+	uint8_t key[32];
 	int ret;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -125,6 +126,8 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 1;
 	}
+	for (unsigned int i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(word(~0ull, i) >> 8);
 	for (uint64_t p = 0; p < npages; p++)
 		for (unsigned int i = 0; i < PAGE / 8; i++)
 			((uint64_t *)(sram + p * PAGE))[i] = word(p, i);
@@ -132,6 +135,9 @@ int main(int argc, char **argv)
 	rmig_opts_init(&o);
 	o.channels = channels;
 	o.timeout_ms = 60000;
+	/* authenticated, as a real migration is: the key's round trips are in the figure */
+	o.psk = key;
+	o.psk_len = sizeof(key);
 	if (rmig_dst_create(&o, &d.dst) ||
 	    rmig_dst_add_block(d.dst, &(struct rmig_block_desc){"pc.ram", dram, len, PAGE}) < 0) {
 		fprintf(stderr, "destination set-up failed\n");

@@ -295,8 +295,6 @@ void rmig_rd_mrs_release(struct rd_mrs *t, const struct rmig_verbs_ops *v)
 {
 	unsigned int i;
 
-	/* no background thread may register a slice after this */
-	rmig_rd_mrs_stream_stop(t);
 	for (i = 0; i < t->nslices; i++)
 		if (t->slices[i].mr)
 			v->dereg_mr(t->slices[i].mr);

@@ -136,7 +136,7 @@ int rmig_rd_reg_error(int ret, const char *what, const void *addr, uint64_t len,
 int rmig_rd_mrs_register(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,
 			 const struct rmig_block *blocks, unsigned int nblocks, uint64_t slice,
 			 int access, uint64_t *ns, struct rmig_msgbuf *err);
-/* Stops and joins a streamed registration first, then deregisters what it registered. */
+/* Deregisters every MR of @t; a streamed table must be stopped first (rmig_rd_mrs_stop_release). */
 void rmig_rd_mrs_release(struct rd_mrs *t, const struct rmig_verbs_ops *v);
 /*
  * The slicing alone (no MR): fixed slices of @slice bytes, or with @first
@@ -148,7 +148,7 @@ int rmig_rd_mrs_plan(struct rd_mrs *t, const struct rmig_block *blocks, unsigned
 const char *rmig_rd_access_name(int access);
 
 /*
- * Streamed registration (mr_stream.c). rmig_rd_mrs_stream() plans the
+ * Streamed registration (mr_stream.c, above this file). rmig_rd_mrs_stream() plans the
  * slices and starts threads that register them in address order; it
  * returns at once; with @publish_status (destination) it first registers the
  * status table the source reads rkeys from (t->published). rmig_rd_mrs_wait() returns 0 once slice @s (NULL: every
@@ -168,10 +168,15 @@ struct rd_stream_params {
 int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct ibv_pd *pd,
 		       const struct rmig_block *blocks, unsigned int nblocks,
 		       const struct rd_stream_params *sp, struct rmig_msgbuf *err);
-/* Must not run while another thread may still call it: see rmig_rd_mrs_release(). */
+/* Must not run while another thread may still call it: see rmig_rd_mrs_stop_release(). */
 int rmig_rd_mrs_wait(struct rd_mrs *t, const struct rd_lslice *s, const atomic_bool *down,
 		     const atomic_bool *down2, struct rmig_msgbuf *err);
-void rmig_rd_mrs_stream_stop(struct rd_mrs *t);
+/*
+ * Stops a streamed registration's threads and joins them (a thread inside
+ * ibv_reg_mr finishes that slice), then releases @t like
+ * rmig_rd_mrs_release(): what they registered and the status table.
+ */
+void rmig_rd_mrs_stop_release(struct rd_mrs *t, const struct rmig_verbs_ops *v);
 /* Fast path for the datapath: nothing to wait for. */
 static inline bool rmig_rd_mrs_all_ready(const struct rd_mrs *t)
 {

@@ -19,7 +19,7 @@
  * A failed registration stops the stream and is kept, with the block, the
  * slice and its range named; every waiter returns it, so the migration fails
  * with that message and nothing that depends on the missing slice is sent.
- * rmig_rd_mrs_release() stops the threads and joins them before it
+ * rmig_rd_mrs_stop_release() stops the threads and joins them before it
  * deregisters what they registered (revoke, destroy).
  */
 #include <endian.h>
@@ -35,9 +35,9 @@
 #include "transport/rdma/mr.h"
 
 /*
- * Two threads: one slice is pinned while the other's MR is being set up,
- * and the sending channels keep the other CPUs (on rxe, parallel pinning of
- * 4 KiB pages was no faster than one thread: docs/scale.md, R4).
+ * At most two threads, and one CPU always left to the handshake and the
+ * channels (on rxe, parallel pinning of 4 KiB pages was no faster than one
+ * thread: docs/scale.md, R4; 2 MiB pages gained from it, R2).
  */
 #define RD_STREAM_THREADS 2
 #define RD_STREAM_FIRST	  (16ull << 20)
@@ -213,7 +213,8 @@ int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct 
 		atomic_store_explicit(&t->all_ready, true, memory_order_release);
 		return 0;
 	}
-	want = cpus > 1 ? RD_STREAM_THREADS : 1;
+	/* leave a CPU to the handshake and the channels: that is what streaming is for */
+	want = cpus > RD_STREAM_THREADS ? RD_STREAM_THREADS : cpus > 1 ? (unsigned int)cpus - 1 : 1;
 	if (want > t->nslices)
 		want = t->nslices;
 	rs->t0 = rmig_now_ns();
@@ -231,11 +232,11 @@ int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct 
 
 err_plan:
 	/* frees rs (if set) and the plan; no MR exists yet */
-	rmig_rd_mrs_release(t, v);
+	rmig_rd_mrs_stop_release(t, v);
 	return ret;
 }
 
-void rmig_rd_mrs_stream_stop(struct rd_mrs *t)
+static void stream_stop(struct rd_mrs *t)
 {
 	struct rd_regstream *rs = t->rs;
 
@@ -260,6 +261,13 @@ void rmig_rd_mrs_stream_stop(struct rd_mrs *t)
 	pthread_cond_destroy(&rs->cv);
 	pthread_mutex_destroy(&rs->mu);
 	free(rs);
+}
+
+void rmig_rd_mrs_stop_release(struct rd_mrs *t, const struct rmig_verbs_ops *v)
+{
+	/* no background thread may register a slice after this */
+	stream_stop(t);
+	rmig_rd_mrs_release(t, v);
 }
 
 static bool is_set(const atomic_bool *f)
@@ -305,7 +313,7 @@ int rmig_rd_mrs_wait(struct rd_mrs *t, const struct rd_lslice *s, const atomic_b
 		pthread_cond_timedwait(&rs->cv, &rs->mu, &ts);
 	}
 	if (!--rs->waiters && rs->stopped)
-		pthread_cond_broadcast(&rs->cv); /* rmig_rd_mrs_stream_stop waits for that */
+		pthread_cond_broadcast(&rs->cv); /* stream_stop() waits for that */
 	pthread_mutex_unlock(&rs->mu);
 	return ret;
 }

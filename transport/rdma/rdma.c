@@ -67,7 +67,7 @@ static void xport_free(struct rd_xport *x)
 	while (x->conns)
 		rmig_rd_conn_close(x->conns);
 	/* after this no rkey this xport handed out is valid: the peer cannot write */
-	rmig_rd_mrs_release(&x->local, v);
+	rmig_rd_mrs_stop_release(&x->local, v);
 	rmig_rd_remote_release(&x->remote);
 	rmig_rd_pull_release(x);
 	if (x->pd)
@@ -323,7 +323,7 @@ static void rd_revoke(struct rmig_xport *xp)
 	pthread_mutex_lock(&x->mr_lock);
 	x->revoked = true;
 	rmig_rd_mws_release_all(x);
-	rmig_rd_mrs_release(&x->local, x->v);
+	rmig_rd_mrs_stop_release(&x->local, x->v);
 	pthread_mutex_unlock(&x->mr_lock);
 	pthread_mutex_unlock(&x->lock);
 }
