@@ -156,6 +156,35 @@ def build_guest(cache):
     return {"kernel": guest_kernel(), "initrd": initrd}
 
 
+def build_mbcheck(cache):
+    """Builds guest/mbcheck.c (memcheck as a multiboot kernel: no Linux to
+    boot, for QEMU inside the rxe guests) in @cache unless it is newer than
+    its sources; returns the ELF's path."""
+    os.makedirs(cache, exist_ok=True)
+    src = os.path.join(HERE, "guest", "mbcheck.c")
+    lds = os.path.join(HERE, "guest", "mbcheck.ld")
+    elf = os.path.join(cache, "mbcheck.elf")
+    if os.path.exists(elf) and os.path.getmtime(elf) >= max(os.path.getmtime(src),
+                                                           os.path.getmtime(lds)):
+        return elf
+    obj, tmp = f"{elf}.{os.getpid()}.o", f"{elf}.{os.getpid()}"
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-m32", "-O2", "-std=gnu11", "-ffreestanding", "-fno-pic",
+                    "-fno-stack-protector", "-nostdinc", "-fno-asynchronous-unwind-tables",
+                    "-Wall", "-Wextra", "-Wshadow", "-Werror", "-c", "-o", obj, src], check=True)
+    subprocess.run(["ld", "-m", "elf_i386", "--no-warn-rwx-segments", "-T", lds, "-o", tmp, obj],
+                   check=True)
+    os.unlink(obj)
+    os.replace(tmp, elf)
+    return elf
+
+
+def mbcheck_args(elf, mem_mb, work_mb, ticks=4):
+    """QEMU arguments of the mbcheck guest: @mem_mb of RAM, @work_mb rewritten."""
+    return ["-m", str(mem_mb), "-smp", "1", "-kernel", elf,
+            "-append", f"mc_mb={work_mb} mc_ticks={ticks}"]
+
+
 def guest_args(guest, mem_mb, work_mb, ticks=8):
     """QEMU arguments of the memcheck guest: @mem_mb of RAM, @work_mb of it rewritten."""
     append = (f"console=ttyS0 panic=-1 loglevel=4 mitigations=off nokaslr "

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """QEMU 10 migrating a paused guest between the two rxe guests (tests/rxe)
-over soft-RoCE: QEMU's own rdma: migration, then multifd with rmig-uri
-(the integrations/qemu patch) over rmig's rdma, and ib_write_bw between
-the same guests for scale. See tests/qemu/README.md.
+over soft-RoCE: QEMU's own rdma: migration (phase a), then multifd with
+rmig-uri (the integrations/qemu patch) over rmig's rdma (phase b), and
+ib_write_bw between the same guests for scale; then a running guest
+(guest/mbcheck.c) live-migrated over rmig's rdma (phase c,
+rxe_running.py). See tests/qemu/README.md.
 
     rxe_qemu.py host OUTDIR     boots the pair (tests/rxe/rxe-vm.sh), prints
                                 the table, writes OUTDIR/qemu-rxe.json
@@ -19,7 +21,8 @@ step through the phases with flag files in OUTDIR/sync.
 Environment: RMIG_QEMU (the qemu-system-x86_64, required),
 RMIG_QEMU_RXE_MB, RMIG_QEMU_CHANNELS (multifd channels of the rmig run,
 default 2), RMIG_QEMU_RXE_TIMEOUT (the pair's budget, s, default 480),
-RMIG_QEMU_RXE_CPUS (vCPUs per guest; default: the pair's, 1).
+RMIG_QEMU_RXE_CPUS (vCPUs per guest; default: the pair's, 1),
+RMIG_QEMU_RXE_PHASES (default a,b,c: which phases run).
 """
 
 import json
@@ -39,7 +42,12 @@ IBWB_PORT = 18515
 RDMA_PORT = 4444          # QEMU's rdma: main channel (phase a)
 MAIN_PORT = 4445          # the tcp main channel of the rmig run (phase b)
 RMIG_PORT = 4446          # rmig's rdma listener (phase b)
-PHASES = ("a", "b")
+# RMIG_QEMU_RXE_PHASES picks some of a, b (paused) and c (running) to run,
+# for working on one; the test runs all three.
+_ALL = ("a", "b", "c")
+_PICK = [p for p in os.environ.get("RMIG_QEMU_RXE_PHASES", "a,b,c").split(",") if p in _ALL]
+PHASES = tuple(p for p in ("a", "b") if p in _PICK)
+RUN_C = "c" in _PICK
 LABEL = {"a": "qemu rdma:", "b": "qemu+rmig rdma"}
 
 
@@ -262,7 +270,17 @@ def role_dst():
         put(f"{phase}.dst-done", res)
         if not res.get("unavailable") and not (res["status"] == "completed" and res["identical"]):
             rc = 1
-    return rc
+    if not RUN_C:
+        return rc
+    import rxe_running
+    try:
+        wait_any([f"{rxe_running.PHASE}.src-ready"], 240)
+    except TimeoutError as e:
+        log(f"{rxe_running.PHASE}: {e}")
+        return 1
+    res = rxe_running.dst_running(channels)
+    put(f"{rxe_running.PHASE}.dst-done", res)
+    return rc if res.get("status") == "completed" and not res.get("error") else 1
 
 
 # ---------------------------------------------------------------- source
@@ -353,7 +371,18 @@ def role_src():
         if not res.get("unavailable") and not (res["status"] == "completed" and res["identical"]
                                                and d.get("identical")):
             rc = 1
-    return rc
+    if not RUN_C:
+        return rc
+    import rxe_running
+    put(f"{rxe_running.PHASE}.src-ready")
+    res = rxe_running.src_running(channels)
+    put(f"{rxe_running.PHASE}.src-done", res)
+    try:
+        wait_any([f"{rxe_running.PHASE}.dst-done"], 300)
+    except TimeoutError as e:
+        log(f"{rxe_running.PHASE}: destination: {e}")
+        rc = 1
+    return rc if res.get("status") == "completed" and not res.get("error") else 1
 
 
 # ---------------------------------------------------------------- host
@@ -399,7 +428,7 @@ def report(out, ibwb, rows):
         vals.append("n/a" if s.get("unavailable") else
                     ("yes" if d.get("identical") and s.get("identical") else "NO"))
     lines.append(f"{'RAM identical (cmp)':22}" + "".join(f"{v:>18}" for v in vals))
-    a, b = rows["a"]["src"], rows["b"]["src"]
+    a, b = (rows.get(p, {"src": {}})["src"] for p in ("a", "b"))
     ratios = {}
     if b.get("gbits_per_s") and a.get("gbits_per_s"):
         ratios["rmig_vs_qemu_rdma"] = round(b["gbits_per_s"] / a["gbits_per_s"], 3)
@@ -409,7 +438,7 @@ def report(out, ibwb, rows):
     for k, v in ratios.items():
         lines.append(f"ratio {k}: {v}")
     for side in ("src", "dst"):
-        r = rows["b"][side].get("rmig")
+        r = rows.get("b", {}).get(side, {}).get("rmig")
         if r:
             lines.append(f"rmig ({side}): {json.dumps(r, sort_keys=True)}")
     for p in PHASES:
@@ -453,6 +482,15 @@ def report(out, ibwb, rows):
         if d.get("vm_status") not in ("paused", "prelaunch", "inmigrate", None):
             fails.append(f"{LABEL[p]}: destination VM {d.get('vm_status')}: a paused (-S) "
                          f"guest must not start")
+    import rxe_running
+    c = rows.get(rxe_running.PHASE)
+    if c:
+        s, d = c["src"], c["dst"]
+        print(f"{rxe_running.LABEL}: {s.get('status')} in {fmt(s.get('total_time_ms'))} ms, "
+              f"downtime {fmt(s.get('downtime_ms'))} ms, {fmt(s.get('dirty_sync_count'))} syncs, "
+              f"source running {fmt(s.get('src_running_s'))} s of it, last source pass "
+              f"{fmt(s.get('src_last_pass'))}, destination passes {d.get('dst_passes')}")
+        fails += rxe_running.check(c)
     m.save_json(os.path.join(out, "qemu-rxe.json"),
                 {"ib_write_bw": ibwb, "phases": rows, "ratios": ratios, "failures": fails,
                  "mb": env_int("RMIG_QEMU_RXE_MB", 256)})
@@ -473,6 +511,7 @@ def role_host(out):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(os.path.join(out, "sync"))
     m.fill_random(os.path.join(out, "ram.src"), mb * m.MiB)
+    m.build_mbcheck(out)  # OUT/mbcheck.elf, the running guest of phase c
     me = os.path.abspath(__file__)
     env = ["--env", f"RMIG_QEMU={os.path.abspath(qemu)}", "--env", f"RMIG_QEMU_RXE_MB={mb}",
            "--env", f"RMIG_QEMU_CHANNELS={env_int('RMIG_QEMU_CHANNELS', 2)}"]
@@ -510,6 +549,13 @@ def role_host(out):
         if src.get("transferred"):
             src["transferred_mib"] = src["transferred"] / m.MiB
         rows[p] = {"src": src, "dst": dst}
+    import rxe_running
+    pc = rxe_running.PHASE
+    if RUN_C:
+        rows[pc] = {"src": get(f"{pc}.src-done") or {"status": None,
+                                                     "error": "no result from the source"},
+                    "dst": get(f"{pc}.dst-done") or {"status": None,
+                                                     "error": "no result from the destination"}}
     fails = report(out, get("ibwb.json") or {}, rows)
     try:
         os.unlink(os.path.join(out, "ram.src"))
