@@ -141,7 +141,6 @@ static void *dst_loop(void *arg)
 			free(body);
 			return NULL;
 		}
-		d->msgs++;
 		switch (h.type) {
 		case T_DATA: {
 			/* the header arrived: every WRITE before it must have landed */
@@ -180,6 +179,8 @@ static void *dst_loop(void *arg)
 			d->result = 0;
 			return NULL;
 		}
+		/* counted once handled: test_windows waits for its message's check */
+		__atomic_add_fetch(&d->msgs, 1, __ATOMIC_RELEASE);
 		free(body);
 		if (ret) {
 			d->result = ret;
@@ -580,6 +581,7 @@ static void test_windows(const char *addr)
 	struct rmig_seg s = {src_mem[0], 0, 4 * PAGE, 0, 0};
 	struct tseg ts = {0, 0, 0, 4 * PAGE};
 	struct rd_conn *c0, *c1;
+	uint64_t seen;
 	struct pair p;
 	int ret;
 
@@ -617,6 +619,7 @@ static void test_windows(const char *addr)
 	p.dc[1].c->ops->shutdown(p.dc[1].c);
 
 	/* channel 0 with its own: lands (dst_loop checks the bytes at the header) */
+	seen = __atomic_load_n(&p.dc[0].msgs, __ATOMIC_ACQUIRE);
 	ret = send_msg(p.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
 	if (!ret)
 		ret = p.sc[0]->ops->flush(p.sc[0]);
@@ -625,6 +628,13 @@ static void test_windows(const char *addr)
 	      "channel 0's WRITE with its own rkey did not land");
 	printf("windows: channel 0 with its own rkey: %d, %s\n", ret,
 	       memcmp(dst_mem[0], src_mem[0], 4 * PAGE) ? "differs" : "landed");
+
+	/*
+	 * dst_loop compares the bytes when the header arrives, which may be
+	 * after the flush returned here: let it, before they are overwritten
+	 */
+	for (int i = 0; i < 5000 && __atomic_load_n(&p.dc[0].msgs, __ATOMIC_ACQUIRE) == seen; i++)
+		usleep(1000);
 
 	/* the migration ends: channel 0's own rkeys stop working */
 	memset(dst_mem[0], 0xee, 4 * PAGE);

@@ -106,11 +106,6 @@ int rmig_rd_check_gid(struct rd_xport *x, struct rdma_cm_id *id, struct rmig_msg
 }
 
 /*
- * Adopt the device of @ctx (port @port) for the xport: check the options,
- * read its limits, allocate the PD. Later conns must use the same device:
- * memory is registered once, in this PD.
- */
-/*
  * RMIG_RDMA_MW=off: the destination hands out its MR rkeys (scoped by the
  * per-listen PD, as on a device without windows) instead of binding
  * windows per channel, so that its registration streams too (rdma.c,
@@ -123,6 +118,11 @@ static bool mw_off(void)
 	return e && !strcmp(e, "off");
 }
 
+/*
+ * Adopt the device of @ctx (port @port) for the xport: check the options,
+ * read its limits, allocate the PD. Later conns must use the same device:
+ * memory is registered once, in this PD.
+ */
 int rmig_rd_use_device(struct rd_xport *x, struct ibv_context *ctx, uint8_t port,
 		       struct rmig_msgbuf *err)
 {
@@ -213,14 +213,6 @@ int rmig_rd_memlock_precheck(struct rd_xport *x, struct rmig_msgbuf *err)
 }
 
 /*
- * Register the RAM blocks. The destination allows remote writes (with
- * memory windows: only window binding, the windows allow the writes); the
- * source needs local access only (LOCAL_WRITE because some providers hand
- * out lkeys only with it), plus remote reads when it may serve postcopy
- * pulls (RMIG_F_POSTCOPY, pull.c). Nothing is granted that no peer uses:
- * rkeys are guessable on some providers (rxe).
- */
-/*
  * A background registration failed: every conn of the xport fails with
  * that message at its next operation or wake-up (rmig_rd_check), so the
  * migration stops naming the block and slice, on the destination too, where
@@ -229,7 +221,6 @@ int rmig_rd_memlock_precheck(struct rd_xport *x, struct rmig_msgbuf *err)
 static void reg_failed(void *arg, int ret, const char *msg)
 {
 	struct rd_xport *x = arg;
-
 	uint64_t one = 1;
 
 	snprintf(x->reg_err.msg, sizeof(x->reg_err.msg), "%s", msg);
@@ -244,6 +235,14 @@ static void reg_failed(void *arg, int ret, const char *msg)
 	pthread_mutex_unlock(&x->lock);
 }
 
+/*
+ * Register the RAM blocks. The destination allows remote writes (with
+ * memory windows: only window binding, the windows allow the writes); the
+ * source needs local access only (LOCAL_WRITE because some providers hand
+ * out lkeys only with it), plus remote reads when it may serve postcopy
+ * pulls (RMIG_F_POSTCOPY, pull.c). Nothing is granted that no peer uses:
+ * rkeys are guessable on some providers (rxe).
+ */
 int rmig_rd_register_blocks(struct rd_xport *x, bool stream, struct rmig_msgbuf *err)
 {
 	int access = IBV_ACCESS_LOCAL_WRITE;

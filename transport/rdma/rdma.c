@@ -51,7 +51,7 @@ static int parse_addr(struct rd_xport *x, const char *addr, struct rmig_msgbuf *
 	return 0;
 }
 
-/* RMIG_RDMA_REG=upfront: the source registers all of RAM before the first page, as before. */
+/* RMIG_RDMA_REG=upfront: either side registers all of RAM before the first page, as before. */
 static bool reg_upfront(void)
 {
 	const char *e = getenv("RMIG_RDMA_REG");
