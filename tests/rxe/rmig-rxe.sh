@@ -42,6 +42,10 @@
 #               device (destination, then source), the rails in another order,
 #               one address against two rails: each refused naming the rail,
 #               with rmig's byte counters 0 on both sides
+#   rails-routed two guests, two rails; the source reaches the destination's
+#               rail 1 from an address in another subnet (a routed rail): refused
+#               naming rail 1 and both ends' subnets, nothing moved; then with
+#               RMIG_RDMA_RAILS_ALLOW=routed it migrates and verifies
 #   rail0-down  two guests, two rails: the source's eth0 (rail 0, the control
 #               connection) goes down mid-migration; both sides fail naming
 #               rail 0, source RAM intact, the destination never succeeds
@@ -261,6 +265,27 @@ rails-bad)
 			$chk \"\$OUT/order-src.json\" \$? \"the source's rail 1 arrived on this destination's rail 0\" || exit 1
 			$bench --transport rdma --connect \$RXE_PEER_ADDR:18708 --size 16M --timeout 10000 --json $psk > \"\$OUT/count-src.json\"
 			$chk \"\$OUT/count-src.json\" \$? 'the source opened no rails' handshake"
+	;;
+rails-routed)
+	# The source's traffic for the destination's rail 1 (10.99.1.1) leaves
+	# from 10.99.5.2/24 (a second address on its eth1, chosen by a host
+	# route), which the destination reaches back through a route of its
+	# own: RoCE v2 connects, but the rail's two ends are in different IP
+	# subnets, which the rail hello refuses on both sides before any RAM
+	# moves. A source that says the fabric is routed by design
+	# (RMIG_RDMA_RAILS_ALLOW=routed) then migrates over the same rails.
+	chk="python3 \"\$RXE_LIB/rails-bad-check.py\""
+	why="rail 1: the source's end (rxe1 port 1, Ethernet, RoCE v2, 10.99.5.2/24 on eth1) and the destination's (rxe1 port 1, Ethernet, RoCE v2, 10.99.1.1/24 on eth1) are on different IP subnets"
+	"$vm" pair --nics 2 --out "$out" --timeout 300 \
+		--dst "$mkkey; ip route add 10.99.5.0/24 dev eth1
+			$bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18710 --size 16M --timeout 120000 --json $psk > \"\$OUT/routed-dst.json\"; r=\$?
+			cat \"\$OUT/routed-dst.json\"; [ \$r -eq 0 ] && grep -q '\"verified\":true' \"\$OUT/routed-dst.json\"" \
+		--src "$mkkey; ip addr add 10.99.5.2/24 dev eth1 && ip route add \$RXE_PEER_ADDR2/32 dev eth1 src 10.99.5.2 || exit 1
+			ip route get \$RXE_PEER_ADDR2; sleep 4
+			$bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18710 --size 16M --timeout 10000 --json $psk > \"\$OUT/routed-src.json\"
+			$chk \"\$OUT/routed-src.json\" \$? \"$why\" || exit 1
+			RMIG_RDMA_RAILS_ALLOW=routed $bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18710 --size 16M --channels 4 --json $psk > \"\$OUT/allowed-src.json\"; r=\$?
+			cat \"\$OUT/allowed-src.json\"; [ \$r -eq 0 ] && grep -q '\"error\":null' \"\$OUT/allowed-src.json\""
 	;;
 rail0-down)
 	# Two rails, 4 channels, 10 rounds the destination holds 1 s each;
