@@ -448,6 +448,10 @@ static int answer_hello(struct rl_xport *r, unsigned int k, struct rmig_conn *c,
 		return rmig_msg(&r->base.err, ret, "rail %u (%s): no hello: %s", k,
 				r->rail[k].addr, c->recv_err.msg);
 	ret = rmig_rl_hello_decode(hello, len, &h, why, RL_WHY);
+	/* once a source's control conn is in, its hellos stay: no second source */
+	if (!ret && r->got_ctl && h.attempt != r->attempt)
+		ret = -EBUSY, snprintf(why, RL_WHY, "this destination is migrating from another "
+						 "source already");
 	if (!ret) {
 		forget_hellos(r, h.attempt);
 		ret = hello_check(r, k, &h, why, RL_WHY);
