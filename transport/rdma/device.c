@@ -225,8 +225,14 @@ static void reg_failed(void *arg, int ret, const char *msg)
 
 	snprintf(x->reg_err.msg, sizeof(x->reg_err.msg), "%s", msg);
 	atomic_store_explicit(&x->reg_failed, ret, memory_order_release);
-	/* wake whoever sleeps on a conn (both roles), so it sees the failure now */
-	pthread_mutex_lock(&x->lock);
+	/*
+	 * Wake whoever sleeps on a conn (both roles), so it sees the failure
+	 * now. Only if the conn list is free: revoke() holds x->lock while it
+	 * joins this thread, and then the xport is ending anyway (sleepers
+	 * still see the flag at their next keepalive tick).
+	 */
+	if (pthread_mutex_trylock(&x->lock))
+		return;
 	for (struct rd_conn *c = x->conns; c; c = c->next)
 		for (int r = 0; r < RD_ROLES; r++)
 			if (write(c->kick[r], &one, sizeof(one)) < 0) {

@@ -104,6 +104,7 @@ static void *stream_thread(void *arg)
 		/* relaxed: the index only divides the work; ready (release) publishes each MR */
 		unsigned int i = atomic_fetch_add_explicit(&rs->next, 1, memory_order_relaxed);
 		struct ibv_mr *mr = NULL;
+		bool first_failure = false;
 		int ret;
 
 		if (i >= t->nslices || atomic_load_explicit(&rs->stop, memory_order_relaxed))
@@ -113,8 +114,7 @@ static void *stream_thread(void *arg)
 		if (ret) {
 			if (!rs->ret) {
 				record_failure(rs, i, ret);
-				if (rs->on_fail)
-					rs->on_fail(rs->arg, rs->ret, rs->err.msg);
+				first_failure = true;
 			}
 			atomic_store_explicit(&rs->stop, true, memory_order_relaxed);
 			/* the source, waiting for this slice, fails instead of waiting on */
@@ -136,6 +136,13 @@ static void *stream_thread(void *arg)
 		}
 		pthread_cond_broadcast(&rs->cv);
 		pthread_mutex_unlock(&rs->mu);
+		/*
+		 * Outside mu: the hook takes the xport's locks, which revoke()
+		 * holds while it stops (and joins) this thread. rs->err is set
+		 * once and never written again.
+		 */
+		if (first_failure && rs->on_fail)
+			rs->on_fail(rs->arg, rs->ret, rs->err.msg);
 		if (ret)
 			return NULL;
 	}
