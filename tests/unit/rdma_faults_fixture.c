@@ -97,6 +97,11 @@ static int fk_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_se
 		fk.posted++;
 		if (fk.posted - fk.completed > fk.max_outstanding)
 			fk.max_outstanding = fk.posted - fk.completed;
+		if (wr->opcode == IBV_WR_RDMA_WRITE)
+			fk.cum_posted += l->len;
+		fk.cum[wr->wr_id % FK_LOG] = fk.cum_posted;
+		if (fk.cum_posted - fk.cum_done > fk.max_out_bytes)
+			fk.max_out_bytes = fk.cum_posted - fk.cum_done;
 		if (wr->opcode == IBV_WR_SEND_WITH_IMM) {
 			/* a SEND needs a receive buffer at the peer: never more than its window */
 			assert_true(fk.unreturned < fk.window);
@@ -127,8 +132,10 @@ static int fk_poll_cq(struct ibv_cq *cq, int num, struct ibv_wc *wc)
 	if (fk.wc_head == fk.wc_tail || num < 1)
 		return 0;
 	*wc = fk.wc[fk.wc_tail++ % FK_WC];
-	if (!(wc->wr_id & RD_WRID_RECV) && wc->status == IBV_WC_SUCCESS && wc->wr_id > fk.completed)
+	if (!(wc->wr_id & RD_WRID_RECV) && wc->status == IBV_WC_SUCCESS && wc->wr_id > fk.completed) {
 		fk.completed = wc->wr_id;
+		fk.cum_done = fk.cum[wc->wr_id % FK_LOG];
+	}
 	return 1;
 }
 
@@ -339,6 +346,7 @@ struct rd_conn *conn_new(unsigned int depth, unsigned int sig, uint64_t max_msg)
 	/* a new QP: empty queues, same injected behaviour */
 	fk.nlog = 0;
 	fk.posted = fk.completed = fk.max_outstanding = 0;
+	fk.cum_posted = fk.cum_done = fk.max_out_bytes = 0;
 	fk.post_calls = 0;
 	fk.wc_head = fk.wc_tail = 0;
 	fk.rq_head = fk.rq_tail = fk.recv_posts = 0;

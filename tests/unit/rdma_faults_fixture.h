@@ -45,6 +45,9 @@ struct fake {
 	unsigned int nlog;
 	uint64_t posted, completed;
 	uint64_t max_outstanding;
+	/* WRITE payload: posted and completed totals, and the most outstanding */
+	uint64_t cum[FK_LOG];
+	uint64_t cum_posted, cum_done, max_out_bytes;
 	unsigned int post_calls;
 	int post_send_ret; /* returned by post_send call number post_send_fail_at */
 	unsigned int post_send_fail_at;
@@ -103,6 +106,7 @@ void test_mrt_streamed(void **state);
 
 /* test_rdma_faults_sq.c: send queue and WRITEs */
 void test_sq_depth_never_exceeded(void **state);
+void test_inflight_bytes_bounded(void **state);
 void test_write_cuts_and_gathers(void **state);
 void test_segment_checks(void **state);
 void test_wc_errors(void **state);

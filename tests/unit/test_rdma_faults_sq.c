@@ -66,6 +66,49 @@ void test_sq_depth_never_exceeded(void **state)
 	conn_free(c);
 }
 
+/*
+ * WRITE payload outstanding never exceeds the conn's inflight_max, whatever
+ * the queue depth allows; a WRITE larger than the bound goes out alone.
+ */
+void test_inflight_bytes_bounded(void **state)
+{
+	struct rd_conn *c;
+	struct rmig_seg seg = {NULL, 0, 1u << 20, 0, 0};
+	uint8_t hdr[64] = {7};
+	uint64_t total = 0;
+
+	tables(1u << 20, 1u << 20);
+	seg.local = mem[0];
+	/* 512 WRs of room, 64 KiB WRITEs, 256 KiB in flight at most */
+	c = conn_new(512, 64, 64u << 10);
+	c->inflight_max = 256u << 10;
+	for (int round = 0; round < 4; round++)
+		assert_int_equal(rmig_rd_send(&c->base, hdr, sizeof(hdr), &seg, 1), 0);
+	assert_int_equal(rmig_rd_flush(&c->base), 0);
+	assert_true(fk.max_out_bytes <= 256u << 10);
+	assert_true(fk.max_out_bytes >= 192u << 10); /* it did fill up to the bound */
+	for (unsigned int i = 0; i < fk.nlog; i++)
+		if (fk.log[i].opcode == IBV_WR_RDMA_WRITE)
+			total += fk.log[i].len;
+	assert_int_equal(total, 4u << 20);
+	assert_int_equal(fk.cum_done, fk.cum_posted);
+	/* page data is counted once its WRITEs completed: all of it after the flush */
+	assert_int_equal(c->base.wire_bytes, (4u << 20) + 4 * sizeof(hdr));
+	conn_free(c);
+
+	/* 512 KiB WRITEs against a 256 KiB bound: one at a time */
+	fk_reset();
+	tables(1u << 20, 1u << 20);
+	seg.local = mem[0];
+	c = conn_new(512, 64, 512u << 10);
+	c->inflight_max = 256u << 10;
+	assert_int_equal(rmig_rd_send(&c->base, hdr, sizeof(hdr), &seg, 1), 0);
+	assert_int_equal(rmig_rd_flush(&c->base), 0);
+	assert_int_equal(fk.max_out_bytes, 512u << 10);
+	assert_int_equal(fk.cum_posted, 1u << 20);
+	conn_free(c);
+}
+
 /* WRITEs are cut where a slice ends on either side, and gather pieces whose remote range continues.
  */
 void test_write_cuts_and_gathers(void **state)

@@ -150,8 +150,10 @@ int rmig_rd_conn_setup_qp(struct rd_conn *c)
 	c->signal_every = x->signal_every;
 	c->max_sge = x->max_sge;
 	c->max_msg = x->max_msg;
+	c->inflight_max = RD_INFLIGHT_MAX;
 	c->sq_ops = calloc(c->sq_depth, 1);
-	if (!c->sq_ops)
+	c->sq_cum = calloc(c->sq_depth, sizeof(*c->sq_cum));
+	if (!c->sq_ops || !c->sq_cum)
 		return rmig_msg(&c->base.err, -ENOMEM, "%s: out of memory", c->label);
 
 	ret = c->v->create_comp_channel(x->ctx, &c->cc);
@@ -226,6 +228,7 @@ void rmig_rd_conn_free(struct rd_conn *c)
 	pthread_mutex_destroy(&c->mu);
 	rmig_rd_remote_release(&c->chan_remote);
 	free(c->sq_ops);
+	free(c->sq_cum);
 	free(c);
 }
 

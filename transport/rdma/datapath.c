@@ -139,7 +139,7 @@ static int post_segments(struct rd_conn *c, const struct rmig_seg *segs, unsigne
 			off += n;
 			left -= n;
 		}
-		rmig_count(&c->base.wire_bytes, s->len);
+		/* wire_bytes counts the WRITEs when they complete (progress.c) */
 	}
 	return emit(c, &w);
 }

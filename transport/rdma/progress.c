@@ -162,8 +162,18 @@ static int on_send_wc(struct rd_conn *c, const struct ibv_wc *wc)
 		    c->label, op_name(op), ibv_wc_status_str(wc->status),
 		    rmig_rd_wc_status_name(wc->status), wc->vendor_err, wc_hint(wc->status));
 	}
-	if (seq > c->sq_done)
+	if (seq > c->sq_done) {
+		uint64_t cum = c->sq_cum[seq % c->sq_depth];
+
+		/*
+		 * Page data counts as sent once its WRITEs completed, i.e.
+		 * landed: a caller estimating bandwidth from wire_bytes (QEMU's
+		 * migration thread) must not see bytes that are only queued.
+		 */
+		rmig_count(&c->base.wire_bytes, cum - c->cum_done);
+		c->cum_done = cum;
 		c->sq_done = seq;
+	}
 	return 0;
 }
 
@@ -260,6 +270,24 @@ static int sq_room(struct rd_conn *c)
 }
 
 /*
+ * Make room for @bytes more WRITE payload: wait for the oldest WRs to
+ * complete until at most inflight_max bytes would be outstanding. A WR
+ * larger than that alone goes out once nothing else is in flight.
+ */
+static int data_room(struct rd_conn *c, uint64_t bytes)
+{
+	while (c->cum_posted - c->cum_done + bytes > c->inflight_max &&
+	       c->sq_done < c->sq_next - 1) {
+		/* a signaled WR at or after it is assured by rmig_rd_wait_done() */
+		int ret = rmig_rd_wait_done(c, c->sq_done + 1, 0);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
  * Queue one WR on the pending list (posted when the list fills, or by
  * rmig_rd_post_batch()). Waits for send-queue room if needed. SENDs carry
  * the credits owed at this moment: waiting for room may have added some,
@@ -289,9 +317,16 @@ int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, 
 		   uint64_t raddr, uint32_t rkey, bool force_signal, uint64_t *seqp)
 {
 	struct ibv_send_wr *wr;
-	uint64_t seq;
+	uint64_t seq, bytes = 0;
 	int ret;
 
+	if (op == RD_OP_WRITE) {
+		for (unsigned int i = 0; i < nsge; i++)
+			bytes += sge[i].length;
+		ret = data_room(c, bytes);
+		if (ret)
+			return ret;
+	}
 	ret = next_wr(c, &wr, &seq);
 	if (ret)
 		return ret;
@@ -311,9 +346,15 @@ int rmig_rd_add_wr(struct rd_conn *c, enum rd_op op, const struct ibv_sge *sge, 
 		c->owed = 0;
 	}
 	c->sq_ops[seq % c->sq_depth] = (uint8_t)op;
-	if (force_signal || ++c->unsig >= c->signal_every) {
+	c->cum_posted += bytes;
+	c->sq_cum[seq % c->sq_depth] = c->cum_posted;
+	c->unsig_bytes += bytes;
+	/* signaled often enough in bytes too, so data_room() waits are short */
+	if (force_signal || ++c->unsig >= c->signal_every ||
+	    c->unsig_bytes >= c->inflight_max / 4) {
 		wr->send_flags = IBV_SEND_SIGNALED;
 		c->unsig = 0;
+		c->unsig_bytes = 0;
 		c->last_signaled = seq;
 	}
 	if (seqp)
@@ -342,7 +383,9 @@ int rmig_rd_add_bind(struct rd_conn *c, struct ibv_mw *mw, uint32_t rkey,
 	wr->bind_mw.bind_info = *bi;
 	wr->send_flags = IBV_SEND_SIGNALED;
 	c->sq_ops[seq % c->sq_depth] = (uint8_t)RD_OP_BIND;
+	c->sq_cum[seq % c->sq_depth] = c->cum_posted;
 	c->unsig = 0;
+	c->unsig_bytes = 0;
 	c->last_signaled = seq;
 	if (seqp)
 		*seqp = seq;

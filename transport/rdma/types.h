@@ -50,6 +50,15 @@ _Static_assert(RD_RECV_BUFS >= RMIG_RELEASE_WINDOW + 4, "receive window holds th
 _Static_assert(RD_RECV_BUFS >= 4 && RD_RECV_BUFS <= 0xffff, "receive window");
 /* WRs linked into one ibv_post_send() call, and gather entries per WRITE */
 #define RD_BATCH   32u
+/*
+ * Most WRITE payload bytes outstanding on one conn. A batch of contiguous
+ * pages becomes one WRITE of up to max_msg, so without a bound in bytes
+ * sq_depth WRs could put all of RAM in flight at once, and a sync would
+ * wait for all of it. 64 MiB is what ib_write_bw keeps in flight with its
+ * defaults (128 x 512 KiB) and far above a bandwidth-delay product
+ * (400 Gb/s x 10 us = 500 KB); 16 MiB cost rxe a third of its throughput.
+ */
+#define RD_INFLIGHT_MAX (64ull << 20)
 #define RD_MAX_SGE 16u
 /* Largest single WR we post, whatever the port allows (SGE lengths are u32) */
 #define RD_MSG_CAP (1u << 30)
@@ -253,6 +262,11 @@ struct rd_conn {
 	uint64_t last_signaled; /* highest signaled seq, posted or in the batch */
 	unsigned int unsig;	/* WRs since the last signaled one */
 	uint8_t *sq_ops;	/* enum rd_op per seq % sq_depth */
+	uint64_t *sq_cum;	/* cum_posted once seq was numbered, per seq % sq_depth */
+	uint64_t cum_posted;	/* WRITE payload bytes of every WR numbered so far */
+	uint64_t cum_done;	/* of those, the ones of WRs up to sq_done: wire_bytes */
+	uint64_t unsig_bytes;	/* WRITE payload since the last signaled WR */
+	uint64_t inflight_max;	/* most WRITE payload outstanding (RD_INFLIGHT_MAX) */
 	struct ibv_send_wr batch[RD_BATCH];
 	struct ibv_sge batch_sge[RD_BATCH][RD_MAX_SGE];
 	unsigned int nbatch;
