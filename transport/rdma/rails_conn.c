@@ -249,6 +249,17 @@ static bool token_ok(const struct rl_xport *r, const uint8_t *b)
 	return !diff;
 }
 
+
+/*
+ * Point the channel at @in. Under v->mu: vc_shutdown(), on another thread
+ * (a failing destination shutting its channels down), reads v->in under it.
+ */
+static void set_in(struct rl_vconn *v, struct rmig_conn *in)
+{
+	pthread_mutex_lock(&v->mu);
+	v->in = in;
+	pthread_mutex_unlock(&v->mu);
+}
 /* Source: connect a takeover conn on a live rail and learn what the peer has. */
 static int takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_msgbuf *err)
 {
@@ -296,7 +307,7 @@ static int takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_m
 			continue;
 		}
 		*peer_rx = rmig_get_be64(b + 8);
-		v->in = &c->base;
+		set_in(v, &c->base);
 		v->new_rail = k;
 		return 0;
 	}
@@ -429,7 +440,7 @@ static int takeover_wait(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_msgb
 	}
 	pthread_mutex_unlock(&r->rs_mu);
 	*peer_rx = got->peer_rx;
-	v->in = got->conn;
+	set_in(v, got->conn);
 	v->new_rail = got->rail;
 	free(got);
 	return 0;
@@ -472,7 +483,7 @@ static int move(struct rl_vconn *v, int why, struct rmig_msgbuf *mb)
 
 		/* mb holds the takeover's failure: copied out, not formatted into itself */
 		snprintf(how, sizeof(how), "%s", mb->msg);
-		v->in = old;
+		set_in(v, old);
 		return rmig_msg(mb, why, "%.500s; and no other rail took the channel over: %s", was,
 				how);
 	}
