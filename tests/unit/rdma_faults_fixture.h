@@ -107,6 +107,7 @@ void test_mrt_streamed(void **state);
 /* test_rdma_faults_sq.c: send queue and WRITEs */
 void test_sq_depth_never_exceeded(void **state);
 void test_inflight_bytes_bounded(void **state);
+void test_inflight_big_write_alone(void **state);
 void test_write_cuts_and_gathers(void **state);
 void test_segment_checks(void **state);
 void test_wc_errors(void **state);

@@ -34,6 +34,7 @@ static const struct {
 	{ "mr", T(test_mrt_streamed) },
 	{ "sq", T(test_sq_depth_never_exceeded) },
 	{ "sq", T(test_inflight_bytes_bounded) },
+	{ "sq", T(test_inflight_big_write_alone) },
 	{ "sq", T(test_write_cuts_and_gathers) },
 	{ "sq", T(test_segment_checks) },
 	{ "sq", T(test_wc_errors) },
