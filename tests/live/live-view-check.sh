@@ -22,9 +22,10 @@ fail() {
 	fails=$((fails + 1))
 }
 
-# 1. pre-copy: 2 to 4 rounds (limit 0: converged only when nothing is left,
-#    which a workload slowed down by a sanitizer may allow; else the
-#    switchover is forced after --max-rounds)
+# 1. pre-copy: 1 to 4 rounds (limit 0: converged only when nothing is left,
+#    which a workload slowed down by a sanitizer may allow, even after the
+#    first round when the workload thread had not written yet (TSan, CI);
+#    else the switchover is forced after --max-rounds)
 "$bench" --live --json --size 32M --dirty-rate 300M --downtime-limit 0 --max-rounds 4 \
 	>"$tmp/pre.jsonl" 2>"$tmp/pre.err" || fail "pre-copy run exited $?: $(cat "$tmp/pre.err")"
 python3 - "$tmp/pre.jsonl" <<'PY' || fail "pre-copy JSON lines"
@@ -35,10 +36,11 @@ assert ev and all(isinstance(e, dict) for e in ev), "not all objects"
 assert ev[0]["event"] == "setup" and ev[0]["total"] == 32 << 20, ev[0]
 rounds = [e for e in ev if e["event"] == "round"]
 n = len(rounds)
-assert 2 <= n <= 4, f"{n} round events, expected 2 to 4"
+assert 1 <= n <= 4, f"{n} round events, expected 1 to 4"
 last = rounds[-1]["decision"]
 assert [r["decision"] for r in rounds[:-1]] == ["continue"] * (n - 1), "decisions"
-assert last == "force" if n == 4 else last == "switchover" and rounds[-1]["remaining"] == 0, \
+# converged (nothing left) in any round, or forced at the last one allowed
+assert (last == "switchover" and rounds[-1]["remaining"] == 0) or (last == "force" and n == 4), \
     f"round {n}: {last}, remaining {rounds[-1]['remaining']}"
 assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1)), "rounds not 1..N"
 for r in rounds:
@@ -48,7 +50,8 @@ for r in rounds:
     assert r["status"] == "active"
 t = [r["transferred"] for r in rounds]
 assert t == sorted(t) and t[0] >= 32 << 20, f"transferred {t}"
-assert rounds[-1]["dirty-rate"] > 0, "no dirty rate measured"
+# a dirty rate is measured once a round found pages dirtied during it
+assert n == 1 or rounds[-1]["dirty-rate"] > 0, "no dirty rate measured"
 assert [r["time-ms"] for r in rounds] == sorted(r["time-ms"] for r in rounds)
 names = [e["event"] for e in ev]
 sw = names.index("switchover")
