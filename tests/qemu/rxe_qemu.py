@@ -177,6 +177,27 @@ def set_rmig(vm, channels):
     vm.qmp.cmd("migrate-set-parameters", **{"rmig-psk-file": key})
 
 
+def migrate_and_wait(vm, uri, on_poll=None, timeout=240, interval=0.05):
+    """Starts the source's migration to @uri and polls query-migrate until it
+    ends; cancels it after @timeout s (the answer's error-desc says so).
+    @on_poll(info) runs at every poll. Returns the last answer."""
+    t0 = time.monotonic()
+    vm.qmp.cmd("migrate", uri=uri, timeout=60)
+    while True:
+        info = vm.qmp.cmd("query-migrate")
+        if on_poll:
+            on_poll(info)
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            return info
+        if time.monotonic() - t0 > timeout:
+            vm.qmp.cmd("migrate_cancel")
+            info = vm.qmp.cmd("query-migrate")
+            info["error-desc"] = (f"not finished after {timeout} s (cancelled): "
+                                  f"{info.get('error-desc')}")
+            return info
+        time.sleep(interval)
+
+
 # ---------------------------------------------------------------- destination
 
 def dst_phase(phase, size, channels):
@@ -304,19 +325,7 @@ def src_phase(phase, ram, size, channels):
         uri = flag["uri"]
         res["uri"] = uri
         t0 = time.monotonic()
-        vm.qmp.cmd("migrate", uri=uri, timeout=60)
-        deadline = t0 + 240
-        while True:
-            info = vm.qmp.cmd("query-migrate")
-            st = info.get("status")
-            if st in ("completed", "failed", "cancelled"):
-                break
-            if time.monotonic() > deadline:
-                vm.qmp.cmd("migrate_cancel")
-                info = vm.qmp.cmd("query-migrate")
-                info["error-desc"] = f"not finished after 240 s (cancelled): {info.get('error-desc')}"
-                break
-            time.sleep(0.05)
+        info = migrate_and_wait(vm, uri)
         res["wall_s"] = round(time.monotonic() - t0, 3)
         res.update(m.figures(info))
         if res.get("total_time_ms") and res.get("transferred"):

@@ -107,20 +107,11 @@ def src_running(channels):
         res["rmig_uri"] = rq.rmig_params(channels)["rmig-uri"]
         samples = []
         t0 = time.monotonic()
-        vm.qmp.cmd("migrate", uri=flag["uri"], timeout=60)
-        while True:
-            info = vm.qmp.cmd("query-migrate")
-            st = info.get("status")
-            samples.append({"t": round(time.monotonic() - t0, 3), "status": st,
-                            "vm": vm.status(), "serial_bytes": os.path.getsize(vm.serial)})
-            if st in ("completed", "failed", "cancelled"):
-                break
-            if time.monotonic() - t0 > 240:
-                vm.qmp.cmd("migrate_cancel")
-                info = vm.qmp.cmd("query-migrate")
-                info["error-desc"] = f"not finished after 240 s (cancelled): {info.get('error-desc')}"
-                break
-            time.sleep(0.1)
+        info = rq.migrate_and_wait(
+            vm, flag["uri"], interval=0.1,
+            on_poll=lambda i: samples.append({"t": round(time.monotonic() - t0, 3),
+                                              "status": i.get("status"), "vm": vm.status(),
+                                              "serial_bytes": os.path.getsize(vm.serial)}))
         res["wall_s"] = round(time.monotonic() - t0, 3)
         res.update(m.figures(info))
         res["samples"] = samples
