@@ -90,6 +90,14 @@ struct ff_faults {
 	 */
 	uint64_t kill_at;
 	unsigned int kill_nth;
+	/*
+	 * A second such death (a conn that took the first one's place, say):
+	 * before data WRITE kill2_at, or before that QP's own SEND number
+	 * kill2_send (from 1) when kill2_send is set.
+	 */
+	uint64_t kill2_at;
+	unsigned int kill2_nth;
+	uint64_t kill2_send;
 };
 
 /* The table to point rmig_rdma_verbs at, and its life cycle. */

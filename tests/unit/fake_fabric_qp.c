@@ -228,6 +228,20 @@ static enum ibv_wc_status peer_state(const struct ff_qp *qp)
 	return IBV_WC_SUCCESS;
 }
 
+/* Under ff.mu: the connecting side's QP number @nth and its peer go to error. */
+static void kill_conn(unsigned int nth)
+{
+	for (struct ff_id *i = ff.ids; i; i = i->next) {
+		struct ff_qp *k = i->id.qp ? ff_of(ff_qp, i->id.qp) : NULL;
+
+		if (!i->active || !k || k->st->nth != nth)
+			continue;
+		ff_qp_error(k);
+		if (k->peer)
+			ff_qp_error(k->peer);
+	}
+}
+
 /* Under ff.mu: the faults of the test, counted by data WRITE. */
 static uint32_t write_faults(struct ff_qp *qp, uint32_t rkey)
 {
@@ -241,15 +255,10 @@ static uint32_t write_faults(struct ff_qp *qp, uint32_t rkey)
 		ff_qp_error(qp->peer);
 	if (ff.faults.bad_rkey_at == n)
 		rkey ^= 0x00ff0000u;
-	for (struct ff_id *i = ff.ids; ff.faults.kill_at == n && i; i = i->next) {
-		struct ff_qp *k = i->id.qp ? ff_of(ff_qp, i->id.qp) : NULL;
-
-		if (!i->active || !k || k->st->nth != ff.faults.kill_nth)
-			continue;
-		ff_qp_error(k);
-		if (k->peer)
-			ff_qp_error(k->peer);
-	}
+	if (ff.faults.kill_at == n)
+		kill_conn(ff.faults.kill_nth);
+	if (ff.faults.kill2_at == n && !ff.faults.kill2_send)
+		kill_conn(ff.faults.kill2_nth);
 	return rkey;
 }
 
@@ -305,12 +314,16 @@ static enum ibv_wc_status do_read(struct ff_qp *qp, const struct ibv_send_wr *wr
 static enum ibv_wc_status do_send(struct ff_qp *qp, const struct ibv_send_wr *wr, uint64_t len)
 {
 	struct ff_qp *peer = qp->peer;
-	enum ibv_wc_status st = peer_state(qp);
+	enum ibv_wc_status st;
 	struct ibv_wc wc = {0};
 	unsigned int depth;
 	uint64_t room = 0;
 	struct ff_rwr *r;
 
+	if (ff.faults.kill2_send && qp->st->active && qp->st->nth == ff.faults.kill2_nth &&
+	    qp->st->sends + 1 == ff.faults.kill2_send)
+		kill_conn(ff.faults.kill2_nth);
+	st = peer_state(qp);
 	if (st)
 		return st;
 	qp->st->sends++;

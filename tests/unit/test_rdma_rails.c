@@ -329,43 +329,120 @@ static void test_failover(void **state)
 	nrounds = 1;
 }
 
+/* QPs the connecting side (the source) created in the last migration. */
+static unsigned int source_qps(void)
+{
+	struct ff_stats st;
+	unsigned int n = 0;
+
+	ff_stats_get(&st);
+	for (unsigned int q = 0; q < st.nqps && q < FF_MAX_QPS; q++)
+		n += st.qp[q].used && st.qp[q].active;
+	return n;
+}
+
+/* Each page of the source's RAM as some round wrote it: rmig only read it. */
+static void source_intact(const uint8_t *ram)
+{
+	uint8_t want[PAGE];
+
+	for (uint64_t p = 0; p < RAM_SIZE / PAGE; p++) {
+		bool ok = false;
+
+		for (unsigned int v = 1; v <= 4 && !ok; v++) {
+			fill(want, p, v);
+			ok = !memcmp(want, ram + p * PAGE, PAGE);
+		}
+		if (!ok)
+			fail_msg("source page %llu changed", (unsigned long long)p);
+	}
+}
+
 /*
- * Rail 0's control connection dies mid-migration (the source's third QP:
- * the two rail hellos, last rail first, then the control conn). It does
- * not move to the other rail: both sides fail naming rail 0, the
- * destination never reports success, and the source's RAM is as the test
- * wrote it.
+ * Rail 0's control connection dies (the source's third QP: the two rail
+ * hellos, last rail first, then the control conn), at WRITEs spread over
+ * four rounds and at the last one, so that DONE and the verdict go over
+ * the conn that took it over; once with a channel's QP dying a few WRITEs
+ * later too. The control connection moves to rail 1 (one more source QP),
+ * every round verifies at its SYNC, and so does the whole migration.
  */
-static void test_rail0_control_dies(void **state)
+static void test_control_failover(void **state)
+{
+	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
+	struct side s = {.uri = uri, .channels = 4}, d = {.uri = uri, .channels = 8};
+	uint64_t total, at[6];
+	unsigned int base;
+
+	nrounds = 4;
+	next_fault = (struct ff_faults){0};
+	migrate(&s, &d, NULL, 0);
+	assert_int_equal(s.ret | d.ret, 0);
+	total = ff_writes();
+	base = source_qps();
+	sides_free(&s, &d);
+	print_message("%llu WRITEs, %u source QPs without a fault\n", (unsigned long long)total,
+		      base);
+	assert_true(total >= 40);
+	at[0] = 2;
+	at[1] = total / 4;
+	at[2] = total / 2;
+	at[3] = 3 * total / 4;
+	at[4] = total;
+	at[5] = total / 3;
+	for (unsigned int i = 0; i < 6; i++) {
+		memset(&s, 0, sizeof(s));
+		memset(&d, 0, sizeof(d));
+		s.uri = d.uri = uri;
+		s.channels = 4;
+		d.channels = 8;
+		next_fault = (struct ff_faults){.kill_at = at[i], .kill_nth = 2};
+		if (i == 5)
+			next_fault.peer_error_at = at[i] + 3;
+		migrate(&s, &d, NULL, 0);
+		next_fault = (struct ff_faults){0};
+		print_message("control conn killed at WRITE %llu%s: source %d (%s), destination "
+			      "%d (%s), %u source QPs\n",
+			      (unsigned long long)at[i], i == 5 ? " and a channel 3 later" : "",
+			      s.ret, s.err, d.ret, d.err, source_qps());
+		if (s.ret || d.ret)
+			fail_msg("source %d (%s), destination %d (%s)", s.ret, s.err, d.ret, d.err);
+		assert_int_equal(h_first_diff(s.ram, d.ram, RAM_SIZE), -1);
+		/* the control connection's takeover (and the channel's) */
+		assert_int_equal(source_qps(), base + 1 + (i == 5));
+		sides_free(&s, &d);
+	}
+	nrounds = 1;
+}
+
+/*
+ * The control connection dies on rail 0, moves to rail 1, and dies there
+ * too, right after the takeover exchange (its takeover is the source's
+ * eighth QP: two hellos, the control conn, four channels, then it): no
+ * rail is left for it, so both sides
+ * fail, saying so, the destination never reports success, and the
+ * source's RAM is as the test wrote it.
+ */
+static void test_control_no_rail_left(void **state)
 {
 	const char *uri = "rdma:127.0.0.1,127.0.0.2:" PORT;
 	struct side s = {.uri = uri, .channels = 4},
 		    d = {.uri = uri, .channels = 8, .wait_out = true};
-	uint8_t want[PAGE];
 
 	nrounds = 4;
-	next_fault = (struct ff_faults){.kill_at = 20, .kill_nth = 2};
+	next_fault = (struct ff_faults){.kill_at = 20, .kill_nth = 2, .kill2_nth = 7,
+					.kill2_send = 2};
 	migrate(&s, &d, NULL, 0);
 	next_fault = (struct ff_faults){0};
 	nrounds = 1;
 	print_message("source: %d %s\ndestination: %d %s\n", s.ret, s.err, d.ret, d.err);
 	assert_int_not_equal(s.ret, 0);
 	assert_int_not_equal(d.ret, 0);
-	if (!strstr(s.err, "rail 0") || !strstr(s.err, "cannot fail over"))
-		fail_msg("source error '%s' does not name rail 0's control conn", s.err);
-	if (!strstr(d.err, "rail 0") || !strstr(d.err, "cannot fail over"))
-		fail_msg("destination error '%s' does not name rail 0", d.err);
-	/* rmig only read the source's RAM: each page is as some round wrote it */
-	for (uint64_t p = 0; p < RAM_SIZE / PAGE; p++) {
-		bool ok = false;
-
-		for (unsigned int v = 1; v <= 4 && !ok; v++) {
-			fill(want, p, v);
-			ok = !memcmp(want, s.ram + p * PAGE, PAGE);
-		}
-		if (!ok)
-			fail_msg("source page %llu changed", (unsigned long long)p);
-	}
+	if (!strstr(s.err, "no other rail took the control connection over"))
+		fail_msg("source error '%s' does not say no rail took the control connection",
+			 s.err);
+	if (!strstr(d.err, "control conn"))
+		fail_msg("destination error '%s' does not name the control connection", d.err);
+	source_intact(s.ram);
 	sides_free(&s, &d);
 }
 
@@ -773,7 +850,8 @@ int main(void)
 		cmocka_unit_test(test_two_rails),
 		cmocka_unit_test(test_three_rails),
 		cmocka_unit_test(test_failover),
-		cmocka_unit_test(test_rail0_control_dies),
+		cmocka_unit_test(test_control_failover),
+		cmocka_unit_test(test_control_no_rail_left),
 		cmocka_unit_test(test_numa_figures),
 		cmocka_unit_test(test_source_has_more_rails),
 		cmocka_unit_test(test_source_has_fewer_rails),

@@ -220,13 +220,17 @@ static int rl_connect(const struct rmig_xport_params *p, const char *addr, struc
 	ret = rmig_rl_numa_setup(r, p->opts, err);
 	if (ret)
 		goto err_free;
-	/* said in every error of it: the migration depends on rail 0 (docs/scale.md) */
-	snprintf(label, sizeof(label), "control conn to %s (rail 0, which cannot fail over)",
-		 r->rail[0].addr);
+	/* on rail 0 first; it moves to another rail if rail 0 dies (rails_conn.c) */
+	snprintf(label, sizeof(label), "control conn to %s (rail 0)", r->rail[0].addr);
 	ret = rmig_rd_connect(rd_xport_of(r->rail[0].xp), label, &c, err);
 	if (ret)
 		goto err_free;
-	*ctl = &c->base;
+	ret = rmig_rl_vconn_new(r, 0, RL_CTL_VID, &c->base, ctl);
+	if (ret) {
+		rmig_rd_conn_close(c);
+		rmig_msg(err, ret, "out of memory");
+		goto err_free;
+	}
 	*xp = &r->base;
 	return 0;
 
@@ -538,12 +542,13 @@ static int rl_accept(struct rmig_xport *xp, int timeout_ms, struct rmig_conn **c
 			struct rd_conn *rc = rd_conn_of(c);
 			char was[sizeof(rc->label)];
 
-			/* its errors then say which rail the migration depended on */
 			snprintf(was, sizeof(was), "%s", rc->label);
-			snprintf(rc->label, sizeof(rc->label),
-				 "control conn (rail 0, which cannot fail over), %.45s", was);
-			r->ctl = rc;
-			*cp = c;
+			snprintf(rc->label, sizeof(rc->label), "control conn (rail 0), %.45s", was);
+			/* it moves to another rail if rail 0 dies (rails_conn.c) */
+			if (rmig_rl_vconn_new(r, 0, RL_CTL_VID, c, cp)) {
+				c->ops->close(c);
+				return rmig_msg(&xp->err, -ENOMEM, "out of memory");
+			}
 		}
 		r->got_ctl = true;
 		return 0;

@@ -16,6 +16,10 @@
 #include "transport/rdma/types.h"
 
 #define RL_TOKEN_LEN 16u
+/* the takeover exchange: "RMRS" | u32 | u64 | token (rails_takeover.c) */
+#define RL_RS_LEN (16u + RL_TOKEN_LEN)
+/* vid of the control connection (a channel's is its number plus one) */
+#define RL_CTL_VID 0xffffffffu
 
 struct rl_rail {
 	struct rmig_xport *xp;	 /* an rdma xport (rmig_rdma_ops) */
@@ -29,9 +33,57 @@ struct rl_rail {
 	struct bitmask *cpus; /* the node's CPUs, when placing */
 };
 
-/* destination: a channel's takeover connection, accepted and waiting for its channel */
-struct rl_vconn;
 struct bitmask;
+
+/* One send() that may not have arrived yet (rails_conn.c). */
+struct rl_rec {
+	struct rl_rec *next;
+	uint64_t start, end;   /* its stream bytes, counted from the conn's first */
+	struct rd_conn *on;    /* posted on this conn... */
+	uint64_t last_seq;     /* ...its last WR */
+	unsigned int nsegs;
+	struct rmig_seg *segs; /* copies of the descriptors */
+	uint8_t hdr[];
+};
+
+/*
+ * A channel's or the control connection's conn over the rails: an rdma conn
+ * on one rail underneath (in), moved to another rail when it dies. A
+ * channel has one user at a time; the control connection has two in
+ * postcopy (a thread reading it, others sending and pulling on it), so an
+ * operation counts itself in (active) and a move waits until none is.
+ */
+struct rl_vconn {
+	struct rmig_conn base;
+	struct rl_xport *r;
+	uint32_t vid;	       /* channel number plus one, or RL_CTL_VID */
+	unsigned int rail;     /* written under r->vc_mu (the figures read it) */
+	unsigned int new_rail; /* while moving */
+	pthread_mutex_t mu; /* guards in, active, moving, gen, broken */
+	pthread_cond_t cv;  /* a move ended, or an operation left */
+	struct rmig_conn *in;
+	unsigned int active; /* operations inside in's ops */
+	bool moving;	     /* a thread is moving the conn: operations wait */
+	unsigned int gen;    /* moves so far, failed ones included */
+	int broken;	     /* a move failed: every operation fails so */
+	char broken_msg[RMIG_ERRMSG_MAX];
+	atomic_bool down;
+	/* the rest is the send side's and the receive side's own, and a mover's */
+	uint64_t tx;		  /* stream bytes sent */
+	uint64_t rx;		  /* stream bytes received: handed out or in pend */
+	struct rl_rec *log, **tail; /* sends not known to have arrived, oldest first */
+	uint8_t *pend;		  /* bytes taken off a dead conn, not read yet */
+	size_t pend_len, pend_off;
+	pthread_mutex_t cnt_mu;	  /* seen_*: counted from both sides' threads */
+	uint64_t seen_wire, seen_writes; /* of in's counters, already in base */
+	unsigned int moves;
+	struct rl_vconn *next; /* in r->vconns */
+	bool placed;	       /* the channel thread is bound to its rail's node */
+	pthread_t creator;     /* the thread that set the conn up (the core's main one) */
+	pthread_t thread;      /* the channel thread, once placed */
+	_Atomic int cpu_node;  /* node of the CPU the channel thread last ran on */
+	_Atomic int buf_node;  /* node of the stream buffers' memory */
+};
 
 struct rl_resume {
 	struct rl_resume *next;
@@ -45,8 +97,8 @@ struct rl_xport {
 	struct rmig_xport base;
 	bool is_dst;
 	bool got_ctl; /* destination: rail 0's control conn was accepted */
-	/* destination: that conn (the core owns it), whose end rails_conn.c reports */
-	struct rd_conn *ctl;
+	/* destination: that conn (the core owns it), whose end rails_takeover.c reports */
+	struct rl_vconn *ctl;
 	unsigned int nrails;
 	int timeout_ms;
 	struct rl_rail rail[RD_RAILS_MAX];
@@ -95,17 +147,29 @@ static inline struct rl_xport *rl_of(struct rmig_xport *x)
 }
 
 /* rails_conn.c */
+/* Wrap @in (a channel's conn, or the control connection's with RL_CTL_VID). */
 int rmig_rl_vconn_new(struct rl_xport *r, unsigned int rail, uint32_t vid, struct rmig_conn *in,
 		      struct rmig_conn **out);
-/* Wait on every rail's listener for up to @timeout_ms; accept one connection: 0 and it. */
-int rmig_rl_accept_any(struct rl_xport *r, int timeout_ms, unsigned int *rail,
-		       struct rmig_conn **cp);
-void rmig_rl_resume_free(struct rl_xport *r);
 /* Placement figures of rail @k's channels: threads and stream buffers on its node. */
 void rmig_rl_vconn_nodes(struct rl_xport *r, unsigned int k, unsigned int *threads,
 			 unsigned int *buffers);
 /* Data pages rail @k's channels carried from memory on and off its node (the core counts them). */
 void rmig_rl_vconn_pages(struct rl_xport *r, unsigned int k, uint64_t *local, uint64_t *remote);
+/* Point @v at @in (under v->mu: shutdown() from another thread reads it). */
+void rmig_rl_set_in(struct rl_vconn *v, struct rmig_conn *in);
+/* "channel N" or "control connection", for messages. */
+const char *rmig_rl_vname(const struct rl_vconn *v, char *buf, size_t size);
+
+/* rails_takeover.c */
+void rmig_rl_put_rs(uint8_t b[RL_RS_LEN], uint32_t word, uint64_t off, const uint8_t *token);
+/* Source: a takeover conn for @v on the next live rail; the peer's received bytes. */
+int rmig_rl_takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_msgbuf *err);
+/* Destination: wait for (accepting on every rail) the takeover conn of @v. */
+int rmig_rl_takeover_wait(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_msgbuf *err);
+/* Wait on every rail's listener for up to @timeout_ms; accept one connection: 0 and it. */
+int rmig_rl_accept_any(struct rl_xport *r, int timeout_ms, unsigned int *rail,
+		       struct rmig_conn **cp);
+void rmig_rl_resume_free(struct rl_xport *r);
 
 /* rails_numa.c */
 int rmig_rl_device_node(const char *dev);
