@@ -13,7 +13,9 @@
  * RMIG_PC_RDMA=ADDR the pair uses rdma:ADDR, the source connects with
  * RMIG_F_POSTCOPY and the destination pulls by RDMA READ; adding
  * RMIG_PC_BY_REQUEST=1 leaves the flag off, so pages are requested on the
- * rdma control connection while another thread reads it.
+ * rdma control connection while another thread reads it. RMIG_PC_RDMA=
+ * "ADDR1,ADDR2" runs them over two rails (the control connection is then
+ * the rails' virtual conn, with its reader, senders and pullers).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,6 +45,21 @@
 
 /* "tcp:127.0.0.1" or "rdma:ADDR", and whether pulls are reads */
 static char pc_host[128] = "tcp:127.0.0.1";
+
+/*
+ * The destination's listen URI: port 0 (the kernel picks one), except over
+ * several rails (RMIG_PC_RDMA="ADDR1,ADDR2"), which take one fixed port: a
+ * new one per test, so that none waits for the last one's to be free.
+ */
+static void listen_uri(char *uri, size_t size)
+{
+	static unsigned int next;
+
+	if (strchr(pc_host, ','))
+		snprintf(uri, size, "%s:%u", pc_host, 18740 + next++ % 40);
+	else
+		snprintf(uri, size, "%s:0", pc_host);
+}
 
 /*
  * Both sides' options: over rdma the destination listens on the device's
@@ -198,7 +215,7 @@ static void setup_pair(struct pc_test *t)
 	bd.host = t->dram;
 	assert_int_equal(rmig_dst_create(&o, &t->dst), 0);
 	assert_int_equal(rmig_dst_add_block(t->dst, &bd), 0);
-	snprintf(uri, sizeof(uri), "%s:0", pc_host);
+	listen_uri(uri, sizeof(uri));
 	assert_int_equal(rmig_dst_listen(t->dst, uri), 0);
 	assert_int_equal(rmig_dst_postcopy_enable(t->dst), 0);
 	t->port = rmig_dst_port(t->dst);
@@ -442,7 +459,7 @@ static void test_postcopy_not_agreed(void **state)
 	bd.host = dram;
 	assert_int_equal(rmig_dst_create(&o, &dst), 0);
 	assert_int_equal(rmig_dst_add_block(dst, &bd), 0);
-	snprintf(uri, sizeof(uri), "%s:0", pc_host);
+	listen_uri(uri, sizeof(uri));
 	assert_int_equal(rmig_dst_listen(dst, uri), 0);
 	assert_int_equal(pthread_create(&th, NULL, accept_main, dst), 0);
 	bd.host = sram;
