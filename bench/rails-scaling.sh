@@ -13,8 +13,9 @@
 # dropped (rxe keeps at most 64 packets per QP in flight); the rxe and tc
 # counters of every case show whether anything was dropped or retried.
 #
-# Per rate, one pair of guests, REPS repetitions, ABBA order (odd ones as
-# listed, even ones reversed):
+# One pair of guests per repetition and rate (the rates interleaved, so a
+# change in the host's load touches all of them), the cases in ABBA order (odd
+# repetitions as listed, even ones reversed):
 #   bw0    ib_write_bw on rail 0 alone (rxe0), CHANNELS/2 QPs, 512 KiB WRITEs
 #          (rmig's message: a 128-page batch in one WRITE), ACK timeout 18 (rmig's)
 #   bw1    the same on rail 1 alone (rxe1)
@@ -22,24 +23,30 @@
 #   rmig1  rmig-bench over rail 0: --listen A:PORT / --connect A:PORT, CHANNELS
 #   rmig2  rmig-bench over both: --listen A,A2:PORT / --connect A,A2:PORT,
 #          CHANNELS in all (channel c on rail c % 2)
-# Prints every run (rmig: data-phase Gb/s and each rail's bytes over the data
-# phase; the guests' CPU busy share; retries, sequence errors, drops), then per
-# rate the medians, 2 rails / 1 rail and each rail / ib_write_bw on that rail.
+# Prints every run: the rate (rmig: its data phase; per rail, the rail's bytes
+# over the data phase), each NIC's rate on the wire while busy (the source
+# guest's byte counters every 0.25 s), both guests' CPU busy share (perftest
+# polls, so its share says nothing), retries, sequence errors, duplicates and
+# drops; then per rate the medians, 2 rails / 1 rail and each rail against
+# ib_write_bw on that rail.
 #
-# Usage: bench/rails-scaling.sh [-r RATES] [-n REPS] [-c CHANNELS] [-s SIZE]
-#                               [-D SECONDS] [-b RMIG_BENCH] [-o OUTDIR] [-L LOCKFILE]
+# Usage: bench/rails-scaling.sh [-r RATES] [-n REPS] [-c CHANNELS] [-s MIB] [-D SECONDS]
+#                               [-C CASES] [-m MIN] [-b RMIG_BENCH] [-o OUTDIR] [-L LOCKFILE]
 #   -r  comma-separated Mbit/s per NIC; 0 = unthrottled (default 40,80,160)
-#   -n  repetitions per rate (default 3)     -c  rmig channels (default 4)
-#   -s  rmig size in MiB (default: 1.5 x RATE, about 12 s on one rail throttled;
+#   -n  repetitions (default 3)     -c  rmig channels (default 4)
+#   -s  rmig size in MiB (default: 1.5 x RATE, about 12 s on one throttled rail;
 #       128 unthrottled)
 #   -D  ib_write_bw seconds, 2 s margins at each end excluded (default 10)
+#   -C  the cases to run (default bw0,bw1,bw01,rmig1,rmig2)
+#   -m  exit 1 unless, at every rate, the median of rmig 2 rails / 1 rail is at least MIN
 #   -o  results (default build/rails-scaling); summary.json has every figure
-#   -L  take this flock(1) lock around each rate's guests (e.g. /tmp/rmig-bench.lock)
+#   -L  take this flock(1) lock around each pair of guests (e.g. /tmp/rmig-bench.lock)
 # Environment: RXE_CACHE_DIR (see tests/rxe/README.md). Needs root, QEMU,
 # perftest and python3, as the rxe suite does.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 self=$here/$(basename "$0")
+# shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 
 CASES=(bw0 bw1 bw01 rmig1 rmig2)
@@ -52,7 +59,7 @@ snap() {
 	local d f n v c1 c2 c3 c4 c5 c6 c7 c8
 	{
 		for d in rxe0 rxe1; do
-			for f in /sys/class/infiniband/$d/ports/1/hw_counters/*; do
+			for f in "/sys/class/infiniband/$d/ports/1/hw_counters/"*; do
 				read -r v < "$f" && echo "$d.${f##*/} $v"
 			done
 		done
@@ -71,15 +78,19 @@ snap() {
 }
 
 # wire FILE: every 0.25 s, the guest's uptime and both NICs' bytes sent, until
-# killed: how fast each link ran, whatever the program's own clock says
+# killed: how fast each link ran, whatever the programs' own clocks say. It
+# waits on a FIFO nobody writes (read -t), not with sleep: a fork and exec
+# per sample would take a share of the vCPU it measures.
 wire() {
-	local t x a b
+	local t a b fd
+	mkfifo /tmp/rails-scaling.tick 2> /dev/null || true
+	exec {fd}<> /tmp/rails-scaling.tick
 	while :; do
-		read -r t x < /proc/uptime
+		read -r t _ < /proc/uptime
 		read -r a < /sys/class/net/eth0/statistics/tx_bytes
 		read -r b < /sys/class/net/eth1/statistics/tx_bytes
 		echo "$t $a $b"
-		sleep 0.25
+		read -rt 0.25 -u "$fd" _ || true
 	done > "$1"
 }
 
@@ -99,16 +110,16 @@ throttle() {
 go() { echo "${2:-ok}" > "$1.tmp" && mv "$1.tmp" "$1"; }
 
 guest() {
-	local role=$1 rate=$2 size=$3 rep=$4 chans=$5 secs=$6 bench=$7
+	local role=$1 rate=$2 size=$3 rep=$4 chans=$5 secs=$6 bench=$7 want=$8
 	local qps=$((chans / 2 > 0 ? chans / 2 : 1))
 	local bw="ib_write_bw -x 1 -s 524288 -q $qps -D $secs -F --report_gbits -u 18"
 	local rm="$bench --transport rdma --size ${size}M --json --insecure"
-	local k c order port tag f pids sampler
+	local k c order=() port tag f pids=() sampler
 	throttle "$rate" || { echo "throttle failed"; exit 1; }
-	order=("${CASES[@]}")
+	IFS=, read -ra order <<< "$want"
 	if ((rep % 2 == 0)); then
-		order=()
-		for ((k = ${#CASES[@]} - 1; k >= 0; k--)); do order+=("${CASES[k]}"); done
+		for ((k = ${#order[@]} - 1; k >= 0; k--)); do pids+=("${order[k]}"); done
+		order=("${pids[@]}")
 	fi
 	for c in "${order[@]}"; do
 		for k in "${!CASES[@]}"; do [ "${CASES[k]}" = "$c" ] && break; done
@@ -182,16 +193,19 @@ fi
 
 # ---------------------------------------------------------------- on the host
 
-usage() { bench_usage "$0" 3 40 "${1:-0}"; }
-rates=40,80,160 reps=3 chans=4 size= secs=10 bench= outdir= lock=
-while getopts "r:n:c:s:D:b:o:L:h" o; do
+usage() { bench_usage "$0" 3 45 "${1:-0}"; }
+rates=40,80,160 reps=3 chans=4 size='' secs=10 bench='' outdir='' lock='' cases=bw0,bw1,bw01,rmig1,rmig2 min=''
+while getopts "r:n:c:s:D:b:o:L:C:m:h" o; do
 	case $o in
 	r) rates=$OPTARG ;; n) reps=$OPTARG ;; c) chans=$OPTARG ;; s) size=$OPTARG ;;
 	D) secs=$OPTARG ;; b) bench=$OPTARG ;; o) outdir=$OPTARG ;; L) lock=$OPTARG ;;
+	C) cases=$OPTARG ;; m) min=$OPTARG ;;
 	h) usage 0 ;; *) usage 2 >&2 ;;
 	esac
 done
 [[ $rates =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "-r wants Mbit/s numbers, e.g. 40,80" >&2; exit 2; }
+[[ ,$cases, =~ ^(,(bw0|bw1|bw01|rmig1|rmig2))+,$ ]] || { echo "-C wants a list of ${CASES[*]}" >&2; exit 2; }
+[[ -z $min || $min =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "-m wants a ratio, e.g. 1.4" >&2; exit 2; }
 for v in "$reps" "$chans" "$secs" ${size:+"$size"}; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "-n, -c, -s and -D want positive numbers, got '$v'" >&2; exit 2; }
 done
@@ -223,12 +237,12 @@ for ((rep = 1; rep <= reps; rep++)); do
 		tmo=$((60 + 2 * (3 * (secs + 15) + sz * 8 * 3 / 2 / eff + 40)))
 		d=$outdir/rate-$rate
 		mkdir -p "$d/$rep"
-		echo "== repetition $rep, $rate Mbit/s per NIC (0: unthrottled), $sz MiB, $chans channels"
+		echo "== repetition $rep, $rate Mbit/s per NIC (0: unthrottled), $sz MiB, $chans channels: $cases"
 		echo "$rep before: $(uptime)" | tee -a "$d/load"
 		rc=0
 		"${run[@]}" "$vm" pair --nics 2 --out "$d/$rep" --timeout "$tmo" -q \
-			--dst "$self --guest dst $rate $sz $rep $chans $secs $bench" \
-			--src "$self --guest src $rate $sz $rep $chans $secs $bench" || rc=$?
+			--dst "$self --guest dst $rate $sz $rep $chans $secs $bench $cases" \
+			--src "$self --guest src $rate $sz $rep $chans $secs $bench $cases" || rc=$?
 		echo "$rep after: $(uptime)" | tee -a "$d/load"
 		if [ "$rc" != 0 ]; then
 			echo "rate $rate, repetition $rep: the guests failed (exit $rc); logs in $d/$rep" >&2
@@ -237,4 +251,5 @@ for ((rep = 1; rep <= reps; rep++)); do
 		fi
 	done
 done
-python3 "$here/rails_scaling.py" "$outdir" "$chans" "${rate_list[@]}"
+python3 "$here/rails_scaling.py" "$outdir" --channels "$chans" --cases "$cases" \
+	${min:+--min-ratio "$min"} "${rate_list[@]}"
