@@ -49,6 +49,7 @@ struct bench_live {
 	bool postcopy;	   /* --postcopy: the destination runs and pulls what is left */
 	uint32_t postcopy_after; /* --postcopy-after N: at the latest after N rounds */
 	bool by_request;	 /* --postcopy-by-request: no RMIG_F_POSTCOPY */
+	const char *postcopy_mark; /* --postcopy-mark FILE: made when the destination runs */
 };
 
 struct bench_cfg {

@@ -323,8 +323,17 @@ static bool peer_start_vcpu(struct peer_dst *pd, pthread_t *t)
 	return !pthread_create(t, NULL, peer_vcpu, pd);
 }
 
+/* --postcopy-mark: say the destination runs now (an empty file). */
+static void postcopy_mark(const char *path)
+{
+	FILE *f = path ? fopen(path, "w") : NULL;
+
+	if (path && (!f || fclose(f)))
+		fprintf(stderr, "rmig-bench: --postcopy-mark %s: %s\n", path, strerror(errno));
+}
+
 /* accept returned: rounds (postcopy: until it starts, then the vCPU), finish. */
-static int peer_run(struct peer_dst *pd, bool postcopy)
+static int peer_run(struct peer_dst *pd, bool postcopy, const char *mark)
 {
 	bool vcpu_started = false;
 	pthread_t vcpu;
@@ -334,6 +343,7 @@ static int peer_run(struct peer_dst *pd, bool postcopy)
 		ret = rmig_dst_wait_sync(pd->dst, NULL);
 		if (ret == RMIG_DST_POSTCOPY) {
 			pd->t_run = now_s();
+			postcopy_mark(mark);
 			vcpu_started = peer_start_vcpu(pd, &vcpu);
 			ret = 0;
 		}
@@ -576,7 +586,7 @@ int run_live_destination(const struct bench_cfg *cfg)
 		goto out;
 	}
 	pd.t_accept = now_s();
-	ret = peer_run(&pd, cfg->live.postcopy);
+	ret = peer_run(&pd, cfg->live.postcopy, cfg->live.postcopy_mark);
 	if (!ret)
 		ret = peer_verify(&pd, cfg);
 	pd.verified = !ret;

@@ -137,6 +137,8 @@ static void usage(FILE *f)
 "      --postcopy-after N   ... at the latest after N rounds (implies --postcopy)\n"
 "      --postcopy-by-request  over rdma too, request pages on the control\n"
 "                           connection instead of reading them (to compare)\n"
+"      --postcopy-mark FILE  (--listen) create FILE when the destination starts\n"
+"                           running, for a script to act at that moment\n"
 "  With --listen/--connect the source runs the workload and the engine; once\n"
 "  the workload stopped it sends a digest of its final RAM (per MiB, from a\n"
 "  digest per page kept up to date as it runs) as device state \"%s\",\n"
@@ -325,6 +327,7 @@ enum {
 	OPT_POSTCOPY,
 	OPT_POSTCOPY_AFTER,
 	OPT_POSTCOPY_BY_REQUEST,
+	OPT_POSTCOPY_MARK,
 	OPT_TLS,
 	OPT_TLS_CREDS,
 	OPT_PSK_FILE,
@@ -375,6 +378,7 @@ static const struct option long_opts[] = {
 	{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
 	{ "postcopy-after", required_argument, NULL, OPT_POSTCOPY_AFTER },
 	{ "postcopy-by-request", no_argument, NULL, OPT_POSTCOPY_BY_REQUEST },
+	{ "postcopy-mark", required_argument, NULL, OPT_POSTCOPY_MARK },
 	{ "tls", no_argument, NULL, OPT_TLS },
 	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
 	{ "psk-file", required_argument, NULL, OPT_PSK_FILE },
@@ -542,6 +546,9 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 			cfg->live.postcopy = true;
 			cfg->live.by_request = true;
 			break;
+		case OPT_POSTCOPY_MARK:
+			cfg->live.postcopy_mark = optarg;
+			break;
 		case OPT_POSTCOPY_AFTER:
 			cfg->live.postcopy = true;
 			cfg->live.postcopy_after =
@@ -649,6 +656,8 @@ static void check_cfg(struct bench_cfg *cfg)
 			    " drop --region/--transport file");
 	if (!cfg->live.on && cfg->live.postcopy)
 		usage_error("--postcopy needs --live");
+	if (cfg->live.postcopy_mark && (!cfg->live.postcopy || cfg->role != ROLE_DESTINATION))
+		usage_error("--postcopy-mark is the destination's (--listen) and needs --postcopy");
 	if (cfg->live.postcopy && cfg->transport == XPORT_NULL)
 		usage_error("--postcopy needs a destination (not --transport null)");
 	/* rdma: the source's RAM readable by the destination, which pulls by RDMA READ */

@@ -50,6 +50,9 @@
 #               the control connection) goes down mid-migration; the control
 #               connection and rail 0's channels move to rail 1 and every
 #               round still verifies
+#   live-rail0-down  live-pair over two rails; rail 0's link goes down as
+#               postcopy starts: the control connection and its RDMA READs
+#               move to rail 1, every page arrives and verifies
 #   live-pair   two guests, one rmig-bench --live per side: postcopy after round
 #               1, the destination pulls the pages still missing by RDMA READ
 #               across the link and checks its RAM against the source's final
@@ -195,6 +198,26 @@ print(f\"postcopy across two guests: {r['postcopy_pulled']} pages by {r['postcop
 sys.exit(0 if ok else 1)
 PY" \
 		--src "$mkkey; $bench --transport rdma --connect \$RXE_PEER_ADDR:18603 --live --size 64M --dirty-rate 40M --postcopy-after 1 --json $psk"
+	;;
+live-rail0-down)
+	# live-pair over two rails, and rail 0's link (the destination's eth0)
+	# goes down the moment the destination starts running: the control
+	# connection, which carries the RDMA READs of postcopy, dies with pulls
+	# in flight. It moves to rail 1, the pulls not waited for are read again
+	# there (from the source's RAM as registered on rail 1), and every page
+	# arrives and verifies.
+	"$vm" pair --nics 2 --out "$out" --timeout 300 \
+		--dst "$mkkey; ( while [ ! -e \"\$OUT/pc-started\" ]; do sleep 0.05; done; ip link set eth0 down; echo 'postcopy started: eth0 down' ) &
+		$bench --transport rdma --listen \$RXE_ADDR,\$RXE_ADDR2:18604 --live --size 64M --postcopy --postcopy-mark \"\$OUT/pc-started\" --timeout 60000 --json $psk > \"\$OUT/live-dst.json\"; r=\$?; wait; cat \"\$OUT/live-dst.json\"; [ \$r -eq 0 ] || exit \$r
+		python3 - \"\$OUT/live-dst.json\" <<'PY'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+ok = (r['verified'] is True and r['error'] is None and r['postcopy'] is True
+      and r['postcopy_pull'] == 'read' and 0 < r['postcopy_pulled'] == r['postcopy_missing'])
+print(f\"postcopy with rail 0 down at its start: {r['postcopy_pulled']} pages by {r['postcopy_pulls']} RDMA READs in {r['postcopy_ms']:.0f} ms, verified {r['verified']}\")
+sys.exit(0 if ok else 1)
+PY" \
+		--src "$mkkey; $bench --transport rdma --connect \$RXE_PEER_ADDR,\$RXE_PEER_ADDR2:18604 --live --size 64M --dirty-rate 40M --postcopy-after 1 --timeout 60000 --json $psk"
 	;;
 rails)
 	# Two rails (rxe0 on eth0, rxe1 on eth1, each NIC pair on its own

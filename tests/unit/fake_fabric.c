@@ -455,6 +455,7 @@ void ff_init(void)
 	ff.nth[0] = ff.nth[1] = 0;
 	memset(&ff.faults, 0, sizeof(ff.faults));
 	memset(&ff.st, 0, sizeof(ff.st));
+	ff.ndown = 0;
 	ff_reg_set(NULL, 0, 0);
 	for (unsigned int i = 0; i < FF_MAX_QPS; i++)
 		ff.st.qp[i].min_rq_at_send = ~0u;

@@ -98,6 +98,11 @@ struct ff_faults {
 	uint64_t kill2_at;
 	unsigned int kill2_nth;
 	uint64_t kill2_send;
+	/*
+	 * A kill takes the killed conn's link down, not only its QP: later
+	 * connects to the address it went to are unreachable.
+	 */
+	bool kill_downs_link;
 };
 
 /* The table to point rmig_rdma_verbs at, and its life cycle. */

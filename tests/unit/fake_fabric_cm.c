@@ -503,6 +503,14 @@ int ff_connect(struct rdma_cm_id *rid, struct rdma_conn_param *p)
 		pthread_mutex_unlock(&ff.mu);
 		return -EINVAL;
 	}
+	for (unsigned int i = 0; i < ff.ndown; i++)
+		if (((struct sockaddr_in *)&rid->route.addr.dst_addr)->sin_addr.s_addr == ff.down[i]) {
+			/* the link is down: the REQ's retries run out */
+			id->state = FF_ID_IDLE;
+			ev_post(id, RDMA_CM_EVENT_UNREACHABLE, -ETIMEDOUT, NULL, 0);
+			pthread_mutex_unlock(&ff.mu);
+			return 0;
+		}
 	l = find_listener((struct sockaddr *)&rid->route.addr.dst_addr);
 	if (!l) {
 		/* the peer's CM answers a REQ for an unknown service with a REJ */

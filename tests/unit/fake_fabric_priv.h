@@ -129,6 +129,9 @@ struct ff_fabric {
 	uint64_t writes;
 	struct ff_faults faults;
 	struct ff_stats st;
+	/* addresses whose link a kill took down (ff_faults.kill_downs_link) */
+	uint32_t down[8];
+	unsigned int ndown;
 };
 
 extern struct ff_fabric ff;

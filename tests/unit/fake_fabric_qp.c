@@ -236,6 +236,9 @@ static void kill_conn(unsigned int nth)
 
 		if (!i->active || !k || k->st->nth != nth)
 			continue;
+		if (ff.faults.kill_downs_link && ff.ndown < sizeof(ff.down) / sizeof(ff.down[0]))
+			ff.down[ff.ndown++] =
+			    ((struct sockaddr_in *)&i->id.route.addr.dst_addr)->sin_addr.s_addr;
 		ff_qp_error(k);
 		if (k->peer)
 			ff_qp_error(k->peer);

@@ -416,7 +416,8 @@ static void test_control_failover(void **state)
 
 /*
  * The control connection dies on rail 0, moves to rail 1, and dies there
- * too, right after the takeover exchange (its takeover is the source's
+ * too, each time with its link (later connects to the rail fail), right
+ * after the takeover exchange (its takeover is the source's
  * eighth QP: two hellos, the control conn, four channels, then it): no
  * rail is left for it, so both sides
  * fail, saying so, the destination never reports success, and the
@@ -430,7 +431,7 @@ static void test_control_no_rail_left(void **state)
 
 	nrounds = 4;
 	next_fault = (struct ff_faults){.kill_at = 20, .kill_nth = 2, .kill2_nth = 7,
-					.kill2_send = 2};
+					.kill2_send = 2, .kill_downs_link = true};
 	migrate(&s, &d, NULL, 0);
 	next_fault = (struct ff_faults){0};
 	nrounds = 1;

@@ -50,6 +50,82 @@
 #define RL_ANSWER_MAGIC 0x524d5241u /* "RMRA" */
 #define RL_LIST_MAGIC	0x524d524cu /* "RMRL" */
 #define RL_LIST_VERSION 1u
+#define RL_PULL_MAGIC	0x524d504cu /* "RMPL": the source's pull tables, one per rail */
+
+/* rail @k's part of a list: encode it into @b (room *@len, then its length) */
+typedef int (*rl_put_fn)(struct rmig_xport *rail, void *b, size_t *len);
+/* rail @k's part of a list: take it */
+typedef int (*rl_take_fn)(struct rl_xport *r, unsigned int k, const void *b, size_t len,
+			  void *arg);
+
+/*
+ * A list with one part per rail: @magic | u16 version 1 | u16 rails, then per
+ * rail u32 length + that rail's part, made by @put on each rail's xport.
+ */
+static int rl_join(struct rl_xport *r, uint32_t magic, rl_put_fn put, void *buf, size_t *len)
+{
+	uint8_t *b = buf;
+	size_t off = 8;
+	int ret;
+
+	if (*len < off)
+		return rmig_msg(&r->base.err, -ENOSPC, "rdma rail list: no room");
+	rmig_put_be32(b, magic);
+	rmig_put_be16(b + 4, RL_LIST_VERSION);
+	rmig_put_be16(b + 6, (uint16_t)r->nrails);
+	for (unsigned int k = 0; k < r->nrails; k++) {
+		size_t l;
+
+		if (*len - off < 4)
+			return rmig_msg(&r->base.err, -ENOSPC,
+					"rdma rail list: no room for rail %u", k);
+		l = *len - off - 4;
+		ret = put(r->rail[k].xp, b + off + 4, &l);
+		if (ret)
+			return rmig_msg(&r->base.err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
+					r->rail[k].xp->err.msg);
+		rmig_put_be32(b + off, (uint32_t)l);
+		off += 4 + l;
+	}
+	*len = off;
+	return 0;
+}
+
+/*
+ * Split what rl_join() made (the caller checked the magic) and hand each
+ * rail's part to @take; the count must be this side's.
+ */
+static int rl_split(struct rl_xport *r, const void *info, size_t len, rl_take_fn take, void *arg)
+{
+	const uint8_t *b = info;
+	size_t off = 8;
+	unsigned int n = rmig_get_be16(b + 6);
+	int ret;
+
+	if (rmig_get_be16(b + 4) != RL_LIST_VERSION)
+		return rmig_msg(&r->base.err, -EPROTO, "rdma rail list: version %u unknown",
+				rmig_get_be16(b + 4));
+	if (n != r->nrails)
+		return rmig_msg(&r->base.err, -EPROTO,
+				"this %s migrates over %u rails (%s), the %s over %u",
+				r->is_dst ? "destination" : "source", r->nrails, r->list,
+				r->is_dst ? "source" : "destination", n);
+	for (unsigned int k = 0; k < n; k++) {
+		uint32_t l;
+
+		if (len - off < 4 || (l = rmig_get_be32(b + off)) > len - off - 4)
+			return rmig_msg(&r->base.err, -EPROTO, "rdma rail list: rail %u truncated",
+					k);
+		ret = take(r, k, b + off + 4, l, arg);
+		if (ret)
+			return ret;
+		off += 4 + l;
+	}
+	if (off != len)
+		return rmig_msg(&r->base.err, -EPROTO, "rdma rail list: %zu trailing bytes",
+				len - off);
+	return 0;
+}
 #define RL_WHY		400u
 #define RL_ANSWER_LEN	(8u + RL_TOKEN_LEN + RL_WHY)
 
@@ -239,41 +315,27 @@ err_free:
 	return ret;
 }
 
+static int take_peer_info(struct rl_xport *r, unsigned int k, const void *b, size_t len,
+			  void *arg)
+{
+	int ret = rmig_rdma_ops.set_peer_info(r->rail[k].xp, b, len);
+
+	if (ret)
+		return rmig_msg(&r->base.err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
+				r->rail[k].xp->err.msg);
+	return 0;
+}
+
 static int rl_set_peer_info(struct rmig_xport *xp, const void *info, size_t len)
 {
 	struct rl_xport *r = rl_of(xp);
-	const uint8_t *b = info;
-	size_t off = 8;
-	unsigned int n;
-	int ret;
 
-	if (len < 8 || rmig_get_be32(b) != RL_LIST_MAGIC)
+	if (len < 8 || rmig_get_be32(info) != RL_LIST_MAGIC)
 		return rmig_msg(&xp->err, -EPROTO,
 				"this source migrates over %u rails (%s), but the destination "
 				"listens on one only",
 				r->nrails, r->list);
-	n = rmig_get_be16(b + 6);
-	if (rmig_get_be16(b + 4) != RL_LIST_VERSION)
-		return rmig_msg(&xp->err, -EPROTO, "rdma rail list: version %u unknown",
-				rmig_get_be16(b + 4));
-	if (n != r->nrails)
-		return rmig_msg(&xp->err, -EPROTO,
-				"this source migrates over %u rails (%s), the destination over %u",
-				r->nrails, r->list, n);
-	for (unsigned int k = 0; k < n; k++) {
-		uint32_t l;
-
-		if (len - off < 4 || (l = rmig_get_be32(b + off)) > len - off - 4)
-			return rmig_msg(&xp->err, -EPROTO, "rdma rail list: rail %u truncated", k);
-		ret = rmig_rdma_ops.set_peer_info(r->rail[k].xp, b + off + 4, l);
-		if (ret)
-			return rmig_msg(&xp->err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
-					r->rail[k].xp->err.msg);
-		off += 4 + l;
-	}
-	if (off != len)
-		return rmig_msg(&xp->err, -EPROTO, "rdma rail list: %zu trailing bytes", len - off);
-	return 0;
+	return rl_split(r, info, len, take_peer_info, NULL);
 }
 
 static int rl_connect_channel(struct rmig_xport *xp, unsigned int ch, struct rmig_conn **cp)
@@ -559,9 +621,6 @@ static int rl_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 {
 	struct rl_xport *r = rl_of(xp);
 	unsigned int said = 0, missing = r->nrails;
-	uint8_t *b = buf;
-	size_t off = 8;
-	int ret;
 
 	for (unsigned int k = r->nrails; k-- > 0;)
 		if (r->rail[k].hello)
@@ -578,51 +637,55 @@ static int rl_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 				"the source did not open rail %u (%s): it migrates over fewer "
 				"rails than this destination's %u (%s)",
 				missing, r->rail[missing].addr, r->nrails, r->list);
-	if (*len < off)
-		return rmig_msg(&xp->err, -ENOSPC, "rdma rail list: no room");
-	rmig_put_be32(b, RL_LIST_MAGIC);
-	rmig_put_be16(b + 4, RL_LIST_VERSION);
-	rmig_put_be16(b + 6, (uint16_t)r->nrails);
-	for (unsigned int k = 0; k < r->nrails; k++) {
-		size_t l;
-
-		if (*len - off < 4)
-			return rmig_msg(&xp->err, -ENOSPC, "rdma rail list: no room for rail %u",
-					k);
-		l = *len - off - 4;
-		ret = rmig_rdma_ops.local_info(r->rail[k].xp, b + off + 4, &l);
-		if (ret)
-			return rmig_msg(&xp->err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
-					r->rail[k].xp->err.msg);
-		rmig_put_be32(b + off, (uint32_t)l);
-		off += 4 + l;
-	}
-	*len = off;
-	return 0;
+	return rl_join(r, RL_LIST_MAGIC, rmig_rdma_ops.local_info, buf, len);
 }
 
 /* --------------------------------------------------------------- both */
 
-/* Postcopy pulls go over rail 0 (its control connection). */
+/*
+ * Postcopy pulls: RDMA READs on the control connection, from the source's
+ * RAM as registered on whichever rail that connection is on. The source
+ * gives one pull table per rail; the destination opens each with a pull
+ * area of its own (rail 0's is the one the core sees; rails_conn.c reads
+ * into another rail's and copies over once the control connection moved).
+ */
 static int rl_pull_info(struct rmig_xport *xp, void *buf, size_t *len)
 {
-	struct rl_xport *r = rl_of(xp);
-	int ret = rmig_rdma_ops.pull_info(r->rail[0].xp, buf, len);
+	return rl_join(rl_of(xp), RL_PULL_MAGIC, rmig_rdma_ops.pull_info, buf, len);
+}
+
+struct pull_open_args {
+	size_t size;
+};
+
+static int take_pull_info(struct rl_xport *r, unsigned int k, const void *b, size_t len,
+			  void *arg)
+{
+	const struct pull_open_args *a = arg;
+	int ret = rmig_rdma_ops.pull_open(r->rail[k].xp, b, len, a->size, &r->rail[k].pull_area);
 
 	if (ret)
-		rmig_msg(&xp->err, ret, "%s", r->rail[0].xp->err.msg);
-	return ret;
+		return rmig_msg(&r->base.err, ret, "rail %u (%s): %s", k, r->rail[k].addr,
+				r->rail[k].xp->err.msg);
+	return 0;
 }
 
 static int rl_pull_open(struct rmig_xport *xp, const void *info, size_t len, size_t size,
 			void **area)
 {
 	struct rl_xport *r = rl_of(xp);
-	int ret = rmig_rdma_ops.pull_open(r->rail[0].xp, info, len, size, area);
+	struct pull_open_args a = {.size = size};
+	int ret;
 
+	if (len < 8 || rmig_get_be32(info) != RL_PULL_MAGIC)
+		return rmig_msg(&xp->err, -EPROTO,
+				"rdma rails: the source's pull tables are not a rail list");
+	ret = rl_split(r, info, len, take_pull_info, &a);
 	if (ret)
-		rmig_msg(&xp->err, ret, "%s", r->rail[0].xp->err.msg);
-	return ret;
+		return ret;
+	r->pull_size = size;
+	*area = r->rail[0].pull_area;
+	return 0;
 }
 
 static void rl_shutdown(struct rmig_xport *xp)

@@ -32,6 +32,9 @@
  * the verdict...) arrive once, in order, and the core checks their
  * sequence numbers besides.
  *
+ * Postcopy pulls (RDMA READs on the control connection) are logged until
+ * waited for, and read again on the new rail after a move.
+ *
  * Threads. A channel conn is used by one thread at a time (the core's
  * channel thread); the control connection by two in postcopy (one reading,
  * others sending one at a time and pulling). Every operation counts itself
@@ -287,6 +290,26 @@ static void release(struct rl_vconn *v, int ret, const char *msg)
 	pthread_mutex_unlock(&v->mu);
 }
 
+/* The pull area of the rail the conn is on (rail 0's is the core's). */
+static uint8_t *pull_area(const struct rl_vconn *v)
+{
+	return v->r->rail[v->rail].pull_area;
+}
+
+/* Start every logged pull again on the new conn (after a move). */
+static int pulls_again(struct rl_vconn *v)
+{
+	for (struct rl_pull *p = v->pulls; p; p = p->next) {
+		int ret = v->in->ops->pull(v->in, pull_area(v) + p->at, p->block, p->off, p->len,
+					   &p->inner);
+
+		if (ret)
+			return rmig_msg(&v->base.err, ret, "starting a postcopy pull again: %s",
+					v->in->err.msg);
+	}
+	return 0;
+}
+
 /*
  * The conn died (this thread claimed the move): move it to another rail. On
  * return (0) v->in is the new conn and everything the peer lacked has been
@@ -347,6 +370,8 @@ static int move(struct rl_vconn *v, int why, struct rmig_msgbuf *mb)
 	v->moves++;
 	if (!ret)
 		ret = replay(v, peer_rx);
+	if (!ret && v->pulls)
+		ret = pulls_again(v);
 	if (ret)
 		return rmig_msg(mb, ret, "%s moved from rail %u to rail %u, then: %s",
 				rmig_rl_vname(v, name, sizeof(name)), from, v->rail,
@@ -504,47 +529,99 @@ static int vc_recv(struct rmig_conn *bc, void *buf, size_t len, int timeout_ms)
 
 /*
  * Postcopy pulls (the control connection only): RDMA READs from the
- * source's RAM as registered on rail 0 (rails.c, pull_info). A dead conn is
- * moved by the thread reading the control connection, not here; once it
- * moved off rail 0 pulls cannot go on.
+ * source's RAM as registered on the conn's current rail, into that rail's
+ * pull area at the offset the core gave in rail 0's. Each is logged until
+ * waited for: a move starts the logged ones again on the new conn (READs
+ * are idempotent; the source's RAM is final by then).
  */
 static int vc_pull(struct rmig_conn *bc, void *local, unsigned int block, uint64_t off,
 		   uint64_t len, uint64_t *ticket)
 {
 	struct rl_vconn *v = vc_of(bc);
+	uint8_t *area0 = v->r->rail[0].pull_area;
+	struct rl_pull *p;
 	struct rmig_conn *in;
 	unsigned int gen;
-	int ret = enter(v, &in, &gen, &bc->err);
+	int ret;
 
-	if (ret)
+	if (!area0 || (uint8_t *)local < area0 || (size_t)((uint8_t *)local - area0) > v->r->pull_size)
+		return rmig_msg(&bc->err, -EINVAL, "rdma rails: pull target outside the pull area");
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return rmig_msg(&bc->err, -ENOMEM, "out of memory");
+	p->at = (size_t)((uint8_t *)local - area0);
+	p->block = block;
+	p->off = off;
+	p->len = len;
+	ret = enter(v, &in, &gen, &bc->err);
+	if (ret) {
+		free(p);
 		return ret;
-	if (v->rail)
-		ret = rmig_msg(&bc->err, -ENETDOWN,
-			       "postcopy pulls read the source's RAM as registered on rail 0, "
-			       "and rail 0 died (the control connection moved to rail %u)",
-			       v->rail);
-	else if ((ret = in->ops->pull(in, local, block, off, len, ticket)))
+	}
+	/* logged while counted in: a move from now on starts it again */
+	p->ticket = ++v->next_ticket;
+	*v->pulls_tail = p;
+	v->pulls_tail = &p->next;
+	ret = in->ops->pull(in, pull_area(v) + p->at, block, off, len, &p->inner);
+	if (ret)
 		snprintf(bc->err.msg, sizeof(bc->err.msg), "%s", in->err.msg);
 	leave(v);
+	if (ret)
+		ret = recover(v, in, gen, ret, &bc->err);
+	if (!ret)
+		*ticket = p->ticket;
 	return ret;
+}
+
+/* Drop the pulls up to @ticket, copied into rail 0's area if they landed in another's. */
+static void pulls_done(struct rl_vconn *v, uint64_t ticket)
+{
+	uint8_t *area0 = v->r->rail[0].pull_area;
+
+	while (v->pulls && v->pulls->ticket <= ticket) {
+		struct rl_pull *p = v->pulls;
+
+		if (v->rail)
+			memcpy(area0 + p->at, pull_area(v) + p->at, p->len);
+		v->pulls = p->next;
+		free(p);
+	}
+	if (!v->pulls)
+		v->pulls_tail = &v->pulls;
 }
 
 static int vc_pull_wait(struct rmig_conn *bc, uint64_t ticket, int timeout_ms)
 {
 	struct rl_vconn *v = vc_of(bc);
-	struct rmig_conn *in;
-	unsigned int gen;
-	int ret = enter(v, &in, &gen, &bc->err);
 
-	if (ret)
-		return ret;
-	if (gen)
-		ret = rmig_msg(&bc->err, -ENETDOWN,
-			       "postcopy pull lost: the control connection moved off rail 0");
-	else if ((ret = in->ops->pull_wait(in, ticket, timeout_ms)))
-		snprintf(bc->err.msg, sizeof(bc->err.msg), "%s", in->err.msg);
-	leave(v);
-	return ret;
+	if (!ticket || ticket > v->next_ticket)
+		return rmig_msg(&bc->err, -EINVAL, "rdma rails: pull_wait for unknown ticket %llu",
+				(unsigned long long)ticket);
+	for (;;) {
+		struct rl_pull *p;
+		struct rmig_conn *in;
+		unsigned int gen;
+		int ret = enter(v, &in, &gen, &bc->err);
+
+		if (ret)
+			return ret;
+		/* pulls complete in order: the last one up to @ticket stands for all */
+		for (p = v->pulls; p && p->next && p->next->ticket <= ticket; p = p->next)
+			;
+		if (p && p->ticket <= ticket) {
+			ret = in->ops->pull_wait(in, p->inner, timeout_ms);
+			if (!ret)
+				pulls_done(v, ticket);
+			else
+				snprintf(bc->err.msg, sizeof(bc->err.msg), "%s", in->err.msg);
+		}
+		leave(v);
+		if (!ret || ret == -ETIMEDOUT)
+			return ret;
+		ret = recover(v, in, gen, ret, &bc->err);
+		if (ret)
+			return ret;
+	}
 }
 
 static void vc_shutdown(struct rmig_conn *bc)
@@ -578,6 +655,12 @@ static void vc_close(struct rmig_conn *bc)
 		v->log = e->next;
 		free(e->segs);
 		free(e);
+	}
+	while (v->pulls) {
+		struct rl_pull *p = v->pulls;
+
+		v->pulls = p->next;
+		free(p);
 	}
 	free(v->pend);
 	pthread_mutex_destroy(&v->mu);
@@ -624,6 +707,7 @@ int rmig_rl_vconn_new(struct rl_xport *r, unsigned int rail, uint32_t vid, struc
 	v->rail = rail;
 	v->in = in;
 	v->tail = &v->log;
+	v->pulls_tail = &v->pulls;
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_mutex_init(&v->cnt_mu, NULL);
 	pthread_cond_init(&v->cv, NULL);

@@ -31,6 +31,7 @@ struct rl_rail {
 	struct rl_fabric fab;  /* this side's end of the rail (rails_fabric.c) */
 	struct rl_fabric peer; /* destination: the source's end, from its hello */
 	struct bitmask *cpus; /* the node's CPUs, when placing */
+	void *pull_area; /* destination, postcopy: its pull area (the rail xport's) */
 };
 
 struct bitmask;
@@ -44,6 +45,19 @@ struct rl_rec {
 	unsigned int nsegs;
 	struct rmig_seg *segs; /* copies of the descriptors */
 	uint8_t hdr[];
+};
+
+/*
+ * A postcopy pull on the control connection (rails_conn.c): started again on
+ * the new conn when the control connection moves.
+ */
+struct rl_pull {
+	struct rl_pull *next;
+	uint64_t ticket; /* the core's */
+	uint64_t inner;	 /* the current conn's */
+	size_t at;	 /* offset in the pull area */
+	unsigned int block;
+	uint64_t off, len;
 };
 
 /*
@@ -68,6 +82,9 @@ struct rl_vconn {
 	int broken;	     /* a move failed: every operation fails so */
 	char broken_msg[RMIG_ERRMSG_MAX];
 	atomic_bool down;
+	/* control connection, postcopy: pulls started and not waited for, oldest first */
+	struct rl_pull *pulls, **pulls_tail;
+	uint64_t next_ticket; /* the tickets the core holds: 1, 2, ... */
 	/* the rest is the send side's and the receive side's own, and a mover's */
 	uint64_t tx;		  /* stream bytes sent */
 	uint64_t rx;		  /* stream bytes received: handed out or in pend */
@@ -128,6 +145,7 @@ struct rl_xport {
 	int *cpu_node; /* node of each CPU, made once at set-up */
 	int ncpus;
 	int max_node;
+	size_t pull_size; /* destination, postcopy: each rail's pull area */
 	pthread_mutex_t vc_mu; /* guards vconns, and each one's rail */
 	struct rl_vconn *vconns;
 };

@@ -60,15 +60,21 @@ int rmig_rl_takeover_connect(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_
 	uint8_t b[RL_RS_LEN];
 	int ret = -ENETDOWN;
 
-	for (unsigned int i = 1; i <= r->nrails; i++) {
-		unsigned int k = (v->rail + i) % r->nrails;
+	/*
+	 * The other rails, those not seen dying first, then those that were:
+	 * a rail is marked dead when one conn on it died, which may have been
+	 * that QP alone (its peer's error), not the link.
+	 */
+	for (unsigned int i = 1; i < 2 * r->nrails; i++) {
+		unsigned int k = (v->rail + i % r->nrails) % r->nrails;
+		bool dead_pass = i >= r->nrails;
 		struct rd_xport *x = rd_xport_of(r->rail[k].xp);
 		struct rl_numa_saved ns;
 		struct rmig_msgbuf mb;
 		struct rd_conn *c;
 		char label[200], name[32];
 
-		if (k == v->rail || rmig_load_relaxed(&r->rail[k].dead))
+		if (k == v->rail || rmig_load_relaxed(&r->rail[k].dead) != dead_pass)
 			continue;
 		if (rmig_load_relaxed(&v->down))
 			return rmig_msg(err, -ECANCELED, "shut down while moving %s",
