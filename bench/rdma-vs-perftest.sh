@@ -3,7 +3,7 @@
 # rdma_rxe), alternating, same message size (512 KiB: one full 128-page batch,
 # coalesced into one WRITE) and QP count (rmig's channels).
 #
-#   bench/rdma-vs-perftest.sh [--pair] [-n REPS] [-c CHANNELS] [-s SIZE] [-e] [-b BUILD_DIR]
+#   bench/rdma-vs-perftest.sh [--pair] [-n REPS] [-c CHANNELS] [-s SIZE] [-b BUILD_DIR]
 #
 #   (default)  one 2-vCPU guest, loopback on rxe0: rmig-bench in process,
 #              ib_write_bw server and client pinned to different vCPUs
@@ -15,9 +15,7 @@
 #   -n REPS    repetitions of the pair of runs (default 3)
 #   -c N       channels = QPs (default 2)
 #   -s SIZE    rmig-bench --size (default 512M; 256M with --pair)
-#   -e         ib_write_bw -e: completions by event, as rmig waits for them, instead
-#              of busy polling (which in a 1-vCPU guest takes the CPU rxe needs)
-#   -b DIR     build directory (default build/); output in DIR/rdma-vs-perftest[-pair][-e]
+#   -b DIR     build directory (default build/); output in DIR/rdma-vs-perftest[-pair]
 #
 # Prints every run, then medians and the ratio rmig / ib_write_bw, both for
 # rmig's whole run (connect to verified finish, measured on the source, as a
@@ -27,22 +25,21 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-reps=3 channels=2 size= build=$here/../build pair=0 ev=
+reps=3 channels=2 size= build=$here/../build pair=0
 args=()
 for a in "$@"; do
 	case $a in
 	--pair) pair=1 ;;
-	--help) bench_usage "$0" 2 26 ;;
+	--help) bench_usage "$0" 2 24 ;;
 	*) args+=("$a") ;;
 	esac
 done
 set -- ${args[@]+"${args[@]}"}
-while getopts "n:c:s:eb:h" o; do
+while getopts "n:c:s:b:h" o; do
 	case $o in
 	n) reps=$OPTARG ;; c) channels=$OPTARG ;; s) size=$OPTARG ;; b) build=$OPTARG ;;
-	e) ev=-e ;;
-	h) bench_usage "$0" 2 26 ;;
-	*) bench_usage "$0" 2 26 2 ;;
+	h) bench_usage "$0" 2 24 ;;
+	*) bench_usage "$0" 2 24 2 ;;
 	esac
 done
 [ -n "$size" ] || { [ "$pair" = 1 ] && size=256M || size=512M; }
@@ -53,12 +50,12 @@ vm=$here/../tests/rxe/rxe-vm.sh
 export RXE_CACHE_DIR=${RXE_CACHE_DIR:-$build/rxe-cache}
 
 if [ "$pair" = 0 ]; then
-out=$build/rdma-vs-perftest${ev:+-e}
+out=$build/rdma-vs-perftest
 mkdir -p "$out"
 "$vm" single --out "$out" --timeout $((120 + reps * 90)) --mem 3072 --sh "
 	pin_srv= pin_cli=
 	[ \$(nproc) -ge 2 ] && pin_srv='taskset -c 1' pin_cli='taskset -c 0'
-	bw='ib_write_bw -d rxe0 -x 1 -s 524288 -q $channels -D 10 -F --report_gbits $ev'
+	bw='ib_write_bw -d rxe0 -x 1 -s 524288 -q $channels -D 10 -F --report_gbits'
 	for i in \$(seq $reps); do
 		\$pin_srv \$bw > \"\$OUT/srv.log\" 2>&1 &
 		srv=\$!
@@ -71,7 +68,7 @@ mkdir -p "$out"
 	done
 "
 else
-out=$build/rdma-vs-perftest-pair${ev:+-e}
+out=$build/rdma-vs-perftest-pair
 mkdir -p "$out"
 rm -f "$out"/go.* "$out"/pt.*.log "$out"/rmig-*.json
 key=$out/mig.key
@@ -82,7 +79,7 @@ plan=
 for i in $(seq "$reps"); do
 	if ((i % 2)); then plan="$plan pt:$i rmig:$i"; else plan="$plan rmig:$i pt:$i"; fi
 done
-bw="ib_write_bw -R -d rxe0 -x 1 -s 524288 -q $channels -D 10 -F --report_gbits $ev"
+bw="ib_write_bw -R -d rxe0 -x 1 -s 524288 -q $channels -D 10 -F --report_gbits"
 port=18610
 dst="k=0
 	for s in$plan; do
@@ -94,7 +91,11 @@ dst="k=0
 				--json --psk-file $key > \"\$OUT/rmig-dst.\$i.json\" 2> \"\$OUT/rmig-dst.\$i.err\" &
 			srv=\$! p=$port
 		fi
-		rxe_wait_listen \$p 120 || exit 1
+		# (until it listens or exits: a server that refused its flags never listens)
+		until rxe_cm_listening \$p; do
+			kill -0 \$srv 2> /dev/null || { echo \"step \$k (\$s): the server exited\"; break; }
+			sleep 0.1
+		done
 		touch \"\$OUT/go.\$k\"
 		wait \$srv || echo \"step \$k (\$s): destination exit \$?\"
 	done"
