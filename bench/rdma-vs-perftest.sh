@@ -91,7 +91,11 @@ dst="k=0
 				--json --psk-file $key > \"\$OUT/rmig-dst.\$i.json\" 2> \"\$OUT/rmig-dst.\$i.err\" &
 			srv=\$! p=$port
 		fi
-		rxe_wait_listen \$p 120 || exit 1
+		# (until it listens or exits: a server that refused its flags never listens)
+		until rxe_cm_listening \$p; do
+			kill -0 \$srv 2> /dev/null || { echo \"step \$k (\$s): the server exited\"; break; }
+			sleep 0.1
+		done
 		touch \"\$OUT/go.\$k\"
 		wait \$srv || echo \"step \$k (\$s): destination exit \$?\"
 	done"

@@ -669,9 +669,12 @@ static void test_mr_rkey(const char *addr)
 		pair_close(&p, true);
 		return;
 	}
+	/*
+	 * Slice 0, where it writes: chan_open() waits for it, while later
+	 * slices may still be being registered (and bound) in the background
+	 */
 	r = &rd_conn_of(p.sc[0])->chan_remote;
-	for (unsigned int k = 0; k < r->nslices; k++)
-		r->slices[k].rkey = rd_xport_of(p.dx)->local.slices[k].mr->rkey;
+	r->slices[0].rkey = rd_xport_of(p.dx)->local.slices[0].mr->rkey;
 	memset(dst_mem[0], 0xee, 4 * PAGE);
 	ret = send_msg(p.sc[0], T_DATA, 0, &ts, sizeof(ts), &s, 1);
 	if (!ret)

@@ -18,7 +18,14 @@
  * destination streams too) are read by the library itself.
  *
  * Prints one line: "ttfb: mib=M reg=... mw_channels=N connect_s=...
- * first_byte_s=... total_s=... src_reg_ms=... dst_reg_ms=... verified=1".
+ * first_byte_s=... total_s=... src_reg_ms=... dst_reg_ms=... dst_streamed=D
+ * verified=1". dst_streamed=1: the first byte landed before the
+ * destination had registered all of its RAM, which only a destination that
+ * streams its registration can do (its registration starts after the
+ * clock, and dst_reg_ms runs from that start to its last slice); 0 says
+ * nothing either way (a small RAM may be registered before the first page
+ * goes). With mw_channels=N > 0 the N channels wrote only through memory
+ * windows bound to their own QPs.
  * Exit: 0 verified, 1 not, 77 no RDMA device.
  */
 #include <errno.h>
@@ -185,10 +192,10 @@ int main(int argc, char **argv)
 	ret = ret || d.ret || memcmp(sram, dram, len) || !w.seen;
 	printf("ttfb: mib=%" PRIu64 " channels=%u reg=%s mw_channels=%" PRIu64
 	       " connect_s=%.3f first_byte_s=%.3f total_s=%.3f src_reg_ms=%.1f dst_reg_ms=%.1f "
-	       "verified=%d\n",
+	       "dst_streamed=%d verified=%d\n",
 	       mib, channels, reg && !strcmp(reg, "upfront") ? "upfront" : "streamed",
 	       ds.mw_channels, t_conn - t0, w.seen ? w.seen - t0 : -1.0, t_end - t0,
-	       ss.reg_ns / 1e6, ds.reg_ns / 1e6, !ret);
+	       ss.reg_ns / 1e6, ds.reg_ns / 1e6, w.seen && w.seen - t0 < ds.reg_ns / 1e9, !ret);
 	rmig_src_destroy(src);
 	rmig_dst_destroy(d.dst);
 	munmap(sram, len);

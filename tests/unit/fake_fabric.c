@@ -98,6 +98,12 @@ static int ff_query_device(struct ibv_context *ctx, struct ibv_device_attr *a)
 	a->max_qp_rd_atom = 16;
 	a->max_qp_init_rd_atom = 16;
 	a->phys_port_cnt = 1;
+	pthread_mutex_lock(&ff.mu);
+	if (ff.mw_on) {
+		a->max_mw = 65536;
+		a->device_cap_flags |= IBV_DEVICE_MEM_WINDOW_TYPE_2B;
+	}
+	pthread_mutex_unlock(&ff.mu);
 	return 0;
 }
 
@@ -154,8 +160,9 @@ static int ff_dealloc_pd(struct ibv_pd *pd)
 	struct ff_pd *p = ff_of(ff_pd, pd);
 
 	pthread_mutex_lock(&ff.mu);
-	if (p->mrs || p->nqps) {
-		ff_misuse("ibv_dealloc_pd with %s still in it", p->mrs ? "MRs" : "QPs");
+	if (p->mrs || p->mws || p->nqps) {
+		ff_misuse("ibv_dealloc_pd with %s still in it",
+			  p->mrs ? "MRs" : p->mws ? "memory windows" : "QPs");
 		pthread_mutex_unlock(&ff.mu);
 		return -EBUSY;
 	}
@@ -223,6 +230,13 @@ static int ff_dereg_mr(struct ibv_mr *mr)
 		pthread_mutex_unlock(&ff.mu);
 		return -EINVAL;
 	}
+	for (struct ff_mw *w = m->pd->mws; w; w = w->next)
+		if (w->qp && w->addr >= (uintptr_t)m->mr.addr &&
+		    w->addr + w->len <= (uintptr_t)m->mr.addr + m->mr.length) {
+			/* what a provider refuses: the window would outlive its MR */
+			ff_misuse("ibv_dereg_mr of an MR with a memory window bound");
+			break;
+		}
 	*pp = m->next;
 	ff.live--;
 	pthread_mutex_unlock(&ff.mu);
@@ -457,6 +471,8 @@ void ff_init(void)
 	memset(&ff.st, 0, sizeof(ff.st));
 	ff.ndown = 0;
 	ff_reg_set(NULL, 0, 0);
+	ff.mw_on = false;
+	ff.bind_fail_at = ff.binds = 0;
 	for (unsigned int i = 0; i < FF_MAX_QPS; i++)
 		ff.st.qp[i].min_rq_at_send = ~0u;
 	if (!ff.next_port)
@@ -515,24 +531,102 @@ void ff_stats_get(struct ff_stats *s)
 			s->qp[i].min_rq_at_send = s->qp[i].rq_cap;
 }
 
-/*
- * No memory windows: ff_query_device() reports no IBV_DEVICE_MEM_WINDOW_TYPE_2*,
- * so the transport keeps MR rkeys (its fallback) and must never get here.
- */
+/* ------------------------------------------------------ memory windows */
+
+void ff_mw_set(bool on, unsigned int bind_fail_at)
+{
+	pthread_mutex_lock(&ff.mu);
+	ff.mw_on = on;
+	ff.bind_fail_at = bind_fail_at;
+	ff.binds = 0;
+	pthread_mutex_unlock(&ff.mu);
+}
+
 static int ff_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type, struct ibv_mw **mw)
 {
-	(void)pd;
-	(void)type;
-	(void)mw;
-	ff_misuse("ibv_alloc_mw on a device without memory windows");
-	return -EOPNOTSUPP;
+	struct ff_pd *p = ff_of(ff_pd, pd);
+	struct ff_mw *w;
+
+	pthread_mutex_lock(&ff.mu);
+	if (!ff.mw_on || type != IBV_MW_TYPE_2) {
+		ff_misuse("ibv_alloc_mw(type %d) on a device without type 2 windows", (int)type);
+		pthread_mutex_unlock(&ff.mu);
+		return -EOPNOTSUPP;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		pthread_mutex_unlock(&ff.mu);
+		return -ENOMEM;
+	}
+	ff.next_key++;
+	w->mw.context = pd->context;
+	w->mw.pd = pd;
+	w->mw.rkey = 0x30000000u | (ff.next_key << 8);
+	w->mw.type = type;
+	w->pd = p;
+	w->next = p->mws;
+	p->mws = w;
+	ff.live++;
+	pthread_mutex_unlock(&ff.mu);
+	*mw = &w->mw;
+	return 0;
 }
 
 static int ff_dealloc_mw(struct ibv_mw *mw)
 {
-	(void)mw;
-	ff_misuse("ibv_dealloc_mw on a device without memory windows");
-	return -EINVAL;
+	struct ff_mw *w = ff_of(ff_mw, mw), **pp;
+
+	pthread_mutex_lock(&ff.mu);
+	for (pp = &w->pd->mws; *pp && *pp != w; pp = &(*pp)->next)
+		;
+	if (!*pp) {
+		ff_misuse("ibv_dealloc_mw of an unknown window");
+		pthread_mutex_unlock(&ff.mu);
+		return -EINVAL;
+	}
+	*pp = w->next;
+	ff.live--;
+	pthread_mutex_unlock(&ff.mu);
+	free(w);
+	return 0;
+}
+
+enum ibv_wc_status ff_mw_bind(struct ff_qp *qp, const struct ibv_send_wr *wr)
+{
+	struct ff_mw *w = ff_of(ff_mw, wr->bind_mw.mw);
+	const struct ibv_mw_bind_info *bi = &wr->bind_mw.bind_info;
+	struct ff_mw *k;
+	struct ff_mr *m;
+
+	for (k = qp->pd->mws; k && k != w; k = k->next)
+		;
+	if (!k || (wr->bind_mw.rkey & ~0xffu) != (w->mw.rkey & ~0xffu))
+		return IBV_WC_MW_BIND_ERR;
+	if (ff.bind_fail_at && ++ff.binds == ff.bind_fail_at)
+		return IBV_WC_MW_BIND_ERR;
+	for (m = qp->pd->mrs; m && &m->mr != bi->mr; m = m->next)
+		;
+	if (!m || !(m->access & IBV_ACCESS_MW_BIND) || bi->addr < (uintptr_t)m->mr.addr ||
+	    bi->addr + bi->length > (uintptr_t)m->mr.addr + m->mr.length)
+		return IBV_WC_MW_BIND_ERR;
+	w->qp = qp;
+	w->key = wr->bind_mw.rkey;
+	w->addr = bi->addr;
+	w->len = bi->length;
+	w->access = (int)bi->mw_access_flags;
+	return IBV_WC_SUCCESS;
+}
+
+bool ff_mw_check(struct ff_qp *qp, uint32_t key, uint64_t addr, uint64_t len, int access)
+{
+	for (struct ff_mw *w = qp->pd->mws; w; w = w->next) {
+		if (!w->qp || w->key != key)
+			continue;
+		/* type 2: on the QP it was bound to, and nowhere else */
+		return w->qp == qp && addr >= w->addr && addr + len >= addr &&
+		       addr + len <= w->addr + w->len && (w->access & access) == access;
+	}
+	return false;
 }
 
 const struct rmig_verbs_ops ff_verbs = {

@@ -126,6 +126,13 @@ void ff_revoke_remote_mrs(void);
  * none), and take @delay_us for each. ff_init() clears both.
  */
 void ff_reg_set(const void *fail_addr, int err, unsigned int delay_us);
+/*
+ * Type 2 memory windows (off after ff_init()): the device reports them,
+ * BIND_MW binds one to the QP it is posted on, and its rkey works there
+ * alone. @bind_fail_at: the n-th BIND_MW (from 1; 0: none) completes with
+ * IBV_WC_MW_BIND_ERR.
+ */
+void ff_mw_set(bool on, unsigned int bind_fail_at);
 /* A consistent copy of the statistics. */
 void ff_stats_get(struct ff_stats *s);
 

@@ -19,7 +19,19 @@
 struct ff_pd {
 	struct ibv_pd pd;
 	struct ff_mr *mrs;
+	struct ff_mw *mws;
 	unsigned int nqps;
+};
+
+/* A type 2 memory window (ff_mw_set): bound by a BIND_MW on one QP, usable on it alone. */
+struct ff_mw {
+	struct ibv_mw mw;
+	struct ff_pd *pd;
+	struct ff_qp *qp; /* bound to; NULL while unbound */
+	uint32_t key;	  /* the rkey of its bind */
+	uint64_t addr, len;
+	int access;
+	struct ff_mw *next;
 };
 
 struct ff_mr {
@@ -124,6 +136,8 @@ struct ff_fabric {
 	struct ff_ev *out; /* events handed out, not acked (to clear owners) */
 	uint16_t next_port;
 	uint32_t next_key, next_qpn;
+	bool mw_on; /* the device has type 2 windows (ff_mw_set) */
+	unsigned int bind_fail_at, binds; /* ff_mw_set: the n-th BIND_MW fails */
 	unsigned int nth[2]; /* QPs created per side (passive, active) */
 	unsigned int live;
 	uint64_t writes;
@@ -143,6 +157,10 @@ void ff_qp_error(struct ff_qp *qp);
 /* Under ff.mu: the eventfd @fd reads as ready iff @ready (it is kept in step with a queue). */
 void ff_efd_set(int fd, bool ready);
 
+/* Under ff.mu: a window bound to @qp answering @key for [addr, addr + len) with @access. */
+bool ff_mw_check(struct ff_qp *qp, uint32_t key, uint64_t addr, uint64_t len, int access);
+/* Under ff.mu: execute a BIND_MW posted on @qp. */
+enum ibv_wc_status ff_mw_bind(struct ff_qp *qp, const struct ibv_send_wr *wr);
 /* Under ff.mu: the MR of @pd holding [addr, addr + len) with @access, by lkey or rkey. */
 struct ff_mr *ff_mr_check(struct ff_pd *pd, uint32_t key, bool remote, uint64_t addr, uint64_t len,
 			  int access);

@@ -289,7 +289,8 @@ static enum ibv_wc_status do_write(struct ff_qp *qp, const struct ibv_send_wr *w
 		qp->st->nops++;
 		return IBV_WC_SUCCESS;
 	}
-	if (!ff_mr_check(qp->peer->pd, rkey, true, dst.addr, len, IBV_ACCESS_REMOTE_WRITE))
+	if (!ff_mr_check(qp->peer->pd, rkey, true, dst.addr, len, IBV_ACCESS_REMOTE_WRITE) &&
+	    !ff_mw_check(qp->peer, rkey, dst.addr, len, IBV_ACCESS_REMOTE_WRITE))
 		return remote_access_error(qp);
 	sge_copy(&dst, 1, wr->sg_list, (unsigned int)wr->num_sge);
 	qp->st->writes++;
@@ -307,7 +308,8 @@ static enum ibv_wc_status do_read(struct ff_qp *qp, const struct ibv_send_wr *wr
 	if (!len)
 		return IBV_WC_SUCCESS;
 	if (!ff_mr_check(qp->peer->pd, wr->wr.rdma.rkey, true, src.addr, len,
-		      IBV_ACCESS_REMOTE_READ))
+			 IBV_ACCESS_REMOTE_READ) &&
+	    !ff_mw_check(qp->peer, wr->wr.rdma.rkey, src.addr, len, IBV_ACCESS_REMOTE_READ))
 		return remote_access_error(qp);
 	sge_copy(wr->sg_list, (unsigned int)wr->num_sge, &src, 1);
 	return IBV_WC_SUCCESS;
@@ -382,6 +384,8 @@ static enum ibv_wc_status execute(struct ff_qp *qp, const struct ibv_send_wr *wr
 
 	if (wr->num_sge < 0 || (unsigned int)wr->num_sge > qp->max_send_sge)
 		return IBV_WC_LOC_LEN_ERR;
+	if (wr->opcode == IBV_WR_BIND_MW)
+		return ff_mw_bind(qp, wr);
 	st = local_sges(qp, wr, read ? IBV_ACCESS_LOCAL_WRITE : 0, &len);
 	if (st)
 		return st;
@@ -407,6 +411,8 @@ static enum ibv_wc_opcode wc_opcode(enum ibv_wr_opcode op)
 		return IBV_WC_RDMA_WRITE;
 	case IBV_WR_RDMA_READ:
 		return IBV_WC_RDMA_READ;
+	case IBV_WR_BIND_MW:
+		return IBV_WC_BIND_MW;
 	default:
 		return IBV_WC_SEND;
 	}

@@ -94,6 +94,8 @@ struct loop {
 	void (*after_round)(struct loop *l, unsigned int r);
 	bool expect_fail;
 	uint64_t mr_slice; /* both sides' opts.mr_slice; 0: the default */
+	bool mw;	   /* the fabric has type 2 windows (ff_mw_set) */
+	unsigned int bind_fail_at; /* and this BIND_MW fails */
 
 	uint8_t *src_ram, *dst_ram;
 	uint16_t version[NPAGES]; /* destination: the round each page was last written in */
@@ -362,6 +364,7 @@ static void run_with(struct loop *l, int guard, uint8_t **fail, size_t fail_off,
 	l->dst_ram = h_map(RAM_SIZE);
 	memset(l->dst_ram, 0xa5, RAM_SIZE); /* pages that must become zero really are cleared */
 	ff_reg_set(fail ? *fail + fail_off : NULL, -EFAULT, reg_us);
+	ff_mw_set(l->mw, l->bind_fail_at);
 	dst_start(l, uri, sizeof(uri));
 
 	rmig_opts_init(&o);
@@ -780,6 +783,66 @@ static void test_streamed_registration_fails_src(void **state)
 	loop_free(&l);
 }
 
+/*
+ * Memory windows with streamed registration (mw.c): each channel's table
+ * marks slices pending, its windows are bound as the slices appear, and
+ * the source reads their rkeys from the channel's own status table,
+ * through a window of its QP. Every round verifies; upfront, nothing is
+ * pending and nothing is read.
+ */
+static void windows_run(const char *reg, unsigned int reg_us, bool reads)
+{
+	struct loop l = {.rounds = 6, .channels = 3, .mr_slice = 64 << 10, .mw = true};
+
+	l.kind = script(l.rounds, busy_kind);
+	if (reg)
+		setenv("RMIG_RDMA_REG", reg, 1);
+	else
+		unsetenv("RMIG_RDMA_REG");
+	run_with(&l, 30, NULL, 0, reg_us);
+	unsetenv("RMIG_RDMA_REG");
+	assert_verified(&l);
+	assert_int_equal(l.dst_stats.mw_channels, 3);
+	assert_int_equal(l.src_stats.mw_channels, 3);
+	print_message("    %" PRIu64 " status table reads on the channels\n", channel_reads());
+	assert_true(reads ? channel_reads() > 0 : channel_reads() == 0);
+	loop_free(&l);
+}
+
+static void test_streamed_windows(void **state)
+{
+	windows_run(NULL, 3000, true);
+}
+
+static void test_upfront_windows(void **state)
+{
+	windows_run("upfront", 1000, false);
+}
+
+/*
+ * A BIND_MW fails (the 20th of the fabric, while slices still appear):
+ * both sides fail, the destination naming the block and slice of the
+ * window; nothing is reported verified.
+ */
+static void test_window_bind_fails(void **state)
+{
+	struct loop l = {.rounds = 4, .channels = 2, .mr_slice = 64 << 10, .mw = true,
+			 .bind_fail_at = 20, .expect_fail = true};
+	struct ff_stats s;
+
+	l.kind = script(l.rounds, busy_kind);
+	unsetenv("RMIG_RDMA_REG");
+	run_with(&l, 30, NULL, 0, 3000);
+	print_message("    source: %s\n    destination: %s\n", l.src_err, l.dst_err);
+	ff_stats_get(&s);
+	assert_clean(&l, &s);
+	assert_int_not_equal(l.src_ret, 0);
+	assert_true(l.accept_ret || l.wait_ret < 0 || l.finish_ret < 0);
+	assert_non_null(strstr(l.dst_err, "BIND_MW"));
+	assert_non_null(strstr(l.dst_err, "block pc.ram slice"));
+	loop_free(&l);
+}
+
 /* ------------------------------------------------------------- main */
 
 static const struct rmig_verbs_ops *saved_verbs;
@@ -818,6 +881,9 @@ int main(void)
 		cmocka_unit_test(test_upfront_registration),
 		cmocka_unit_test(test_streamed_registration_fails_dst),
 		cmocka_unit_test(test_streamed_registration_fails_src),
+		cmocka_unit_test(test_streamed_windows),
+		cmocka_unit_test(test_upfront_windows),
+		cmocka_unit_test(test_window_bind_fails),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

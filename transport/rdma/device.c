@@ -276,7 +276,8 @@ int rmig_rd_register_blocks(struct rd_xport *x, bool stream, struct rmig_msgbuf 
 		struct rd_stream_params sp = {
 		    .slice = x->opts.mr_slice,
 		    .access = access,
-		    .publish_status = x->is_dst, /* the source reads rkeys from it */
+		    /* the source reads rkeys from it; with windows each channel has its own (mw.c) */
+		    .publish_status = x->is_dst && !x->use_mw,
 		    .ns = &x->reg_ns,
 		    .on_fail = reg_failed,
 		    .arg = x,

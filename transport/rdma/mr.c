@@ -335,7 +335,7 @@ static bool mrt_v2(const struct rd_mrs *t)
 	return t->published && !atomic_load_explicit(&t->all_ready, memory_order_acquire);
 }
 
-static size_t mrt_size(const struct rd_mrs *t, bool v2)
+size_t rmig_rd_mrt_size_v(const struct rd_mrs *t, bool v2)
 {
 	return RD_MRT_HDR + (v2 ? RD_MRT_HDR2_EXT : 0) + (size_t)t->nblocks * RD_MRT_BLOCK +
 	       (size_t)t->nslices * RD_MRT_SLICE;
@@ -343,14 +343,35 @@ static size_t mrt_size(const struct rd_mrs *t, bool v2)
 
 size_t rmig_rd_mrt_size(const struct rd_mrs *t)
 {
-	return mrt_size(t, mrt_v2(t));
+	return rmig_rd_mrt_size_v(t, mrt_v2(t));
 }
 
-int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf, size_t *len,
-		       struct rmig_msgbuf *err)
+/*
+ * What one encoding says: the version, the status table (version 2), and
+ * per slice its rkey or that it is pending. pending NULL: a slice is
+ * pending when it is not registered yet (version 2 only).
+ */
+struct mrt_view {
+	bool v2;
+	uint64_t st_addr;
+	uint32_t st_rkey;
+	const uint32_t *rkeys; /* NULL: the MRs' own */
+	const uint8_t *pending;
+};
+
+static bool view_pending(const struct rd_mrs *t, const struct mrt_view *w, unsigned int k)
 {
-	bool v2 = mrt_v2(t); /* read once: the table may finish meanwhile */
-	size_t need = mrt_size(t, v2);
+	if (!w->v2)
+		return false;
+	if (w->pending)
+		return w->pending[k];
+	return !atomic_load_explicit(&t->slices[k].ready, memory_order_acquire);
+}
+
+static int encode(const struct rd_mrs *t, const struct mrt_view *w, void *buf, size_t *len,
+		  struct rmig_msgbuf *err)
+{
+	size_t need = rmig_rd_mrt_size_v(t, w->v2);
 	uint8_t *p = buf;
 	unsigned int i, k;
 
@@ -358,14 +379,14 @@ int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf,
 		return rmig_msg(err, -ENOSPC, "MR table needs %zu bytes, %zu available", need,
 				*len);
 	rmig_put_be32(p, RD_MRT_MAGIC);
-	rmig_put_be16(p + 4, v2 ? RD_MRT_VERSION2 : RD_MRT_VERSION);
+	rmig_put_be16(p + 4, w->v2 ? RD_MRT_VERSION2 : RD_MRT_VERSION);
 	rmig_put_be16(p + 6, 0);
 	rmig_put_be32(p + 8, t->nblocks);
 	rmig_put_be32(p + 12, t->nslices);
 	p += RD_MRT_HDR;
-	if (v2) {
-		rmig_put_be64(p, t->status_addr);
-		rmig_put_be32(p + 8, t->status_rkey);
+	if (w->v2) {
+		rmig_put_be64(p, w->st_addr);
+		rmig_put_be32(p + 8, w->st_rkey);
 		rmig_put_be32(p + 12, 0);
 		p += RD_MRT_HDR2_EXT;
 	}
@@ -378,19 +399,46 @@ int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf,
 		p += RD_MRT_BLOCK;
 		for (k = b->first; k < b->first + b->n; k++) {
 			const struct rd_lslice *s = &t->slices[k];
-			/* a streamed slice not registered yet: the status table will say */
-			bool pending =
-			    v2 && !atomic_load_explicit(&s->ready, memory_order_acquire);
+			/* not registered (or bound) yet: the status table will say */
+			bool pending = view_pending(t, w, k);
 
 			rmig_put_be64(p, (uint64_t)(uintptr_t)s->addr);
 			rmig_put_be64(p + 8, s->len);
-			rmig_put_be32(p + 16, pending ? 0 : rkeys ? rkeys[k] : s->mr->rkey);
+			rmig_put_be32(p + 16, pending ? 0 : w->rkeys ? w->rkeys[k] : s->mr->rkey);
 			rmig_put_be32(p + 20, pending ? RD_MRT_PENDING : 0);
 			p += RD_MRT_SLICE;
 		}
 	}
 	*len = need;
 	return 0;
+}
+
+int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf, size_t *len,
+		       struct rmig_msgbuf *err)
+{
+	/* read once: the table may finish meanwhile */
+	struct mrt_view w = {.v2 = mrt_v2(t), .rkeys = rkeys};
+
+	if (w.v2) {
+		w.st_addr = t->status_addr;
+		w.st_rkey = t->status_rkey;
+	}
+	return encode(t, &w, buf, len, err);
+}
+
+int rmig_rd_mrt_encode_chan(const struct rd_mrs *t, const uint32_t *rkeys,
+			    const uint8_t *pending, uint64_t st_addr, uint32_t st_rkey, void *buf,
+			    size_t *len, struct rmig_msgbuf *err)
+{
+	struct mrt_view w = {.rkeys = rkeys, .pending = pending};
+
+	for (unsigned int k = 0; k < t->nslices && !w.v2; k++)
+		w.v2 = pending[k];
+	if (w.v2) {
+		w.st_addr = st_addr;
+		w.st_rkey = st_rkey;
+	}
+	return encode(t, &w, buf, len, err);
 }
 
 /*

@@ -172,6 +172,15 @@ int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct 
 int rmig_rd_mrs_wait(struct rd_mrs *t, const struct rd_lslice *s, const atomic_bool *down,
 		     const atomic_bool *down2, struct rmig_msgbuf *err);
 /*
+ * Until the number of registered slices differs from *@done (which it
+ * updates), the stream failed or stopped, *@down is set or @ms passed.
+ * 0, or the failure as rmig_rd_mrs_wait() gives it; -ETIMEDOUT.
+ */
+int rmig_rd_mrs_wait_more(struct rd_mrs *t, unsigned int *done, int ms, const atomic_bool *down,
+			  struct rmig_msgbuf *err);
+/* The slice whose registration failed (its index in @t), or -1 (none, or not streamed). */
+int rmig_rd_mrs_failed_slice(struct rd_mrs *t);
+/*
  * Stops a streamed registration's threads and joins them (a thread inside
  * ibv_reg_mr finishes that slice), then releases @t like
  * rmig_rd_mrs_release(): what they registered and the status table.
@@ -185,9 +194,19 @@ static inline bool rmig_rd_mrs_all_ready(const struct rd_mrs *t)
 /* The slice holding @p, or NULL. */
 const struct rd_lslice *rmig_rd_mrs_find(const struct rd_mrs *t, const void *p);
 size_t rmig_rd_mrt_size(const struct rd_mrs *t);
+/* The size of a table of @t in version 2 (@v2) or 1, whatever @t's state. */
+size_t rmig_rd_mrt_size_v(const struct rd_mrs *t, bool v2);
 /* @rkeys: one per slice of @t, or NULL for the MRs' own */
 int rmig_rd_mrt_encode(const struct rd_mrs *t, const uint32_t *rkeys, void *buf, size_t *len,
 		       struct rmig_msgbuf *err);
+/*
+ * A channel's table (mw.c): slice k has rkey @rkeys[k], or is pending when
+ * @pending[k]. Version 2 with the status table at @st_addr / @st_rkey when
+ * any slice is pending, else version 1 (and @st_* unused).
+ */
+int rmig_rd_mrt_encode_chan(const struct rd_mrs *t, const uint32_t *rkeys,
+			    const uint8_t *pending, uint64_t st_addr, uint32_t st_rkey, void *buf,
+			    size_t *len, struct rmig_msgbuf *err);
 int rmig_rd_mrt_decode(const void *buf, size_t len, const struct rmig_block *blocks,
 		       unsigned int nblocks, struct rd_remote *r, struct rmig_msgbuf *err);
 void rmig_rd_remote_release(struct rd_remote *r);

@@ -71,6 +71,7 @@ struct rd_regstream {
 	unsigned int waiters; /* in rmig_rd_mrs_wait: stop frees nothing before they left */
 	bool stopped;	      /* released: no slice will be registered any more */
 	int ret;      /* the first failure */
+	int bad;      /* its slice, -1 before */
 	struct rmig_msgbuf err;
 };
 
@@ -114,6 +115,7 @@ static void *stream_thread(void *arg)
 		if (ret) {
 			if (!rs->ret) {
 				record_failure(rs, i, ret);
+				rs->bad = (int)i;
 				first_failure = true;
 			}
 			atomic_store_explicit(&rs->stop, true, memory_order_relaxed);
@@ -202,6 +204,7 @@ int rmig_rd_mrs_stream(struct rd_mrs *t, const struct rmig_verbs_ops *v, struct 
 	rs->ns = sp->ns;
 	rs->on_fail = sp->on_fail;
 	rs->arg = sp->arg;
+	rs->bad = -1;
 	atomic_init(&rs->next, 0);
 	atomic_init(&rs->stop, false);
 	pthread_mutex_init(&rs->mu, NULL);
@@ -323,4 +326,59 @@ int rmig_rd_mrs_wait(struct rd_mrs *t, const struct rd_lslice *s, const atomic_b
 		pthread_cond_broadcast(&rs->cv); /* stream_stop() waits for that */
 	pthread_mutex_unlock(&rs->mu);
 	return ret;
+}
+
+int rmig_rd_mrs_wait_more(struct rd_mrs *t, unsigned int *done, int ms, const atomic_bool *down,
+			  struct rmig_msgbuf *err)
+{
+	struct rd_regstream *rs = t->rs;
+	struct timespec ts;
+	int ret = 0;
+
+	if (!rs)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rs->mu);
+	rs->waiters++;
+	for (;;) {
+		if (rs->done != *done) {
+			*done = rs->done;
+			break;
+		}
+		if (rs->ret) {
+			ret = rmig_msg(err, rs->ret, "%s", rs->err.msg);
+			break;
+		}
+		if (rs->stopped || is_set(down)) {
+			ret = rmig_msg(err, -ECANCELED, "rdma: RAM access was revoked (cancelled)");
+			break;
+		}
+		if (pthread_cond_timedwait(&rs->cv, &rs->mu, &ts) == ETIMEDOUT) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (!--rs->waiters && rs->stopped)
+		pthread_cond_broadcast(&rs->cv); /* stream_stop() waits for that */
+	pthread_mutex_unlock(&rs->mu);
+	return ret;
+}
+
+int rmig_rd_mrs_failed_slice(struct rd_mrs *t)
+{
+	struct rd_regstream *rs = t->rs;
+	int bad;
+
+	if (!rs)
+		return -1;
+	pthread_mutex_lock(&rs->mu);
+	bad = rs->bad;
+	pthread_mutex_unlock(&rs->mu);
+	return bad;
 }

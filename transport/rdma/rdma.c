@@ -289,10 +289,11 @@ static int rd_local_info(struct rmig_xport *xp, void *buf, size_t *len)
 	/*
 	 * The core asks only for an authenticated source with a matching
 	 * table. Streamed, the table goes out with the slices not registered
-	 * yet marked pending (version 2); memory windows need every slice
-	 * registered before chan_open binds them, so they do not stream.
+	 * yet marked pending (version 2); with memory windows it carries the
+	 * slicing alone, and each channel's windows are bound as the slices
+	 * get registered (mw.c).
 	 */
-	ret = rmig_rd_register_blocks(x, x->reg_stream && !x->use_mw, &x->base.err);
+	ret = rmig_rd_register_blocks(x, x->reg_stream, &x->base.err);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&x->mr_lock);

@@ -11,7 +11,10 @@
  * one u64 per slice, as its registration threads finish them. The source
  * reads that table with one RDMA READ on the channel's own QP when a send
  * needs a slice still pending, takes every rkey that has appeared, and
- * reads again after a pause if its slice was not among them. One-sided:
+ * reads again after a pause if its slice was not among them. With memory
+ * windows the table and the status table are the channel's own (mw.c): the
+ * status table is read through a window bound to the channel's QP and
+ * gives the rkeys of the windows bound there. One-sided:
  * the destination's threads never send anything, so no message, credit or
  * lock of a conn is shared with them, and a rail's conns read their own
  * rail's table. In the first round pages go in address order, which is the
@@ -75,8 +78,9 @@ static int take_status(struct rd_conn *c, struct rd_remote *r, unsigned int want
 				b++;
 			ret = rmig_rd_conn_fail(
 			    c, -EIO,
-			    "%s: the destination could not register block %s slice %u "
-			    "(offset %" PRIu64 ", %" PRIu64 " bytes); its side names the reason",
+			    "%s: the destination could not register (or open to this channel) "
+			    "block %s slice %u (offset %" PRIu64 ", %" PRIu64
+			    " bytes); its side names the reason",
 			    c->label, block_name(x, b), i - r->blocks[b].first + 1, s->off, s->len);
 		}
 		pending++;
@@ -174,7 +178,10 @@ static int wait_local(struct rd_conn *c, const struct rd_lslice *ls)
 int rmig_rd_wait_registered(struct rd_conn *c, const struct rmig_seg *segs, unsigned int nsegs)
 {
 	struct rd_xport *x = c->x;
-	/* a channel with memory windows has its own table, never streamed (mw.c) */
+	/*
+	 * A channel with memory windows has its own table, whose pending
+	 * slices this channel's own status table resolves (mw.c)
+	 */
 	struct rd_remote *r = c->have_chan_remote ? &c->chan_remote : &x->remote;
 	bool local = !rmig_rd_mrs_all_ready(&x->local);
 	bool remote = x->have_remote && r->streamed &&

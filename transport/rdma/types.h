@@ -122,6 +122,8 @@ enum rd_role {
 /* ---------------------------------------------------------- xport, conn */
 
 struct rd_conn;
+struct rd_chan_mw;
+struct rd_mwbind;
 
 struct rd_xport {
 	struct rmig_xport base;
@@ -150,10 +152,11 @@ struct rd_xport {
 	/*
 	 * Register RAM in the background (mr_stream.c): the source from
 	 * connect() on, overlapping the handshake and the destination's own;
-	 * the destination from local_info() on (not with memory windows),
-	 * the source learning each slice's rkey from its status table
-	 * (regwait.c). Off with RMIG_RDMA_REG=upfront: all of it before the
-	 * MR table goes out (destination) or in set_peer_info (source).
+	 * the destination from local_info() on (with memory windows too,
+	 * each channel's windows bound as slices appear, mw.c), the source
+	 * learning each slice's rkey from a status table (regwait.c). Off
+	 * with RMIG_RDMA_REG=upfront: all of it before the MR table goes out
+	 * (destination) or in set_peer_info (source).
 	 */
 	bool reg_stream;
 	/* a background registration's failure (device.c): set once, message first */
@@ -166,6 +169,12 @@ struct rd_xport {
 	 * QP (mw.c); otherwise the MR rkeys, scoped by this xport's PD.
 	 */
 	bool use_mw;
+	/*
+	 * Destination, windows with streamed registration: the thread that
+	 * binds each channel's windows over slices registered after the
+	 * channel opened (mw.c). Under mr_lock; NULL when no channel waits.
+	 */
+	struct rd_mwbind *mwb;
 	/*
 	 * mr_lock guards local against revoke() from another thread; once
 	 * revoked, local RAM is never registered again.
@@ -303,13 +312,14 @@ struct rd_conn {
 	uint64_t last_rx_ns; /* last completion of any kind, for keepalive */
 
 	/*
-	 * Memory windows (mw.c). Destination: one per slice of x->local,
-	 * bound to this QP; under x->mr_lock (revoke() deallocates them from
-	 * another thread). Source: the rkeys the destination bound for this
-	 * channel, used instead of x->remote's.
+	 * Memory windows (mw.c). Destination: this channel's windows (one per
+	 * slice of x->local, bound to this QP as the slices get registered)
+	 * and its status table; the pointer under x->mr_lock (revoke()
+	 * deallocates them from another thread), the contents under mu.
+	 * Source: the rkeys the destination bound for this channel, used
+	 * instead of x->remote's.
 	 */
-	struct ibv_mw **mws;
-	unsigned int nmws;
+	struct rd_chan_mw *cmw;
 	struct rd_remote chan_remote;
 	bool have_chan_remote;
 
