@@ -737,9 +737,10 @@ static void test_upfront_registration(void **state)
  * both sides fail, the destination naming the block and the slice, the
  * source the slice it could not write; nothing is reported verified.
  */
-static void test_streamed_registration_fails_dst(void **state)
+static void reg_fails_dst(bool mw)
 {
-	struct loop l = {.rounds = 4, .channels = 2, .mr_slice = 64 << 10, .expect_fail = true};
+	struct loop l = {.rounds = 4, .channels = 2, .mr_slice = 64 << 10, .mw = mw,
+			 .expect_fail = true};
 	struct ff_stats s;
 
 	l.kind = script(l.rounds, busy_kind);
@@ -764,6 +765,17 @@ static void test_streamed_registration_fails_dst(void **state)
 	loop_free(&l);
 }
 
+static void test_streamed_registration_fails_dst(void **state)
+{
+	reg_fails_dst(false);
+}
+
+/* The same with windows: every channel's status table marks the slice failed. */
+static void test_streamed_registration_fails_dst_mw(void **state)
+{
+	reg_fails_dst(true);
+}
+
 /* The source's own registration of its 5th slice fails: it names it. */
 static void test_streamed_registration_fails_src(void **state)
 {
@@ -784,21 +796,16 @@ static void test_streamed_registration_fails_src(void **state)
 }
 
 /*
- * Memory windows with streamed registration (mw.c): each channel's table
- * marks slices pending, its windows are bound as the slices appear, and
- * the source reads their rkeys from the channel's own status table,
- * through a window of its QP. Every round verifies; upfront, nothing is
- * pending and nothing is read.
+ * Windows, streamed (mw.c): channel tables mark slices pending, windows are
+ * bound as slices appear, the source reads rkeys from the channel's status
+ * table through a window of its QP. Up front nothing is pending or read.
  */
 static void windows_run(const char *reg, unsigned int reg_us, bool reads)
 {
 	struct loop l = {.rounds = 6, .channels = 3, .mr_slice = 64 << 10, .mw = true};
 
 	l.kind = script(l.rounds, busy_kind);
-	if (reg)
-		setenv("RMIG_RDMA_REG", reg, 1);
-	else
-		unsetenv("RMIG_RDMA_REG");
+	reg ? setenv("RMIG_RDMA_REG", reg, 1) : unsetenv("RMIG_RDMA_REG");
 	run_with(&l, 30, NULL, 0, reg_us);
 	unsetenv("RMIG_RDMA_REG");
 	assert_verified(&l);
@@ -881,6 +888,7 @@ int main(void)
 		cmocka_unit_test(test_upfront_registration),
 		cmocka_unit_test(test_streamed_registration_fails_dst),
 		cmocka_unit_test(test_streamed_registration_fails_src),
+		cmocka_unit_test(test_streamed_registration_fails_dst_mw),
 		cmocka_unit_test(test_streamed_windows),
 		cmocka_unit_test(test_upfront_windows),
 		cmocka_unit_test(test_window_bind_fails),
