@@ -30,6 +30,7 @@
 #include "rmig-config.h"
 #include "core/xport.h"
 #include "transport/rdma/rdma.h"
+#include "transport/rdma/regwait.h"
 
 #include "helpers.h"
 
@@ -689,6 +690,72 @@ static void test_mr_rkey(const char *addr)
 }
 
 /*
+ * With streamed registration each channel's status table is read through a
+ * window bound to that channel's QP (mw.c): channel 1 reading channel 0's
+ * with channel 0's rkey gets IBV_WC_REM_ACCESS_ERR, while channel 0 reads
+ * its own. Registration is slowed down (50 ms per MR) so that slices are
+ * still pending when the channels open.
+ */
+static const struct rmig_verbs_ops *real_verbs;
+
+/* Pinning at a slow host's pace, so that slices are still pending at chan_open(). */
+static int slow_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access,
+		       struct ibv_mr **mr)
+{
+	usleep(50000);
+	return real_verbs->reg_mr(pd, addr, len, access, mr);
+}
+
+static void test_status_window(const char *addr)
+{
+	static struct rmig_verbs_ops slow;
+	struct rd_remote *r0, *r1;
+	struct rd_conn *c0, *c1;
+	struct rmig_seg s;
+	struct pair p;
+	unsigned int k;
+	int ret;
+
+	real_verbs = rmig_rdma_verbs;
+	slow = *real_verbs;
+	slow.reg_mr = slow_reg_mr;
+	rmig_rdma_verbs = &slow;
+	pair_open(&p, addr, 2, false);
+	rmig_rdma_verbs = real_verbs; /* each xport keeps the table it was created with */
+	c0 = rd_conn_of(p.sc[0]);
+	c1 = rd_conn_of(p.sc[1]);
+	r0 = &c0->chan_remote;
+	r1 = &c1->chan_remote;
+	CHECK(!rd_xport_of(p.dx)->use_mw || r0->streamed,
+	      "nothing pending at chan_open despite 50 ms per registration");
+	if (!rd_xport_of(p.dx)->use_mw || !r0->streamed) {
+		pair_close(&p, true);
+		return;
+	}
+	/* the last slice of block 0, made pending on both sources again: they must read */
+	k = r0->blocks[0].first + r0->blocks[0].n - 1;
+	s = (struct rmig_seg){src_mem[0] + r0->slices[k].off, r0->slices[k].off, PAGE, 0, 0};
+	atomic_store(&r0->slices[k].ready, false);
+	atomic_store(&r0->all_ready, false);
+	ret = rmig_rd_wait_registered(c0, &s, 1);
+	CHECK(ret == 0, "channel 0 reading its own status table gave %d (%s)", ret,
+	      p.sc[0]->err.msg);
+	printf("status window: channel 0, its own: %d\n", ret);
+	r1->streamed = true;
+	r1->status_addr = r0->status_addr;
+	r1->status_rkey = r0->status_rkey;
+	atomic_store(&r1->slices[k].ready, false);
+	atomic_store(&r1->all_ready, false);
+	ret = rmig_rd_wait_registered(c1, &s, 1);
+	CHECK(ret == -EACCES && strstr(p.sc[1]->err.msg, "IBV_WC_REM_ACCESS_ERR"),
+	      "channel 1 reading channel 0's status table gave %d (%s)", ret, p.sc[1]->err.msg);
+	printf("status window: channel 1 with channel 0's rkey: %d: %s\n", ret, p.sc[1]->err.msg);
+	p.dc[1].c->ops->shutdown(p.dc[1].c);
+	p.dc[0].c->ops->shutdown(p.dc[0].c);
+	pair_close(&p, false);
+}
+
+/*
  * An rkey is scoped to its migration: each listen() has its own protection
  * domain (docs/security.md). Migration B's source is handed migration A's MR
  * table, as a peer that learnt A's rkeys would use them: its WRITE over B's
@@ -1087,6 +1154,7 @@ int main(int argc, char **argv)
 	if (!only || strstr(only, "window")) {
 		test_windows(addr);
 		test_mr_rkey(addr);
+		test_status_window(addr);
 	}
 	if (!only || strstr(only, "dead"))
 		test_dead_peer(addr);
