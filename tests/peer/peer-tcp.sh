@@ -53,7 +53,9 @@ cat "$tmp/dst2"
 # The source process killed (exit without a word, as SIGKILL would) mid-transfer:
 # the destination must fail with a reason and never report success.
 port=$(free_port)
-start_dst "$tmp/dst4" "tcp:127.0.0.1:$port" --size 256 --rounds 2 --expect-fail --timeout 5000 ||
+# (30 s: the timeout is also the accept's, and a source under TSan on a loaded
+# host took over 5 s to connect; the killed source's sockets close at once anyway)
+start_dst "$tmp/dst4" "tcp:127.0.0.1:$port" --size 256 --rounds 2 --expect-fail --timeout 30000 ||
 	fails=$((fails + 1))
 timeout 60 "$peer" src "tcp:127.0.0.1:$port" --size 256 --rounds 2 --die-after-mib 32
 rc=$?
