@@ -31,7 +31,8 @@
 # ib_write_bw on that rail.
 #
 # Usage: bench/rails-scaling.sh [-r RATES] [-n REPS] [-c CHANNELS] [-s MIB] [-D SECONDS]
-#                               [-C CASES] [-m MIN] [-b RMIG_BENCH] [-o OUTDIR] [-L LOCKFILE]
+#                               [-C CASES] [-m MIN] [-f FIRST] [-b RMIG_BENCH] [-o OUTDIR]
+#                               [-L LOCKFILE]
 #   -r  comma-separated Mbit/s per NIC; 0 = unthrottled (default 40,80,160)
 #   -n  repetitions (default 3)     -c  rmig channels (default 4)
 #   -s  rmig size in MiB (default: 1.5 x RATE, about 12 s on one throttled rail;
@@ -39,6 +40,7 @@
 #   -D  ib_write_bw seconds, 2 s margins at each end excluded (default 10)
 #   -C  the cases to run (default bw0,bw1,bw01,rmig1,rmig2)
 #   -m  exit 1 unless, at every rate, the median of rmig 2 rails / 1 rail is at least MIN
+#   -f  first repetition (default 1; above 1 the results of earlier ones are kept)
 #   -o  results (default build/rails-scaling); summary.json has every figure
 #   -L  take this flock(1) lock around each pair of guests (e.g. /tmp/rmig-bench.lock)
 # Environment: RXE_CACHE_DIR (see tests/rxe/README.md). Needs root, QEMU,
@@ -193,20 +195,20 @@ fi
 
 # ---------------------------------------------------------------- on the host
 
-usage() { bench_usage "$0" 3 45 "${1:-0}"; }
-rates=40,80,160 reps=3 chans=4 size='' secs=10 bench='' outdir='' lock='' cases=bw0,bw1,bw01,rmig1,rmig2 min=''
-while getopts "r:n:c:s:D:b:o:L:C:m:h" o; do
+usage() { bench_usage "$0" 3 47 "${1:-0}"; }
+rates=40,80,160 reps=3 chans=4 size='' secs=10 bench='' outdir='' lock='' cases=bw0,bw1,bw01,rmig1,rmig2 min='' first=1
+while getopts "r:n:c:s:D:b:o:L:C:m:f:h" o; do
 	case $o in
 	r) rates=$OPTARG ;; n) reps=$OPTARG ;; c) chans=$OPTARG ;; s) size=$OPTARG ;;
 	D) secs=$OPTARG ;; b) bench=$OPTARG ;; o) outdir=$OPTARG ;; L) lock=$OPTARG ;;
-	C) cases=$OPTARG ;; m) min=$OPTARG ;;
+	C) cases=$OPTARG ;; m) min=$OPTARG ;; f) first=$OPTARG ;;
 	h) usage 0 ;; *) usage 2 >&2 ;;
 	esac
 done
 [[ $rates =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "-r wants Mbit/s numbers, e.g. 40,80" >&2; exit 2; }
 [[ ,$cases, =~ ^(,(bw0|bw1|bw01|rmig1|rmig2))+,$ ]] || { echo "-C wants a list of ${CASES[*]}" >&2; exit 2; }
 [[ -z $min || $min =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "-m wants a ratio, e.g. 1.4" >&2; exit 2; }
-for v in "$reps" "$chans" "$secs" ${size:+"$size"}; do
+for v in "$reps" "$chans" "$secs" "$first" ${size:+"$size"}; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "-n, -c, -s and -D want positive numbers, got '$v'" >&2; exit 2; }
 done
 ((chans >= 2)) || { echo "-c: two rails need at least 2 channels" >&2; exit 2; }
@@ -225,10 +227,10 @@ rc=0
 run=()
 [ -n "$lock" ] && run=(flock "$lock")
 IFS=, read -ra rate_list <<< "$rates"
-for rate in "${rate_list[@]}"; do rm -rf "$outdir/rate-$rate"; done
+((first > 1)) || for rate in "${rate_list[@]}"; do rm -rf "$outdir/rate-$rate"; done
 # one pair of guests per repetition and rate, the rates interleaved, so that
 # a change in the host's load spreads over all of them
-for ((rep = 1; rep <= reps; rep++)); do
+for ((rep = first; rep <= reps; rep++)); do
 	for rate in "${rate_list[@]}"; do
 		sz=${size:-$((rate ? (rate < 22 ? 32 : rate * 3 / 2) : 128))}
 		# guest seconds: boot, three perftest cases, two migrations at the
@@ -239,10 +241,16 @@ for ((rep = 1; rep <= reps; rep++)); do
 		mkdir -p "$d/$rep"
 		echo "== repetition $rep, $rate Mbit/s per NIC (0: unthrottled), $sz MiB, $chans channels: $cases"
 		echo "$rep before: $(uptime)" | tee -a "$d/load"
-		rc=0
-		"${run[@]}" "$vm" pair --nics 2 --out "$d/$rep" --timeout "$tmo" -q \
-			--dst "$self --guest dst $rate $sz $rep $chans $secs $bench $cases" \
-			--src "$self --guest src $rate $sz $rep $chans $secs $bench $cases" || rc=$?
+		# 125: a guest failed around the command (under a loaded host a TCG
+		# guest now and then panics at boot in its timer check): once more
+		for try in 1 2; do
+			rc=0
+			"${run[@]}" "$vm" pair --nics 2 --out "$d/$rep" --timeout "$tmo" -q \
+				--dst "$self --guest dst $rate $sz $rep $chans $secs $bench $cases" \
+				--src "$self --guest src $rate $sz $rep $chans $secs $bench $cases" || rc=$?
+			if [ "$rc" != 125 ] || [ "$try" = 2 ]; then break; fi
+			echo "rate $rate, repetition $rep: a guest failed to boot; again"
+		done
 		echo "$rep after: $(uptime)" | tee -a "$d/load"
 		if [ "$rc" != 0 ]; then
 			echo "rate $rate, repetition $rep: the guests failed (exit $rc); logs in $d/$rep" >&2

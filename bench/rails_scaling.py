@@ -34,18 +34,21 @@ def perftest(path):
 
 
 def wire(path):
-    """Each NIC's rate (Gb/s, headers included) while it was busy: over the
-    0.25 s samples in which it sent at least 30% of its fastest sample. Then
-    the median time between samples: far above 0.25 s, the guest's vCPU was
-    starved by the host (its sleeps overran)."""
+    """Each NIC's rate (Gb/s, headers included) while it carried the bulk of
+    the case: from the sample where 5% of its bytes had gone to the one where
+    95% had. Then the median time between samples: far above 0.25 s, the
+    guest's vCPU was starved by the host (its waits overran)."""
     rows = [tuple(map(float, l.split())) for l in open(path) if len(l.split()) == 3]
     res = []
-    for i in (1, 2):
-        iv = [(b[0] - a[0], b[i] - a[i]) for a, b in zip(rows, rows[1:]) if b[0] > a[0]]
-        top = max((n / t for t, n in iv), default=0)
-        busy = [(t, n) for t, n in iv if top and n / t >= 0.3 * top]
-        res.append(sum(n for _, n in busy) * 8 / sum(t for t, _ in busy) / 1e9 if busy else 0.0)
-    ticks = [b[0] - a[0] for a, b in zip(rows, rows[1:])]
+    for k in (1, 2):
+        t = [r[0] for r in rows]
+        b = [r[k] - rows[0][k] for r in rows]
+        total = b[-1] if b else 0
+        lo = next((i for i, x in enumerate(b) if x >= 0.05 * total), None)
+        hi = max((i for i, x in enumerate(b) if x <= 0.95 * total), default=None)
+        ok = total > 1e6 and lo is not None and hi is not None and hi > lo
+        res.append((b[hi] - b[lo]) * 8 / (t[hi] - t[lo]) / 1e9 if ok else 0.0)
+    ticks = [y[0] - x[0] for x, y in zip(rows, rows[1:])]
     return res, statistics.median(ticks) if ticks else None
 
 
@@ -72,6 +75,9 @@ def one_rate(d, rate, cases):
     runs = []
     rep = 1
     while os.path.isdir(f'{d}/{rep}'):
+        if not os.path.exists(f'{d}/{rep}/src.rc'):  # not run (yet)
+            rep += 1
+            continue
         for c in cases:
             tag = f'{d}/{rep}/{rep}.{c}'
             row = {'rate_mbit': rate, 'rep': rep, 'case': c}
