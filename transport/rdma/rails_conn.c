@@ -263,7 +263,7 @@ static int claim(struct rl_vconn *v, struct rmig_conn *in, unsigned int gen)
 		pthread_mutex_unlock(&v->mu);
 		return 1;
 	}
-	if (!dead(v, in)) {
+	if (!dead(v, in) && !rmig_load_relaxed(&v->taken_over)) {
 		pthread_mutex_unlock(&v->mu);
 		return -1;
 	}
@@ -276,12 +276,33 @@ static int claim(struct rl_vconn *v, struct rmig_conn *in, unsigned int gen)
 	return 0;
 }
 
+void rmig_rl_taken_over(struct rl_xport *r, uint32_t vid)
+{
+	/*
+	 * A conn that saw nothing wrong yet (an idle one, or one whose QP's
+	 * work hangs on a port that went down) would never look for the
+	 * takeover: its peer moved it already. Lock order: vc_mu, v->mu.
+	 */
+	pthread_mutex_lock(&r->vc_mu);
+	for (struct rl_vconn *v = r->vconns; v; v = v->next) {
+		if (v->vid != vid)
+			continue;
+		rmig_store_relaxed(&v->taken_over, true);
+		pthread_mutex_lock(&v->mu);
+		if (!v->moving)
+			v->in->ops->shutdown(v->in);
+		pthread_mutex_unlock(&v->mu);
+	}
+	pthread_mutex_unlock(&r->vc_mu);
+}
+
 /* The move ended, with @ret and @msg when it failed (every later operation fails so). */
 static void release(struct rl_vconn *v, int ret, const char *msg)
 {
 	pthread_mutex_lock(&v->mu);
 	v->gen++;
 	v->moving = false;
+	rmig_store_relaxed(&v->taken_over, false);
 	if (ret) {
 		v->broken = ret;
 		snprintf(v->broken_msg, sizeof(v->broken_msg), "%s", msg);
@@ -712,6 +733,7 @@ int rmig_rl_vconn_new(struct rl_xport *r, unsigned int rail, uint32_t vid, struc
 	pthread_mutex_init(&v->cnt_mu, NULL);
 	pthread_cond_init(&v->cv, NULL);
 	atomic_init(&v->down, false);
+	atomic_init(&v->taken_over, false);
 	atomic_init(&v->cpu_node, -1);
 	atomic_init(&v->buf_node, rmig_rl_mem_node(rd_conn_of(in)->bufs));
 	if (!is_ctl(v))

@@ -82,6 +82,11 @@ struct rl_vconn {
 	int broken;	     /* a move failed: every operation fails so */
 	char broken_msg[RMIG_ERRMSG_MAX];
 	atomic_bool down;
+	/*
+	 * Destination: the source took this conn over on another rail (its
+	 * takeover was accepted): the current conn is dead whatever it says.
+	 */
+	atomic_bool taken_over;
 	/* control connection, postcopy: pulls started and not waited for, oldest first */
 	struct rl_pull *pulls, **pulls_tail;
 	uint64_t next_ticket; /* the tickets the core holds: 1, 2, ... */
@@ -175,6 +180,11 @@ void rmig_rl_vconn_nodes(struct rl_xport *r, unsigned int k, unsigned int *threa
 void rmig_rl_vconn_pages(struct rl_xport *r, unsigned int k, uint64_t *local, uint64_t *remote);
 /* Point @v at @in (under v->mu: shutdown() from another thread reads it). */
 void rmig_rl_set_in(struct rl_vconn *v, struct rmig_conn *in);
+/*
+ * Destination: a takeover for the conn @vid was accepted: tell it its conn
+ * is dead (shut down, so that a call blocked in it returns and moves it).
+ */
+void rmig_rl_taken_over(struct rl_xport *r, uint32_t vid);
 /* "channel N" or "control connection", for messages. */
 const char *rmig_rl_vname(const struct rl_vconn *v, char *buf, size_t size);
 

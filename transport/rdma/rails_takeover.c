@@ -227,6 +227,9 @@ int rmig_rl_takeover_wait(struct rl_vconn *v, uint64_t *peer_rx, struct rmig_msg
 			} else if (c) {
 				c->ops->close(c);
 			}
+			/* another conn's takeover: that conn may not know its own died */
+			if (e && e->vid != v->vid)
+				rmig_rl_taken_over(r, e->vid);
 			pthread_mutex_lock(&r->rs_mu);
 			if (e) {
 				e->next = r->rs_list;
